@@ -1,0 +1,13 @@
+"""Triton kernels for convolution and pooling, drop-in replacements for torch.nn.functional.
+
+``kernels.conv2d`` has the signature of ``torch.nn.functional.conv2d``; ``kernels.nn.Conv2d`` subclasses
+``torch.nn.Conv2d``. Without a CUDA device the kernels run through Triton's interpreter (see
+``kernels._runtime``), which must be decided before any kernel module is imported: keep this import first.
+"""
+
+from ._runtime import INTERPRETING  # noqa: I001  (must precede every module that defines a kernel)
+from . import nn
+from .ops.conv2d import conv2d
+
+__all__ = ["INTERPRETING", "conv2d", "nn"]
+__version__ = "0.1.0"

@@ -1,0 +1,44 @@
+"""Where the kernels run: compiled on a CUDA GPU, or through Triton's interpreter on the CPU.
+
+Triton reads ``TRITON_INTERPRET`` when a kernel is decorated, so this module must be imported before any
+module under ``kernels.jit``. The package's ``__init__`` does that. The rule:
+
+* ``TRITON_INTERPRET`` already set by the user: respected as it is.
+* otherwise, no CUDA device visible: ``TRITON_INTERPRET=1`` (kernels run, slowly, on CPU tensors).
+* otherwise: kernels are compiled for the GPU and take CUDA tensors.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def _decide_interpreter() -> bool:
+    if "TRITON_INTERPRET" not in os.environ and not torch.cuda.is_available():
+        os.environ["TRITON_INTERPRET"] = "1"
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+INTERPRETING: bool = _decide_interpreter()
+
+
+def check_device(*tensors: torch.Tensor | None) -> None:
+    """Raise like torch when tensors sit on different devices or on a device our kernels cannot reach."""
+    present = [t for t in tensors if t is not None]
+    devices = {t.device for t in present}
+    if len(devices) > 1:
+        names = ", ".join(sorted(str(d) for d in devices))
+        raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices: {names}")
+    if not present:
+        return
+    device = present[0].device
+    if device.type == "cuda" or (device.type == "cpu" and INTERPRETING):
+        return
+    if device.type == "cpu":
+        raise RuntimeError(
+            "kernels: CPU tensors run only through Triton's interpreter (TRITON_INTERPRET=1, the default when no "
+            "GPU is visible); on a GPU machine move the tensors to CUDA"
+        )
+    raise RuntimeError(f"kernels: tensors on device type '{device.type}' are not supported")

@@ -1,0 +1,135 @@
+"""Block configurations as data, and the one place where kernels are launched.
+
+Each Triton kernel of the package has a :class:`KernelSpace`: the block configurations it may be launched
+with. Launchers pick one of them (a heuristic today; tuned winners per GPU later) and call :func:`launch`.
+Because every launch passes through :func:`launch`, the ahead-of-time check (``kernels.aot``) can record
+the real argument types of each kernel and compile it with every configuration in its space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """Compile-time block sizes of one launch, plus Triton's ``num_warps`` and ``num_stages``."""
+
+    blocks: tuple[tuple[str, int], ...]
+    num_warps: int = 4
+    num_stages: int = 2
+
+    @staticmethod
+    def of(num_warps: int = 4, num_stages: int = 2, **blocks: int) -> KernelConfig:
+        return KernelConfig(tuple(sorted(blocks.items())), num_warps, num_stages)
+
+    def __getitem__(self, name: str) -> int:
+        return dict(self.blocks)[name]
+
+    def as_kwargs(self) -> dict[str, int]:
+        return {**dict(self.blocks), "num_warps": self.num_warps, "num_stages": self.num_stages}
+
+
+@dataclass
+class KernelSpace:
+    """The configurations a kernel may be launched with.
+
+    ``uses_dot``: the kernel is built on ``tl.dot`` and must use tensor cores for 16-bit inputs.
+    ``wide_dtypes``: configurations for float32 without TF32 and for float64, whose tiles must be smaller
+    to fit in registers (no tensor cores there). Empty means ``configs`` serve every dtype.
+    """
+
+    name: str
+    kernel: Any
+    configs: list[KernelConfig]
+    uses_dot: bool = False
+    wide_configs: list[KernelConfig] = field(default_factory=list)
+
+    def for_dtype(self, dtype: torch.dtype, tf32: bool) -> list[KernelConfig]:
+        wide = dtype == torch.float64 or (dtype == torch.float32 and not (tf32 and self.uses_dot))
+        return self.wide_configs if (wide and self.wide_configs) else self.configs
+
+
+SPACES: dict[str, KernelSpace] = {}
+
+
+def register_space(space: KernelSpace) -> KernelSpace:
+    SPACES[space.name] = space
+    return space
+
+
+@dataclass
+class LaunchRecord:
+    """One launch seen by :func:`recording`: the kernel's space, its runtime arguments and constexprs."""
+
+    space: KernelSpace
+    args: tuple
+    constexprs: dict[str, Any]
+    dtype: torch.dtype
+    tf32: bool
+
+
+_recorder: list[LaunchRecord] | None = None
+
+
+@contextmanager
+def recording() -> Iterator[list[LaunchRecord]]:
+    """Record launches instead of running them (for the ahead-of-time compile check)."""
+    global _recorder
+    previous, _recorder = _recorder, []
+    try:
+        yield _recorder
+    finally:
+        _recorder = previous
+
+
+def launch(
+    space: KernelSpace,
+    grid: Sequence[int] | Callable,
+    args: tuple,
+    config: KernelConfig,
+    dtype: torch.dtype,
+    tf32: bool = False,
+    **constexprs: Any,
+) -> None:
+    """Launch ``space.kernel[grid](*args, **constexprs, **config)``, or record it under :func:`recording`.
+
+    ``dtype`` is the dtype of the problem (the one that selects the configuration family).
+    """
+    if _recorder is not None:
+        _recorder.append(LaunchRecord(space, args, dict(constexprs), dtype, tf32))
+        return
+    space.kernel[tuple(grid)](*args, **constexprs, **config.as_kwargs())
+
+
+def tf32_enabled(dtype: torch.dtype) -> bool:
+    """TF32 for float32 convolutions exactly when cuDNN would use it."""
+    return dtype == torch.float32 and bool(torch.backends.cudnn.allow_tf32)
+
+
+def dot_precision(dtype: torch.dtype) -> str:
+    """``input_precision`` for ``tl.dot``: 'tf32' when allowed for float32, else 'ieee'."""
+    return "tf32" if tf32_enabled(dtype) else "ieee"
+
+
+def pow2_at_least(n: int, low: int, high: int) -> int:
+    """Smallest power of two >= n, clamped to [low, high]."""
+    p = low
+    while p < n and p < high:
+        p *= 2
+    return p
+
+
+def closest_config(configs: list[KernelConfig], **wanted: int) -> KernelConfig:
+    """The configuration whose block sizes are closest (in log2 distance) to ``wanted``."""
+    import math
+
+    def distance(cfg: KernelConfig) -> float:
+        return sum(abs(math.log2(cfg[k]) - math.log2(max(v, 1))) for k, v in wanted.items())
+
+    return min(configs, key=distance)
