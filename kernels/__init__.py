@@ -8,6 +8,7 @@
 from ._runtime import INTERPRETING  # noqa: I001  (must precede every module that defines a kernel)
 from . import nn
 from .ops.conv2d import conv2d
+from .ops.conv_transpose2d import conv_transpose2d
 
-__all__ = ["INTERPRETING", "conv2d", "nn"]
+__all__ = ["INTERPRETING", "conv2d", "conv_transpose2d", "nn"]
 __version__ = "0.1.0"

@@ -21,7 +21,36 @@ def _decide_interpreter() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
+def _patch_interpreter_bf16_dot() -> None:
+    """Triton's interpreter keeps bfloat16 tiles as raw uint16 bits and multiplies those bits in ``tl.dot``.
+    Widen bfloat16 operands to float32 first (exact), which is what the tensor cores compute on a GPU."""
+    try:
+        import numpy as np
+        import triton.language as tl
+        from triton.runtime import interpreter
+    except ImportError:
+        return
+    builder = getattr(interpreter, "InterpreterBuilder", None)
+    original = getattr(builder, "create_dot", None)
+    if original is None or getattr(original, "_widens_bf16", False):
+        return
+
+    def widen(handle):
+        if handle.dtype.scalar != tl.bfloat16:
+            return handle
+        bits = handle.data.astype(np.uint32) << 16
+        return interpreter.TensorHandle(bits.view(np.float32), tl.float32)
+
+    def create_dot(self, a, b, d, input_precision, max_num_imprecise_acc):
+        return original(self, widen(a), widen(b), d, input_precision, max_num_imprecise_acc)
+
+    create_dot._widens_bf16 = True
+    builder.create_dot = create_dot
+
+
 INTERPRETING: bool = _decide_interpreter()
+if INTERPRETING:
+    _patch_interpreter_bf16_dot()
 
 
 def check_device(*tensors: torch.Tensor | None) -> None:

@@ -8,6 +8,7 @@ the real argument types of each kernel and compile it with every configuration i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -127,9 +128,19 @@ def pow2_at_least(n: int, low: int, high: int) -> int:
 
 def closest_config(configs: list[KernelConfig], **wanted: int) -> KernelConfig:
     """The configuration whose block sizes are closest (in log2 distance) to ``wanted``."""
-    import math
 
     def distance(cfg: KernelConfig) -> float:
         return sum(abs(math.log2(cfg[k]) - math.log2(max(v, 1))) for k, v in wanted.items())
 
     return min(configs, key=distance)
+
+
+INDEX_LIMIT = 2**31 - 1
+
+
+def batch_chunks(batch: int, items_per_sample: int, limit: int = INDEX_LIMIT) -> list[tuple[int, int]]:
+    """Split ``range(batch)`` into ``(start, stop)`` chunks whose flattened index ``batch * items_per_sample``
+    stays below ``limit``, so kernels can keep 32-bit pixel indices (memory offsets are 64-bit anyway).
+    One chunk in every ordinary case."""
+    per_chunk = max(1, limit // max(items_per_sample, 1))
+    return [(start, min(start + per_chunk, batch)) for start in range(0, max(batch, 1), per_chunk)]

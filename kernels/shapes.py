@@ -127,6 +127,33 @@ def check_float_tensors(op: str, **tensors: torch.Tensor | None) -> None:
     check_device(*named.values())
 
 
+def _check_stride_dilation_groups(stride: int | Sequence[int], dilation: int | Sequence[int], groups: int,
+                                  op: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    s = as_pair(stride, "stride")
+    d = as_pair(dilation, "dilation")
+    if not isinstance(groups, int) or isinstance(groups, bool):
+        raise TypeError(f"{op}(): argument 'groups' must be int, not {type(groups).__name__}")
+    if min(s) <= 0:
+        raise RuntimeError("non-positive stride is not supported")
+    if min(d) <= 0:
+        raise RuntimeError("non-positive dilation is not supported")
+    if groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+    return s, d
+
+
+def _check_ranks(input_shape: Sequence[int], weight_shape: Sequence[int], op: str) -> None:
+    if len(input_shape) != 4:
+        raise RuntimeError(
+            f"Expected 3D (unbatched) or 4D (batched) input to {op}, but got input of size: {list(input_shape)}"
+        )
+    if len(weight_shape) != 4:
+        raise RuntimeError(
+            f"weight should have 4 dimensions (out_channels, in_channels/groups, kH, kW), but got weight of "
+            f"size {list(weight_shape)}"
+        )
+
+
 def conv2d_geometry(
     input_shape: Sequence[int],
     weight_shape: Sequence[int],
@@ -140,26 +167,8 @@ def conv2d_geometry(
 
     ``input_shape`` is batched ``(N, C, H, W)``: the caller unsqueezes an unbatched input first.
     """
-    if len(input_shape) != 4:
-        raise RuntimeError(
-            "Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: "
-            f"{list(input_shape)}"
-        )
-    if len(weight_shape) != 4:
-        raise RuntimeError(
-            f"weight should have 4 dimensions (out_channels, in_channels/groups, kH, kW), but got weight of "
-            f"size {list(weight_shape)}"
-        )
-    s = as_pair(stride, "stride")
-    d = as_pair(dilation, "dilation")
-    if not isinstance(groups, int) or isinstance(groups, bool):
-        raise TypeError(f"conv2d(): argument 'groups' must be int, not {type(groups).__name__}")
-    if min(s) <= 0:
-        raise RuntimeError("non-positive stride is not supported")
-    if min(d) <= 0:
-        raise RuntimeError("non-positive dilation is not supported")
-    if groups <= 0:
-        raise RuntimeError("non-positive groups is not supported")
+    _check_ranks(input_shape, weight_shape, "conv2d")
+    s, d = _check_stride_dilation_groups(stride, dilation, groups, "conv2d")
     N, C, H, W = (int(v) for v in input_shape)
     K, Cg, R, S = (int(v) for v in weight_shape)
     if K < 1:
@@ -197,14 +206,95 @@ def conv2d_geometry(
     return ConvGeometry(N, C, H, W, K, R, S, P, Q, s[0], s[1], pt, pl, d[0], d[1], groups)
 
 
+def conv_transpose2d_output_size(size: int, kernel: int, stride: int, padding: int, output_padding: int,
+                                 dilation: int) -> int:
+    """Output length of a transposed convolution along one axis:
+    ``(size - 1)*stride - 2*padding + dilation*(kernel - 1) + output_padding + 1``."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+def conv_transpose2d_geometry(
+    input_shape: Sequence[int],
+    weight_shape: Sequence[int],
+    bias_shape: Sequence[int] | None = None,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    output_padding: int | Sequence[int] = 0,
+    groups: int = 1,
+    dilation: int | Sequence[int] = 1,
+) -> ConvGeometry:
+    """Check conv_transpose2d arguments as torch does and return the geometry of the convolution it
+    transposes.
+
+    A transposed convolution of ``x (N, Cin, Hin, Win)`` with ``weight (Cin, Cout/groups, R, S)`` is the
+    input gradient of a convolution whose input is the transposed output ``(N, Cout, Hout, Wout)`` and whose
+    output is ``x``. The returned geometry describes that convolution: ``C, H, W = Cout, Hout, Wout``,
+    ``K, P, Q = Cin, Hin, Win``.
+    """
+    _check_ranks(input_shape, weight_shape, "conv_transpose2d")
+    if isinstance(padding, str):
+        raise TypeError("conv_transpose2d(): argument 'padding' must be tuple of ints, not str")
+    s, d = _check_stride_dilation_groups(stride, dilation, groups, "conv_transpose2d")
+    pad = as_pair(padding, "padding")
+    out_pad = as_pair(output_padding, "output_padding")
+    if min(pad) < 0:
+        raise RuntimeError("negative padding is not supported")
+    if min(out_pad) < 0:
+        raise RuntimeError("negative output_padding is not supported")
+    if any(op >= st and op >= dl for op, st, dl in zip(out_pad, s, d, strict=True)):
+        raise RuntimeError(
+            "output padding must be smaller than either stride or dilation, but got "
+            f"output_padding_height: {out_pad[0]} output_padding_width: {out_pad[1]} stride_height: {s[0]} "
+            f"stride_width: {s[1]} dilation_height: {d[0]} dilation_width: {d[1]}"
+        )
+    N, Cin, H, W = (int(v) for v in input_shape)
+    Cin_w, Cout_g, R, S = (int(v) for v in weight_shape)
+    if Cin_w < 1 or Cin_w % groups != 0:
+        raise RuntimeError(
+            f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, but got weight "
+            f"of size [{list(weight_shape)}] instead"
+        )
+    if Cin != Cin_w:
+        raise RuntimeError(
+            f"Given transposed=1, weight of size {list(weight_shape)}, expected input{list(input_shape)} to have "
+            f"{Cin_w} channels, but got {Cin} channels instead"
+        )
+    if R < 1 or S < 1:
+        raise RuntimeError(f"kernel size should be greater than zero, but got weight of size {list(weight_shape)}")
+    Cout = Cout_g * groups
+    if bias_shape is not None and tuple(bias_shape) != (Cout,):
+        raise RuntimeError(
+            f"Given transposed=1, weight of size {list(weight_shape)}, expected bias to be 1-dimensional with "
+            f"{Cout} elements, but got bias of size {list(bias_shape)} instead"
+        )
+    Hout = conv_transpose2d_output_size(H, R, s[0], pad[0], out_pad[0], d[0])
+    Wout = conv_transpose2d_output_size(W, S, s[1], pad[1], out_pad[1], d[1])
+    if Hout < 1 or Wout < 1:
+        raise RuntimeError(
+            f"Given input size per channel: ({H} x {W}). Calculated output size per channel: ({Hout} x {Wout}). "
+            "Output size is too small"
+        )
+    return ConvGeometry(N, Cout, Hout, Wout, Cin, R, S, H, W, s[0], s[1], pad[0], pad[1], d[0], d[1], groups)
+
+
+def _strides_like_channels_last(t: torch.Tensor) -> bool:
+    """Torch's test of whether a 4-D tensor's strides order its dimensions as N, H, W, C (innermost C)."""
+    sizes, strides = t.shape, t.stride()
+    if strides[1] == 0:
+        return False
+    bound = 0
+    for dim in (1, 3, 2, 0):
+        if sizes[dim] == 0 or strides[dim] < bound:
+            return False
+        if dim == 0 and bound == strides[1]:
+            return False
+        bound = strides[dim] * (sizes[dim] if sizes[dim] > 1 else 1)
+    return True
+
+
 def prefers_channels_last(*tensors: torch.Tensor | None) -> bool:
-    """Torch's rule for a convolution's output layout: channels_last when an operand is laid out so."""
-    for t in tensors:
-        if t is None or t.dim() != 4:
-            continue
-        if t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous():
-            return True
-    return False
+    """Torch's rule for a convolution's output layout: channels_last when an operand's strides are."""
+    return any(t is not None and t.dim() == 4 and _strides_like_channels_last(t) for t in tensors)
 
 
 def empty_4d(shape: Sequence[int], like: torch.Tensor, channels_last: bool, dtype: torch.dtype | None = None

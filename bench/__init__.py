@@ -1,0 +1,1 @@
+"""Benchmarks: layer suites of real networks, measured against torch, written as data and drawn as plots."""

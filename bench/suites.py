@@ -1,0 +1,68 @@
+"""Layer suites of real networks, shared by the benchmarks (and, later, the autotuner).
+
+A layer is a dict of ``torch.nn.functional`` arguments plus the input shape; ``op`` names the function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One benchmarked call: ``op(input (N, C, H, W), weight, **kwargs)``."""
+
+    name: str
+    op: str
+    input_shape: tuple[int, int, int, int]
+    weight_shape: tuple[int, int, int, int]
+    kwargs: dict = field(default_factory=dict)
+
+
+def _conv(name: str, n: int, c: int, hw: int, k: int, r: int, stride: int = 1, padding: int | None = None,
+          groups: int = 1) -> Layer:
+    pad = r // 2 if padding is None else padding
+    return Layer(name, "conv2d", (n, c, hw, hw), (k, c // groups, r, r),
+                 {"stride": stride, "padding": pad, "groups": groups})
+
+
+def _up(name: str, n: int, c: int, hw: int, k: int, r: int, stride: int, padding: int) -> Layer:
+    return Layer(name, "conv_transpose2d", (n, c, hw, hw), (c, k, r, r), {"stride": stride, "padding": padding})
+
+
+SUITES: dict[str, list[Layer]] = {
+    # ResNet-50 at batch 32: stem, the 3x3 of each stage, the 1x1 reductions and expansions.
+    "resnet50": [
+        _conv("conv1_7x7s2", 32, 3, 224, 64, 7, stride=2, padding=3),
+        _conv("res2_1x1_reduce", 32, 256, 56, 64, 1),
+        _conv("res2_3x3", 32, 64, 56, 64, 3),
+        _conv("res2_1x1_expand", 32, 64, 56, 256, 1),
+        _conv("res3_3x3s2", 32, 128, 56, 128, 3, stride=2),
+        _conv("res3_3x3", 32, 128, 28, 128, 3),
+        _conv("res4_3x3", 32, 256, 14, 256, 3),
+        _conv("res4_1x1_expand", 32, 256, 14, 1024, 1),
+        _conv("res5_3x3", 32, 512, 7, 512, 3),
+    ],
+    # Depthwise layers: MobileNetV2 3x3, EfficientNet 5x5, ConvNeXt-T 7x7.
+    "depthwise": [
+        _conv("mbv2_dw3x3_112", 32, 96, 112, 96, 3, stride=2, groups=96),
+        _conv("mbv2_dw3x3_28", 32, 192, 28, 192, 3, groups=192),
+        _conv("effnet_dw5x5_14", 32, 480, 14, 480, 5, groups=480),
+        _conv("convnext_dw7x7_56", 32, 96, 56, 96, 7, groups=96),
+        _conv("convnext_dw7x7_14", 32, 384, 14, 384, 7, groups=384),
+    ],
+    # UNet decoder and DCGAN generator up-convolutions.
+    "transposed": [
+        _up("unet_up_28", 16, 512, 28, 256, 2, 2, 0),
+        _up("unet_up_56", 16, 256, 56, 128, 2, 2, 0),
+        _up("dcgan_4to8", 64, 512, 4, 256, 4, 2, 1),
+        _up("dcgan_16to32", 64, 128, 16, 64, 4, 2, 1),
+    ],
+}
+
+# Tiny stand-ins with the same options, for the interpreter smoke pass on a machine without a GPU.
+SMOKE: dict[str, list[Layer]] = {
+    "resnet50": [_conv("smoke_3x3", 1, 8, 8, 8, 3), _conv("smoke_7x7s2", 1, 3, 12, 8, 7, stride=2, padding=3)],
+    "depthwise": [_conv("smoke_dw3x3", 1, 8, 8, 8, 3, groups=8)],
+    "transposed": [_up("smoke_up", 1, 8, 4, 4, 2, 2, 0)],
+}

@@ -1,0 +1,221 @@
+"""Dense and grouped 2-D convolution as implicit GEMMs: forward, grad-input and grad-weight.
+
+Notation (shared by every kernel of the family): input ``x (N, C, H, W)``, weight ``w (K, CG, R, S)``,
+output ``y (N, K, P, Q)``, ``CG = C / groups`` channels and ``KG = K / groups`` filters per group. Every
+tensor is addressed through its four strides, so NCHW, channels_last and strided views all work. Offsets
+into memory are computed in 64-bit; flattened pixel indices are 32-bit (launchers split the batch when a
+flattened index would pass 2**31).
+
+The transposed convolution reuses these kernels: its forward is ``conv2d_dgrad_kernel``, its grad-input is
+``conv2d_fwd_kernel`` and its grad-weight is ``conv2d_wgrad_kernel`` with the operands swapped.
+"""
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def conv2d_fwd_kernel(
+    x_ptr, w_ptr, bias_ptr, y_ptr,
+    N, H, W, P, Q, CG, KG,
+    sxn, sxc, sxh, sxw,
+    swk, swc, swr, sws,
+    syn, syk, syp, syq,
+    stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
+    R: tl.constexpr, S: tl.constexpr,
+    HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """``y[n, k, p, q] = bias[k] + sum_{c, r, s} x[n, g*CG + c, p*sh - ph + r*dh, q*sw - pw + s*dw] * w[k, c, r, s]``.
+
+    GEMM view per group g: rows are output pixels (N*P*Q), columns are the group's KG filters, the
+    reduction runs over (r, s, c) in one flat loop so that Triton can pipeline it.
+    Grid: ``(cdiv(N*P*Q, BLOCK_M), cdiv(KG, BLOCK_N), groups)``.
+    """
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    group = tl.program_id(2)
+
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    m_mask = offs_m < N * P * Q
+    n_idx = offs_m // (P * Q)
+    pq = offs_m % (P * Q)
+    h_base = (pq // Q) * stride_h - pad_h
+    w_base = (pq % Q) * stride_w - pad_w
+    x_rows = x_ptr + n_idx.to(tl.int64) * sxn + (group * CG).to(tl.int64) * sxc
+
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    n_mask = offs_n < KG
+    k_idx = group * KG + offs_n
+    w_cols = w_ptr + k_idx.to(tl.int64) * swk
+
+    c_blocks = tl.cdiv(CG, BLOCK_K)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE)
+    for t in range(0, R * S * c_blocks):
+        rs = t // c_blocks
+        r = rs // S
+        s = rs % S
+        offs_c = (t % c_blocks) * BLOCK_K + tl.arange(0, BLOCK_K)
+        c_mask = offs_c < CG
+        h = h_base + r * dil_h
+        w = w_base + s * dil_w
+        pix_ok = m_mask & (h >= 0) & (h < H) & (w >= 0) & (w < W)
+        x_tile = tl.load(
+            x_rows[:, None] + h.to(tl.int64)[:, None] * sxh + w.to(tl.int64)[:, None] * sxw
+            + offs_c.to(tl.int64)[None, :] * sxc,
+            mask=pix_ok[:, None] & c_mask[None, :], other=0.0,
+        )
+        w_tile = tl.load(
+            w_cols[None, :] + offs_c.to(tl.int64)[:, None] * swc + r * swr + s * sws,
+            mask=c_mask[:, None] & n_mask[None, :], other=0.0,
+        )
+        acc = tl.dot(x_tile, w_tile, acc, input_precision=PRECISION, out_dtype=ACC_DTYPE)
+
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + k_idx, mask=n_mask, other=0.0).to(ACC_DTYPE)[None, :]
+    y_offs = (n_idx.to(tl.int64) * syn + (pq // Q).to(tl.int64) * syp + (pq % Q).to(tl.int64) * syq)[:, None] \
+        + k_idx.to(tl.int64)[None, :] * syk
+    tl.store(y_ptr + y_offs, acc.to(y_ptr.dtype.element_ty), mask=m_mask[:, None] & n_mask[None, :])
+
+
+@triton.jit
+def conv2d_dgrad_kernel(
+    dy_ptr, w_ptr, bias_ptr, dx_ptr,
+    N, H, W, P, Q, CG, KG, HP, WP,
+    sdyn, sdyk, sdyp, sdyq,
+    swk, swc, swr, sws,
+    sdxn, sdxc, sdxh, sdxw,
+    stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
+    R: tl.constexpr, S: tl.constexpr,
+    HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """``dx[n, c, h, w] = bias[c] + sum_{k, r, s} dy[n, k, (h + ph - r*dh)/sh, (w + pw - s*dw)/sw] * w[k, c, r, s]``,
+    summed over the taps where both divisions are exact and land inside ``P x Q``. ``bias`` (per input
+    channel) serves the transposed convolution, whose forward this is; a gradient has none.
+
+    Stride-phase decomposition: program axis 2 enumerates (group, phase_h, phase_w); a program covers the
+    input pixels ``h = phase_h + i*sh, w = phase_w + j*sw`` (``i < HP = cdiv(H, sh)``, ``j < WP``), for which
+    the same taps are valid everywhere. Taps that never contribute to the phase are skipped whole, so no
+    work is spent on the zeros a dilated-gradient formulation would insert.
+    Grid: ``(cdiv(N*HP*WP, BLOCK_M), cdiv(CG, BLOCK_N), groups*sh*sw)``.
+    """
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    pid_gp = tl.program_id(2)
+    phases = stride_h * stride_w
+    group = pid_gp // phases
+    phase_h = (pid_gp % phases) // stride_w
+    phase_w = pid_gp % stride_w
+
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    n_idx = offs_m // (HP * WP)
+    ij = offs_m % (HP * WP)
+    i = ij // WP
+    j = ij % WP
+    h = phase_h + i * stride_h
+    w = phase_w + j * stride_w
+    m_mask = (offs_m < N * HP * WP) & (h < H) & (w < W)
+    dy_rows = dy_ptr + n_idx.to(tl.int64) * sdyn + (group * KG).to(tl.int64) * sdyk
+
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    n_mask = offs_n < CG
+    w_cols = w_ptr + offs_n.to(tl.int64) * swc + (group * KG).to(tl.int64) * swk
+
+    k_blocks = tl.cdiv(KG, BLOCK_K)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE)
+    for r in range(R):
+        num_h = phase_h + pad_h - r * dil_h
+        if num_h % stride_h == 0:
+            p = i + num_h // stride_h
+            p_ok = (p >= 0) & (p < P)
+            for s in range(S):
+                num_w = phase_w + pad_w - s * dil_w
+                if num_w % stride_w == 0:
+                    q = j + num_w // stride_w
+                    pix_ok = m_mask & p_ok & (q >= 0) & (q < Q)
+                    dy_pix = dy_rows + p.to(tl.int64) * sdyp + q.to(tl.int64) * sdyq
+                    for kb in range(0, k_blocks):
+                        offs_k = kb * BLOCK_K + tl.arange(0, BLOCK_K)
+                        k_mask = offs_k < KG
+                        dy_tile = tl.load(
+                            dy_pix[:, None] + offs_k.to(tl.int64)[None, :] * sdyk,
+                            mask=pix_ok[:, None] & k_mask[None, :], other=0.0,
+                        )
+                        w_tile = tl.load(
+                            w_cols[None, :] + offs_k.to(tl.int64)[:, None] * swk + r * swr + s * sws,
+                            mask=k_mask[:, None] & n_mask[None, :], other=0.0,
+                        )
+                        acc = tl.dot(dy_tile, w_tile, acc, input_precision=PRECISION, out_dtype=ACC_DTYPE)
+
+    c_idx = group * CG + offs_n
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + c_idx, mask=n_mask, other=0.0).to(ACC_DTYPE)[None, :]
+    dx_offs = (n_idx.to(tl.int64) * sdxn + h.to(tl.int64) * sdxh + w.to(tl.int64) * sdxw)[:, None] \
+        + c_idx.to(tl.int64)[None, :] * sdxc
+    tl.store(dx_ptr + dx_offs, acc.to(dx_ptr.dtype.element_ty), mask=m_mask[:, None] & n_mask[None, :])
+
+
+@triton.jit
+def conv2d_wgrad_kernel(
+    dy_ptr, x_ptr, partial_ptr,
+    N, H, W, P, Q, CG, KG, K, PIX_PER_SPLIT, SPLIT,
+    sdyn, sdyk, sdyp, sdyq,
+    sxn, sxc, sxh, sxw,
+    stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
+    R: tl.constexpr, S: tl.constexpr,
+    PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """Partial weight gradient over one split of the N*P*Q output pixels:
+    ``partial[split, k, c, r, s] = sum_{pixels of split} dy[n, k, p, q] * x[n, g*CG + c, h, w]``.
+
+    GEMM view per (group, tap): rows are the group's KG filters, columns its CG channels, the reduction
+    runs over output pixels. ``partial`` is a contiguous float32/float64 buffer ``(SPLIT, K, CG, R, S)``
+    that the launcher sums over splits.
+    Grid: ``(cdiv(KG, BLOCK_M) * cdiv(CG, BLOCK_N), R*S, groups*SPLIT)``.
+    """
+    pid_tile = tl.program_id(0)
+    tap = tl.program_id(1)
+    pid_gs = tl.program_id(2)
+    group = pid_gs // SPLIT
+    split = pid_gs % SPLIT
+    n_tiles = tl.cdiv(CG, BLOCK_N)
+    pid_m = pid_tile // n_tiles
+    pid_n = pid_tile % n_tiles
+    r = tap // S
+    s = tap % S
+
+    offs_k = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    k_mask = offs_k < KG
+    offs_c = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    c_mask = offs_c < CG
+    dy_cols = dy_ptr + (group * KG + offs_k).to(tl.int64) * sdyk
+    x_cols = x_ptr + (group * CG + offs_c).to(tl.int64) * sxc
+
+    npq = N * P * Q
+    pix_start = split * PIX_PER_SPLIT
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE)
+    for pix0 in range(pix_start, pix_start + PIX_PER_SPLIT, BLOCK_K):
+        offs_pix = pix0 + tl.arange(0, BLOCK_K)
+        pix_mask = offs_pix < npq
+        n_idx = offs_pix // (P * Q)
+        pq = offs_pix % (P * Q)
+        p = pq // Q
+        q = pq % Q
+        h = p * stride_h - pad_h + r * dil_h
+        w = q * stride_w - pad_w + s * dil_w
+        x_ok = pix_mask & (h >= 0) & (h < H) & (w >= 0) & (w < W)
+        dy_tile = tl.load(
+            dy_cols[:, None] + (n_idx.to(tl.int64) * sdyn + p.to(tl.int64) * sdyp + q.to(tl.int64) * sdyq)[None, :],
+            mask=k_mask[:, None] & pix_mask[None, :], other=0.0,
+        )
+        x_tile = tl.load(
+            x_cols[None, :] + (n_idx.to(tl.int64) * sxn + h.to(tl.int64) * sxh + w.to(tl.int64) * sxw)[:, None],
+            mask=x_ok[:, None] & c_mask[None, :], other=0.0,
+        )
+        acc = tl.dot(dy_tile, x_tile, acc, input_precision=PRECISION, out_dtype=ACC_DTYPE)
+
+    k_glob = (group * KG + offs_k).to(tl.int64)
+    out_offs = ((split.to(tl.int64) * K + k_glob[:, None]) * CG + offs_c.to(tl.int64)[None, :]) * (R * S) + tap
+    tl.store(partial_ptr + out_offs, acc.to(partial_ptr.dtype.element_ty), mask=k_mask[:, None] & c_mask[None, :])

@@ -1,0 +1,225 @@
+"""Direct depthwise convolution kernels: forward, input gradient and weight gradient.
+
+Depthwise means ``groups == C``: one input channel per group and a channel multiplier ``mult = K // C``,
+so output channel ``k`` reads input channel ``k // mult`` only. Each output element is a short FMA chain
+over the ``R x S`` window; there is no ``tl.dot``.
+
+Tiles are ``[BLOCK_PIX, BLOCK_C]`` (pixels x channels). The pixels of a tile form a ``BLOCK_PIX // BLOCK_W``
+by ``BLOCK_W`` rectangle of one image, so along the pixel axis the addresses run with the width stride:
+with NCHW tensors the pixel axis is the contiguous one, with channels_last the channel axis is. Every
+tensor comes with its own strides (any layout works); offsets are computed in 64-bit. Accumulation is in
+float32, or float64 for float64 tensors, and the result is cast at the store.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def depthwise_fwd_kernel(
+    x_ptr, w_ptr, b_ptr, out_ptr,
+    H, W, K, P, Q, R, S,
+    stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, mult,
+    sxn, sxc, sxh, sxw,
+    swk, swr, sws,
+    son, sok, sop, soq,
+    sb,
+    HAS_BIAS: tl.constexpr,
+    BLOCK_PIX: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """Forward: ``out[n, k, p, q] = bias[k] + sum_{r,s} x[n, k // mult, p*sh - pad_h + r*dh,
+    q*sw - pad_w + s*dw] * w[k, 0, r, s]``.
+
+    x ``(N, C, H, W)``, w ``(K, 1, R, S)``, bias ``(K,)`` (any pointer when ``HAS_BIAS`` is false),
+    out ``(N, K, P, Q)``; ``s*`` are the element strides of x, w (dims 0, 2, 3), out and bias.
+    Grid: ``(N * cdiv(P, BLOCK_PIX // BLOCK_W) * cdiv(Q, BLOCK_W), cdiv(K, BLOCK_C))``.
+    """
+    BLOCK_H: tl.constexpr = BLOCK_PIX // BLOCK_W
+    ACC = tl.float64 if out_ptr.dtype.element_ty == tl.float64 else tl.float32
+    pid_pix = tl.program_id(0)
+    pid_c = tl.program_id(1)
+    tiles_q = tl.cdiv(Q, BLOCK_W)
+    tiles_p = tl.cdiv(P, BLOCK_H)
+    qb = pid_pix % tiles_q
+    rest = pid_pix // tiles_q
+    pb = rest % tiles_p
+    n = (rest // tiles_p).to(tl.int64)
+
+    offs = tl.arange(0, BLOCK_PIX)
+    p = pb * BLOCK_H + offs // BLOCK_W          # coordinates in int32, offsets in int64
+    q = qb * BLOCK_W + offs % BLOCK_W
+    pix_ok = (p < P) & (q < Q)
+    k = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    k_ok = k < K
+    k64 = k.to(tl.int64)
+
+    x_chan = x_ptr + n * sxn + (k // mult).to(tl.int64) * sxc     # [BLOCK_C] pointers
+    w_tap = w_ptr + k64 * swk                                      # [BLOCK_C] pointers, advanced per tap
+    h0 = p * stride_h - pad_h
+    w0 = q * stride_w - pad_w
+
+    acc = tl.zeros([BLOCK_PIX, BLOCK_C], dtype=ACC)
+    for r in range(R):
+        ih = h0 + r * dil_h
+        h_ok = pix_ok & (ih >= 0) & (ih < H)
+        row = ih.to(tl.int64) * sxh
+        w_r = w_tap
+        for s in range(S):
+            iw = w0 + s * dil_w
+            ok = h_ok & (iw >= 0) & (iw < W)
+            xv = tl.load(x_chan[None, :] + (row + iw.to(tl.int64) * sxw)[:, None],
+                         mask=ok[:, None] & k_ok[None, :], other=0.0)
+            wv = tl.load(w_r, mask=k_ok, other=0.0)
+            acc += xv.to(ACC) * wv.to(ACC)[None, :]
+            w_r += sws
+        w_tap += swr
+    if HAS_BIAS:
+        bv = tl.load(b_ptr + k64 * sb, mask=k_ok, other=0.0)
+        acc += bv.to(ACC)[None, :]
+    out_ptrs = out_ptr + n * son + k64[None, :] * sok + (p.to(tl.int64) * sop + q.to(tl.int64) * soq)[:, None]
+    tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=pix_ok[:, None] & k_ok[None, :])
+
+
+@triton.jit
+def depthwise_dgrad_kernel(
+    go_ptr, w_ptr, b_ptr, gi_ptr,
+    C, H, W, P, Q, R, S,
+    stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, mult,
+    sgn, sgk, sgp, sgq,
+    swk, swr, sws,
+    sin, sic, sih, siw,
+    sb,
+    HAS_BIAS: tl.constexpr,
+    BLOCK_PIX: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """Input gradient: ``grad_in[n, c, h, w] = sum_{m < mult} sum_{r,s} grad_out[n, c*mult + m, p, q] *
+    w[c*mult + m, 0, r, s]`` over the taps with ``p*sh - pad_h + r*dh == h`` and ``q*sw - pad_w + s*dw == w``.
+
+    grad_out ``(N, K, P, Q)``, w ``(K, 1, R, S)``, grad_in ``(N, C, H, W)`` (every element written);
+    ``s*`` are their element strides (w: dims 0, 2, 3). With ``HAS_BIAS``, ``b[c]`` (stride ``sb``) is
+    added: the forward of a depthwise transposed convolution; else ``b_ptr`` is any pointer.
+
+    Stride-phase decomposition: program axis 2 is the phase ``(ph, pw)`` in ``[0, sh) x [0, sw)``; the
+    tile's pixels are ``h = ph + sh*i``, ``w = pw + sw*j``. A tap ``(r, s)`` reaches this phase only when
+    ``(ph + pad_h - r*dh) % sh == 0`` and ``(pw + pad_w - s*dw) % sw == 0`` (a scalar test; the other taps
+    are skipped), and then ``p = i + (ph + pad_h - r*dh) // sh`` and ``q = j + (pw + pad_w - s*dw) // sw``
+    exactly, masked to ``0 <= p < P``, ``0 <= q < Q``. Grid:
+    ``(N * cdiv(cdiv(H, sh), BLOCK_PIX // BLOCK_W) * cdiv(cdiv(W, sw), BLOCK_W), cdiv(C, BLOCK_C), sh * sw)``.
+    """
+    BLOCK_H: tl.constexpr = BLOCK_PIX // BLOCK_W
+    ACC = tl.float64 if gi_ptr.dtype.element_ty == tl.float64 else tl.float32
+    pid_pix = tl.program_id(0)
+    pid_c = tl.program_id(1)
+    phase = tl.program_id(2)
+    ph = phase // stride_w
+    pw = phase % stride_w
+    rows = tl.cdiv(H, stride_h)          # phase rows, for the largest phase
+    cols = tl.cdiv(W, stride_w)
+    tiles_j = tl.cdiv(cols, BLOCK_W)
+    tiles_i = tl.cdiv(rows, BLOCK_H)
+    jb = pid_pix % tiles_j
+    rest = pid_pix // tiles_j
+    ib = rest % tiles_i
+    n = (rest // tiles_i).to(tl.int64)
+
+    offs = tl.arange(0, BLOCK_PIX)
+    i = ib * BLOCK_H + offs // BLOCK_W          # coordinates in int32, offsets in int64
+    j = jb * BLOCK_W + offs % BLOCK_W
+    h = ph + i * stride_h
+    w = pw + j * stride_w
+    pix_ok = (h < H) & (w < W)
+    c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    c_ok = c < C
+
+    go_img = go_ptr + n * sgn
+    acc = tl.zeros([BLOCK_PIX, BLOCK_C], dtype=ACC)
+    for tap in range(R * S):            # one flat loop over the taps: nested r, s loops spilled
+        r = tap // S
+        s = tap % S
+        th = ph + pad_h - r * dil_h
+        tw = pw + pad_w - s * dil_w
+        if (th % stride_h == 0) & (tw % stride_w == 0):     # else the tap reaches no pixel of this phase
+            p = i + th // stride_h
+            q = j + tw // stride_w
+            ok = pix_ok & (p >= 0) & (p < P) & (q >= 0) & (q < Q)
+            mask = ok[:, None] & c_ok[None, :]
+            pix_off = p.to(tl.int64) * sgp + q.to(tl.int64) * sgq
+            w_off = tl.cast(r, tl.int64) * swr + tl.cast(s, tl.int64) * sws
+            for m in range(mult):
+                k = (c * mult + m).to(tl.int64)
+                gv = tl.load(go_img + k[None, :] * sgk + pix_off[:, None], mask=mask, other=0.0)
+                wv = tl.load(w_ptr + k * swk + w_off, mask=c_ok, other=0.0)
+                acc += gv.to(ACC) * wv.to(ACC)[None, :]
+    if HAS_BIAS:
+        bv = tl.load(b_ptr + c.to(tl.int64) * sb, mask=c_ok, other=0.0)
+        acc += bv.to(ACC)[None, :]
+    gi_ptrs = (gi_ptr + n * sin + c.to(tl.int64)[None, :] * sic
+               + (h.to(tl.int64) * sih + w.to(tl.int64) * siw)[:, None])
+    tl.store(gi_ptrs, acc.to(gi_ptr.dtype.element_ty), mask=pix_ok[:, None] & c_ok[None, :])
+
+
+@triton.jit
+def depthwise_wgrad_kernel(
+    go_ptr, x_ptr, ws_ptr,
+    N, H, W, K, P, Q, R, S,
+    stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, mult,
+    tiles_per_split,
+    sgn, sgk, sgp, sgq,
+    sxn, sxc, sxh, sxw,
+    BLOCK_PIX: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """Weight-gradient partial sums: ``ws[split, k, r*S + s] = sum grad_out[n, k, p, q] *
+    x[n, k // mult, p*sh - pad_h + r*dh, q*sw - pad_w + s*dw]`` over the pixel tiles of one split.
+
+    grad_out ``(N, K, P, Q)``, x ``(N, C, H, W)`` with their element strides; ws a contiguous
+    ``(SPLIT, K, R*S)`` workspace of the accumulation dtype (float32, float64 for float64 inputs). The
+    ``N * cdiv(P, BLOCK_PIX // BLOCK_W) * cdiv(Q, BLOCK_W)`` pixel tiles are cut into SPLIT runs of
+    ``tiles_per_split``. Grid: ``(cdiv(K, BLOCK_C) * R * S, SPLIT)``, program 0 being
+    ``channel_block * R * S + tap``.
+    """
+    BLOCK_H: tl.constexpr = BLOCK_PIX // BLOCK_W
+    RS = R * S
+    pid = tl.program_id(0)
+    tap = pid % RS
+    pid_c = pid // RS
+    split = tl.program_id(1)
+    r = tap // S
+    s = tap % S
+    tiles_q = tl.cdiv(Q, BLOCK_W)
+    tiles_p = tl.cdiv(P, BLOCK_H)
+    tiles = N * tiles_p * tiles_q
+    t_start = split * tiles_per_split
+    t_end = tl.minimum(t_start + tiles_per_split, tiles)
+
+    offs = tl.arange(0, BLOCK_PIX)
+    dp = offs // BLOCK_W
+    dq = offs % BLOCK_W
+    k = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    k_ok = k < K
+    go_chan = go_ptr + k.to(tl.int64) * sgk                 # [BLOCK_C] pointers
+    x_chan = x_ptr + (k // mult).to(tl.int64) * sxc
+    off_h = r * dil_h - pad_h
+    off_w = s * dil_w - pad_w
+
+    acc = tl.zeros([BLOCK_PIX, BLOCK_C], dtype=ws_ptr.dtype.element_ty)
+    for t in range(t_start, t_end):
+        qb = t % tiles_q
+        rest = t // tiles_q
+        pb = rest % tiles_p
+        n = (rest // tiles_p).to(tl.int64)
+        p = pb * BLOCK_H + dp                   # coordinates in int32, offsets in int64
+        q = qb * BLOCK_W + dq
+        ih = p * stride_h + off_h
+        iw = q * stride_w + off_w
+        ok = (p < P) & (q < Q) & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+        ok2 = ok[:, None] & k_ok[None, :]
+        go_off = n * sgn + p.to(tl.int64) * sgp + q.to(tl.int64) * sgq
+        x_off = n * sxn + ih.to(tl.int64) * sxh + iw.to(tl.int64) * sxw
+        gv = tl.load(go_chan[None, :] + go_off[:, None], mask=ok2, other=0.0)
+        xv = tl.load(x_chan[None, :] + x_off[:, None], mask=ok2, other=0.0)
+        acc += gv.to(acc.dtype) * xv.to(acc.dtype)
+    total = tl.sum(acc, axis=0)
+    ws_ptrs = ws_ptr + (split.to(tl.int64) * K + k) * RS + tap
+    tl.store(ws_ptrs, total, mask=k_ok)

@@ -1,0 +1,200 @@
+"""conv2d: launchers for the implicit-GEMM kernels, the autograd Function and the functional entry point.
+
+Layers: ``kernels.jit.conv2d`` holds the Triton kernels, this module picks block configurations, allocates
+outputs and launches; ``kernels.nn.Conv2d`` wraps :func:`conv2d` in a module. Depthwise problems (one input
+channel per group) go to the direct kernels of ``kernels.ops.depthwise``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import triton
+from torch.autograd.function import once_differentiable
+
+from ..jit.conv2d import conv2d_dgrad_kernel, conv2d_fwd_kernel, conv2d_wgrad_kernel
+from ..launch import (
+    KernelConfig,
+    KernelSpace,
+    batch_chunks,
+    closest_config,
+    dot_precision,
+    launch,
+    pow2_at_least,
+    register_space,
+    tf32_enabled,
+)
+from ..shapes import ConvGeometry, PaddingArg, check_float_tensors, conv2d_geometry, empty_4d, prefers_channels_last
+from .depthwise import depthwise_dgrad, depthwise_fwd, depthwise_wgrad
+from .reduce import acc_dtype, channel_sum, choose_split, sum_splits, tl_acc_dtype
+
+# Tensor-core tiles for float16, bfloat16 and TF32; smaller tiles for IEEE float32 and float64, which have no
+# 16-bit tensor-core path and would spill registers with the large ones.
+_GEMM_TILES = [
+    KernelConfig.of(BLOCK_M=128, BLOCK_N=128, BLOCK_K=32, num_warps=8, num_stages=3),
+    KernelConfig.of(BLOCK_M=128, BLOCK_N=64, BLOCK_K=32, num_warps=4, num_stages=3),
+    KernelConfig.of(BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, num_warps=4, num_stages=3),
+    KernelConfig.of(BLOCK_M=64, BLOCK_N=32, BLOCK_K=32, num_warps=4, num_stages=2),
+    KernelConfig.of(BLOCK_M=64, BLOCK_N=16, BLOCK_K=16, num_warps=4, num_stages=2),
+    KernelConfig.of(BLOCK_M=32, BLOCK_N=16, BLOCK_K=16, num_warps=2, num_stages=2),
+]
+_WIDE_TILES = [
+    KernelConfig.of(BLOCK_M=64, BLOCK_N=32, BLOCK_K=16, num_warps=4, num_stages=2),
+    KernelConfig.of(BLOCK_M=32, BLOCK_N=32, BLOCK_K=16, num_warps=4, num_stages=2),
+    KernelConfig.of(BLOCK_M=32, BLOCK_N=16, BLOCK_K=16, num_warps=2, num_stages=2),
+]
+
+
+def _gemm_space(name: str, kernel) -> KernelSpace:
+    return register_space(KernelSpace(name, kernel, list(_GEMM_TILES), uses_dot=True,
+                                      wide_configs=list(_WIDE_TILES)))
+
+
+FWD = _gemm_space("conv2d_fwd_kernel", conv2d_fwd_kernel)
+DGRAD = _gemm_space("conv2d_dgrad_kernel", conv2d_dgrad_kernel)
+WGRAD = _gemm_space("conv2d_wgrad_kernel", conv2d_wgrad_kernel)
+
+
+def _pick_tiles(space: KernelSpace, dtype: torch.dtype, rows: int, cols: int, depth: int) -> KernelConfig:
+    """Default heuristic: tile sides near the GEMM's rows, columns and reduction depth (powers of two)."""
+    configs = space.for_dtype(dtype, tf32_enabled(dtype))
+    return closest_config(
+        configs,
+        BLOCK_M=pow2_at_least(rows, 16, 128),
+        BLOCK_N=pow2_at_least(cols, 16, 128),
+        BLOCK_K=pow2_at_least(depth, 16, 32),
+    )
+
+
+def _common_constexprs(g: ConvGeometry, dtype: torch.dtype) -> dict:
+    return {"R": g.R, "S": g.S, "PRECISION": dot_precision(dtype), "ACC_DTYPE": tl_acc_dtype(dtype)}
+
+
+def _conv_params(g: ConvGeometry) -> tuple[int, ...]:
+    return (g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w)
+
+
+def conv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: ConvGeometry,
+                   out: torch.Tensor) -> torch.Tensor:
+    """``out (N, K, P, Q) = conv2d(x (N, C, H, W), weight (K, C/groups, R, S)) + bias``; out is overwritten."""
+    if g.is_depthwise:
+        depthwise_fwd(x, weight, bias, g, out)
+        return out
+    CG, KG = g.channels_per_group, g.filters_per_group
+    config = _pick_tiles(FWD, x.dtype, g.N * g.P * g.Q, KG, CG * g.R * g.S)
+    for n0, n1 in batch_chunks(g.N, g.P * g.Q):
+        rows = (n1 - n0) * g.P * g.Q
+        if rows == 0 or g.K == 0:
+            continue
+        xs, ys = x[n0:n1], out[n0:n1]
+        grid = (triton.cdiv(rows, config["BLOCK_M"]), triton.cdiv(KG, config["BLOCK_N"]), g.groups)
+        args = (xs, weight, bias if bias is not None else xs, ys,
+                n1 - n0, g.H, g.W, g.P, g.Q, CG, KG,
+                *xs.stride(), *weight.stride(), *ys.stride(), *_conv_params(g))
+        launch(FWD, grid, args, config, x.dtype, tf32_enabled(x.dtype), HAS_BIAS=bias is not None,
+               **_common_constexprs(g, x.dtype))
+    return out
+
+
+def conv2d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeometry,
+                      grad_in: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``grad_in (N, C, H, W)`` of a conv2d from ``grad_out (N, K, P, Q)``; grad_in is overwritten.
+
+    Also the forward of the transposed convolution, which adds ``bias (C,)``.
+    """
+    if g.is_depthwise:
+        depthwise_dgrad(grad_out, weight, g, grad_in, bias)
+        return grad_in
+    CG, KG = g.channels_per_group, g.filters_per_group
+    hp, wp = triton.cdiv(g.H, g.stride_h), triton.cdiv(g.W, g.stride_w)
+    config = _pick_tiles(DGRAD, grad_out.dtype, g.N * hp * wp, CG, KG * g.R * g.S)
+    for n0, n1 in batch_chunks(g.N, hp * wp):
+        rows = (n1 - n0) * hp * wp
+        if rows == 0 or CG == 0:
+            continue
+        dys, dxs = grad_out[n0:n1], grad_in[n0:n1]
+        grid = (triton.cdiv(rows, config["BLOCK_M"]), triton.cdiv(CG, config["BLOCK_N"]),
+                g.groups * g.stride_h * g.stride_w)
+        args = (dys, weight, bias if bias is not None else dys, dxs, n1 - n0, g.H, g.W, g.P, g.Q, CG, KG, hp, wp,
+                *dys.stride(), *weight.stride(), *dxs.stride(), *_conv_params(g))
+        launch(DGRAD, grid, args, config, grad_out.dtype, tf32_enabled(grad_out.dtype), HAS_BIAS=bias is not None,
+               **_common_constexprs(g, grad_out.dtype))
+    return grad_in
+
+
+def conv2d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry) -> torch.Tensor:
+    """``grad_weight (K, C/groups, R, S)`` of a conv2d from ``grad_out (N, K, P, Q)`` and ``x (N, C, H, W)``."""
+    if g.is_depthwise:
+        return depthwise_wgrad(grad_out, x, g)
+    CG, KG = g.channels_per_group, g.filters_per_group
+    grad_w = torch.empty((g.K, CG, g.R, g.S), dtype=x.dtype, device=x.device)
+    if grad_w.numel() == 0:
+        return grad_w
+    config = _pick_tiles(WGRAD, x.dtype, KG, CG, g.N * g.P * g.Q)
+    tiles = triton.cdiv(KG, config["BLOCK_M"]) * triton.cdiv(CG, config["BLOCK_N"])
+    chunks = batch_chunks(g.N, g.P * g.Q)
+    split = choose_split(tiles * g.R * g.S * g.groups, g.N * g.P * g.Q, config["BLOCK_K"], x.device)
+    partial = torch.empty((len(chunks) * split, *grad_w.shape), dtype=acc_dtype(x.dtype), device=x.device)
+    for index, (n0, n1) in enumerate(chunks):
+        npq = (n1 - n0) * g.P * g.Q
+        pix_per_split = triton.cdiv(triton.cdiv(max(npq, 1), split), config["BLOCK_K"]) * config["BLOCK_K"]
+        dys, xs = grad_out[n0:n1], x[n0:n1]
+        grid = (tiles, g.R * g.S, g.groups * split)
+        args = (dys, xs, partial[index * split:(index + 1) * split],
+                n1 - n0, g.H, g.W, g.P, g.Q, CG, KG, g.K, pix_per_split, split,
+                *dys.stride(), *xs.stride(), *_conv_params(g))
+        launch(WGRAD, grid, args, config, x.dtype, tf32_enabled(x.dtype), **_common_constexprs(g, x.dtype))
+    return sum_splits(partial.view(partial.shape[0], -1), grad_w)
+
+
+class Conv2dFunction(torch.autograd.Function):
+    """conv2d with every pass in Triton. Inputs are batched ``(N, C, H, W)``; ``g`` is their geometry."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                g: ConvGeometry) -> torch.Tensor:
+        out = empty_4d((g.N, g.K, g.P, g.Q), x, prefers_channels_last(x, weight))
+        conv2d_forward(x, weight, bias, g, out)
+        ctx.save_for_backward(x, weight)
+        ctx.geometry = g
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        g: ConvGeometry = ctx.geometry
+        need_x, need_w, need_b, _ = ctx.needs_input_grad
+        grad_x = grad_w = grad_b = None
+        if need_x:
+            grad_x = empty_4d(x.shape, x, prefers_channels_last(x))
+            conv2d_input_grad(grad_out, weight, g, grad_x)
+        if need_w:
+            grad_w = conv2d_weight_grad(grad_out, x, g)
+        if need_b:
+            grad_b = channel_sum(grad_out)
+        return grad_x, grad_w, grad_b, None
+
+
+def conv2d(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int | Sequence[int] = 1,
+    padding: PaddingArg = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+) -> torch.Tensor:
+    """Drop-in for ``torch.nn.functional.conv2d``.
+
+    input ``(N, C, H, W)`` or unbatched ``(C, H, W)``; weight ``(K, C/groups, R, S)``; bias ``(K,)``.
+    Returns ``(N, K, P, Q)`` (or ``(K, P, Q)``), channels_last when the input or weight is.
+    """
+    check_float_tensors("conv2d", input=input, weight=weight, bias=bias)
+    unbatched = input.dim() == 3
+    x = input.unsqueeze(0) if unbatched else input
+    g = conv2d_geometry(x.shape if input.dim() in (3, 4) else input.shape, weight.shape,
+                        None if bias is None else bias.shape, stride, padding, dilation, groups)
+    out = Conv2dFunction.apply(x, weight, bias, g)
+    return out.squeeze(0) if unbatched else out

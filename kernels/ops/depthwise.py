@@ -1,0 +1,146 @@
+"""Launchers of the direct depthwise convolution kernels (``groups == C``, channel multiplier ``K // C``).
+
+Every tensor may have any strides: the kernels take the four strides of each one. The block configuration
+follows the layout: channels_last tensors get channel-wide tiles, NCHW tensors pixel-wide tiles whose
+width follows the image's.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+
+from ..jit.depthwise import (
+    depthwise_dgrad_kernel,
+    depthwise_fwd_kernel,
+    depthwise_wgrad_kernel,
+)
+from ..launch import KernelConfig, KernelSpace, closest_config, launch, register_space
+from ..shapes import ConvGeometry
+from .reduce import acc_dtype, sum_splits
+
+# Tiles are [BLOCK_PIX, BLOCK_C]; the pixels form a (BLOCK_PIX // BLOCK_W) x BLOCK_W rectangle.
+_TILE_CONFIGS = [
+    KernelConfig.of(BLOCK_PIX=128, BLOCK_W=32, BLOCK_C=4),   # NCHW, wide images
+    KernelConfig.of(BLOCK_PIX=64, BLOCK_W=8, BLOCK_C=8),     # NCHW, narrow images
+    KernelConfig.of(BLOCK_PIX=32, BLOCK_W=8, BLOCK_C=32),    # channels_last
+]
+
+
+def _space(kernel: object, configs: list[KernelConfig]) -> KernelSpace:
+    return register_space(KernelSpace(kernel.__name__, kernel, list(configs)))
+
+
+FWD_SPACE = _space(depthwise_fwd_kernel, _TILE_CONFIGS)
+DGRAD_SPACE = _space(depthwise_dgrad_kernel, _TILE_CONFIGS)
+WGRAD_SPACE = _space(depthwise_wgrad_kernel, _TILE_CONFIGS)
+
+# Weight gradient: aim for about this many programs, with at least _MIN_TILES pixel tiles per program.
+_WGRAD_PROGRAMS = 2048
+_MIN_TILES = 4
+_MAX_GRID_YZ = 65535
+
+
+def _check_depthwise(g: ConvGeometry) -> None:
+    if not g.is_depthwise:
+        raise ValueError(f"depthwise kernels need groups == C and one channel per group, got {g}")
+
+
+def _pick_tile(space: KernelSpace, dtype: torch.dtype, t: torch.Tensor, width: int) -> KernelConfig:
+    """Channel-wide tiles when ``t``'s channels are contiguous (channels_last), else pixel-wide tiles."""
+    configs = space.for_dtype(dtype, False)
+    if t.shape[1] > 1 and t.stride(1) == 1:
+        return closest_config(configs, BLOCK_PIX=32, BLOCK_W=8, BLOCK_C=32)
+    if width <= 16:
+        return closest_config(configs, BLOCK_PIX=64, BLOCK_W=8, BLOCK_C=8)
+    return closest_config(configs, BLOCK_PIX=128, BLOCK_W=32, BLOCK_C=4)
+
+
+def _w_strides(w: torch.Tensor) -> tuple[int, int, int]:
+    return w.stride(0), w.stride(2), w.stride(3)
+
+
+def depthwise_fwd(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, g: ConvGeometry,
+                  out: torch.Tensor) -> None:
+    """``out = conv2d(x, w, bias, stride, padding, dilation, groups=C)``, bias fused.
+
+    x ``(N, C, H, W)``, w ``(K, 1, R, S)``, bias ``(K,)`` or None, out ``(N, K, P, Q)`` preallocated
+    (any strides for all of them).
+    """
+    _check_depthwise(g)
+    if out.numel() == 0:
+        return
+    cfg = _pick_tile(FWD_SPACE, x.dtype, x, g.Q)
+    block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
+    pixel_tiles = g.N * triton.cdiv(g.P, block_h) * triton.cdiv(g.Q, cfg["BLOCK_W"])
+    grid = (pixel_tiles, triton.cdiv(g.K, cfg["BLOCK_C"]))
+    if grid[1] > _MAX_GRID_YZ:
+        raise ValueError(f"depthwise_fwd: too many channels for one launch: {g}")
+    args = (
+        x, w, bias if bias is not None else w, out,
+        g.H, g.W, g.K, g.P, g.Q, g.R, g.S,
+        g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w, g.K // g.C,
+        *x.stride(), *_w_strides(w), *out.stride(), bias.stride(0) if bias is not None else 0,
+    )
+    launch(FWD_SPACE, grid, args, cfg, x.dtype, HAS_BIAS=bias is not None)
+
+
+def depthwise_dgrad(grad_out: torch.Tensor, w: torch.Tensor, g: ConvGeometry, grad_in: torch.Tensor,
+                    bias: torch.Tensor | None = None) -> None:
+    """Input gradient of the depthwise convolution, written over every element of ``grad_in``.
+
+    grad_out ``(N, K, P, Q)``, w ``(K, 1, R, S)``, grad_in ``(N, C, H, W)`` preallocated (any strides).
+    ``bias (C,)``, when given, is added (the forward of a depthwise transposed convolution). Strided
+    convolutions are split into ``stride_h * stride_w`` phases, so no tap is visited for an input position
+    it does not reach.
+    """
+    _check_depthwise(g)
+    if grad_in.numel() == 0:
+        return
+    rows, cols = triton.cdiv(g.H, g.stride_h), triton.cdiv(g.W, g.stride_w)
+    cfg = _pick_tile(DGRAD_SPACE, grad_out.dtype, grad_in, cols)
+    block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
+    grid = (
+        g.N * triton.cdiv(rows, block_h) * triton.cdiv(cols, cfg["BLOCK_W"]),
+        triton.cdiv(g.C, cfg["BLOCK_C"]),
+        g.stride_h * g.stride_w,
+    )
+    if grid[1] > _MAX_GRID_YZ or grid[2] > _MAX_GRID_YZ:
+        raise ValueError(f"depthwise_dgrad: too many channels or stride phases for one launch: {g}")
+    args = (
+        grad_out, w, bias if bias is not None else w, grad_in,
+        g.C, g.H, g.W, g.P, g.Q, g.R, g.S,
+        g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w, g.K // g.C,
+        *grad_out.stride(), *_w_strides(w), *grad_in.stride(), bias.stride(0) if bias is not None else 0,
+    )
+    launch(DGRAD_SPACE, grid, args, cfg, grad_out.dtype, HAS_BIAS=bias is not None)
+
+
+def depthwise_wgrad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry) -> torch.Tensor:
+    """Weight gradient ``(K, 1, R, S)`` of the depthwise convolution, in x's dtype.
+
+    grad_out ``(N, K, P, Q)``, x ``(N, C, H, W)`` (any strides). The reduction over ``N*P*Q`` is split
+    into SPLIT runs of pixel tiles; each program writes one partial sum per (channel, tap) to a
+    ``(SPLIT, K, R*S)`` workspace, which the shared split-sum kernel sums and casts.
+    """
+    _check_depthwise(g)
+    grad_w = torch.empty((g.K, 1, g.R, g.S), dtype=x.dtype, device=x.device)
+    if g.N == 0 or g.P * g.Q == 0:
+        return grad_w.zero_()
+    cfg = _pick_tile(WGRAD_SPACE, x.dtype, x, g.Q)
+    block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
+    tiles = g.N * triton.cdiv(g.P, block_h) * triton.cdiv(g.Q, cfg["BLOCK_W"])
+    base = triton.cdiv(g.K, cfg["BLOCK_C"]) * g.R * g.S
+    split = max(1, min(triton.cdiv(_WGRAD_PROGRAMS, base), tiles // _MIN_TILES, _MAX_GRID_YZ))
+    tiles_per_split = triton.cdiv(tiles, split)
+    split = triton.cdiv(tiles, tiles_per_split)
+    ws = torch.empty((split, g.K, g.R * g.S), dtype=acc_dtype(x.dtype), device=x.device)
+    args = (
+        grad_out, x, ws,
+        g.N, g.H, g.W, g.K, g.P, g.Q, g.R, g.S,
+        g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w, g.K // g.C,
+        tiles_per_split,
+        *grad_out.stride(), *x.stride(),
+    )
+    launch(WGRAD_SPACE, (base, split), args, cfg, x.dtype)
+    return sum_splits(ws.view(split, -1), grad_w)

@@ -1,0 +1,79 @@
+"""Launchers for the shared reductions: bias gradients and the final sum of split-K partials."""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ..jit.reduce import channel_sum_kernel, split_sum_kernel
+from ..launch import KernelConfig, KernelSpace, closest_config, launch, register_space
+
+CHANNEL_SUM = register_space(KernelSpace(
+    name="channel_sum_kernel",
+    kernel=channel_sum_kernel,
+    configs=[
+        KernelConfig.of(BLOCK_PIX=128, BLOCK_C=16, num_warps=4),
+        KernelConfig.of(BLOCK_PIX=64, BLOCK_C=32, num_warps=4),
+        KernelConfig.of(BLOCK_PIX=32, BLOCK_C=64, num_warps=4),
+    ],
+))
+SPLIT_SUM = register_space(KernelSpace(
+    name="split_sum_kernel",
+    kernel=split_sum_kernel,
+    configs=[KernelConfig.of(BLOCK=1024, num_warps=4)],
+))
+
+
+def acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Accumulation dtype of every reduction: float64 for float64 problems, float32 otherwise."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def tl_acc_dtype(dtype: torch.dtype) -> tl.dtype:
+    return tl.float64 if dtype == torch.float64 else tl.float32
+
+
+def multiprocessor_count(device: torch.device) -> int:
+    """Streaming multiprocessors of a CUDA device; a small number for the interpreter."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 2
+
+
+def choose_split(independent_programs: int, reduction_length: int, block: int, device: torch.device) -> int:
+    """How many splits of a long reduction keep the GPU busy: about four waves of programs in all, and
+    at least eight blocks of the reduction per split."""
+    target = 4 * multiprocessor_count(device)
+    wanted = triton.cdiv(target, max(independent_programs, 1))
+    return max(1, min(wanted, triton.cdiv(reduction_length, 8 * block), 256))
+
+
+def sum_splits(partial: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out.view(-1)[i] = partial[:, i].sum()`` for a contiguous ``(SPLIT, out.numel())`` buffer."""
+    numel = out.numel()
+    if numel == 0:
+        return out
+    assert partial.is_contiguous() and out.is_contiguous()
+    config = SPLIT_SUM.configs[0]
+    grid = (triton.cdiv(numel, config["BLOCK"]),)
+    launch(SPLIT_SUM, grid, (partial, out, partial.shape[0], numel), config, out.dtype)
+    return out
+
+
+def channel_sum(x: torch.Tensor) -> torch.Tensor:
+    """``x (N, C, H, W) -> (C,)``: the sum over batch and pixels (a bias gradient), in x's dtype."""
+    N, C, H, W = x.shape
+    out = torch.empty(C, dtype=x.dtype, device=x.device)
+    if C == 0:
+        return out
+    channels_last = x.stride(1) == 1 and C > 1
+    config = closest_config(CHANNEL_SUM.configs, BLOCK_C=64 if channels_last else 16)
+    c_blocks = triton.cdiv(C, config["BLOCK_C"])
+    npix = N * H * W
+    split = choose_split(c_blocks, npix, config["BLOCK_PIX"], x.device)
+    pix_per_split = triton.cdiv(triton.cdiv(npix, split), config["BLOCK_PIX"]) * config["BLOCK_PIX"]
+    partial = torch.empty((split, C), dtype=acc_dtype(x.dtype), device=x.device)
+    launch(CHANNEL_SUM, (c_blocks, split), (x, partial, N, C, H, W, pix_per_split, *x.stride()), config,
+           x.dtype, ACC_DTYPE=tl_acc_dtype(x.dtype))
+    return sum_splits(partial, out)
