@@ -1,14 +1,25 @@
 """Triton kernels for convolution and pooling, drop-in replacements for torch.nn.functional.
 
-``kernels.conv2d`` has the signature of ``torch.nn.functional.conv2d``; ``kernels.nn.Conv2d`` subclasses
-``torch.nn.Conv2d``. Without a CUDA device the kernels run through Triton's interpreter (see
-``kernels._runtime``), which must be decided before any kernel module is imported: keep this import first.
+``kernels.conv2d`` has the signature of ``torch.nn.functional.conv2d`` (likewise ``conv_transpose2d`` and the
+pooling functions); ``kernels.nn.Conv2d`` subclasses ``torch.nn.Conv2d``. Without a CUDA device the kernels run
+through Triton's interpreter (see ``kernels._runtime``), which must be decided before any kernel module is
+imported: keep that import first.
 """
 
 from ._runtime import INTERPRETING  # noqa: I001  (must precede every module that defines a kernel)
 from . import nn
 from .ops.conv2d import conv2d
 from .ops.conv_transpose2d import conv_transpose2d
+from .ops.pool2d import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 
-__all__ = ["INTERPRETING", "conv2d", "conv_transpose2d", "nn"]
+__all__ = [
+    "INTERPRETING",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+    "avg_pool2d",
+    "conv2d",
+    "conv_transpose2d",
+    "max_pool2d",
+    "nn",
+]
 __version__ = "0.1.0"

@@ -48,9 +48,24 @@ def _patch_interpreter_bf16_dot() -> None:
     builder.create_dot = create_dot
 
 
+def _interpret_preloaded_triton_language() -> None:
+    """When triton was imported before this package switched the interpreter on, the jit functions of
+    ``triton.language`` (``tl.cdiv``, ``tl.sum``, ``tl.max``...) were built for the compiler and cannot be
+    called from an interpreted kernel. Rebuild them as interpreted functions."""
+    import triton.language as tl
+    from triton.runtime.interpreter import InterpretedFunction
+    from triton.runtime.jit import JITFunction
+
+    for module in (tl, tl.standard, tl.math):
+        for name, value in list(vars(module).items()):
+            if isinstance(value, JITFunction) and not isinstance(value, InterpretedFunction):
+                setattr(module, name, InterpretedFunction(value.fn))
+
+
 INTERPRETING: bool = _decide_interpreter()
 if INTERPRETING:
     _patch_interpreter_bf16_dot()
+    _interpret_preloaded_triton_language()
 
 
 def check_device(*tensors: torch.Tensor | None) -> None:

@@ -1,0 +1,332 @@
+"""2-D pooling: launchers, the autograd Functions and the functional entry points.
+
+Layers: ``kernels.jit.pool2d`` holds the Triton kernels, this module checks arguments (through
+``kernels.pool_shapes``), picks block configurations, allocates outputs in the input's memory format and
+launches; ``kernels.nn.pooling`` wraps the functions in modules. Every kernel reads its input once and
+writes its output once; :func:`kernels.pool_shapes.pool2d_bytes` gives the bytes moved by each pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import triton
+from torch.autograd.function import once_differentiable
+
+from ..jit.pool2d import (
+    avg_pool2d_bwd_kernel,
+    avg_pool2d_fwd_kernel,
+    global_avg_pool2d_kernel,
+    max_pool2d_bwd_kernel,
+    max_pool2d_fwd_kernel,
+)
+from ..launch import (
+    KernelConfig,
+    KernelSpace,
+    batch_chunks,
+    closest_config,
+    launch,
+    pow2_at_least,
+    register_space,
+)
+from ..pool_shapes import (
+    IntPair,
+    PoolGeometry,
+    adaptive_pool2d_geometry,
+    avg_pool2d_geometry,
+    check_pool_input,
+    max_pool2d_geometry,
+    pool2d_bytes,
+)
+from ..shapes import empty_4d, prefers_channels_last
+
+__all__ = [
+    "AvgPool2dFunction",
+    "MaxPool2dFunction",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+    "avg_pool2d",
+    "max_pool2d",
+    "pool2d_bytes",
+]
+
+# Tiles are [BLOCK_PIX, BLOCK_C]: pixel-wide for NCHW tensors (one channel, consecutive pixels), channel-wide
+# for channels_last ones.
+_WINDOW_TILES = [
+    KernelConfig.of(BLOCK_PIX=256, BLOCK_C=1, num_warps=4),   # NCHW
+    KernelConfig.of(BLOCK_PIX=32, BLOCK_C=16, num_warps=4),   # channels_last, few channels
+    KernelConfig.of(BLOCK_PIX=8, BLOCK_C=64, num_warps=4),    # channels_last
+]
+_GLOBAL_TILES = [
+    KernelConfig.of(BLOCK_HW=512, BLOCK_C=1, num_warps=4),    # NCHW, large planes
+    KernelConfig.of(BLOCK_HW=64, BLOCK_C=1, num_warps=2),     # NCHW, small planes (7x7)
+    KernelConfig.of(BLOCK_HW=32, BLOCK_C=32, num_warps=4),    # channels_last, few channels
+    KernelConfig.of(BLOCK_HW=8, BLOCK_C=128, num_warps=4),    # channels_last
+]
+
+
+def _space(name: str, kernel, configs: list[KernelConfig]) -> KernelSpace:
+    return register_space(KernelSpace(name, kernel, list(configs)))
+
+
+MAX_FWD = _space("max_pool2d_fwd_kernel", max_pool2d_fwd_kernel, _WINDOW_TILES)
+MAX_BWD = _space("max_pool2d_bwd_kernel", max_pool2d_bwd_kernel, _WINDOW_TILES)
+AVG_FWD = _space("avg_pool2d_fwd_kernel", avg_pool2d_fwd_kernel, _WINDOW_TILES)
+AVG_BWD = _space("avg_pool2d_bwd_kernel", avg_pool2d_bwd_kernel, _WINDOW_TILES)
+GLOBAL_AVG = _space("global_avg_pool2d_kernel", global_avg_pool2d_kernel, _GLOBAL_TILES)
+
+
+def _channels_contiguous(t: torch.Tensor) -> bool:
+    return t.shape[1] > 1 and t.stride(1) == 1
+
+
+def _pick_window_tile(space: KernelSpace, t: torch.Tensor) -> KernelConfig:
+    """Channel-wide tiles when ``t``'s channels are contiguous (channels_last), else pixel-wide ones."""
+    configs = space.for_dtype(t.dtype, False)
+    if _channels_contiguous(t):
+        return closest_config(configs, BLOCK_C=pow2_at_least(t.shape[1], 16, 64))
+    return closest_config(configs, BLOCK_C=1)
+
+
+def _window_params(g: PoolGeometry) -> tuple[int, ...]:
+    return (g.stride_h, g.stride_w, g.pad_h, g.pad_w)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Launchers (batched 4-D tensors, any strides)
+
+
+def max_pool2d_forward(x: torch.Tensor, g: PoolGeometry, out: torch.Tensor, indices: torch.Tensor | None
+                       ) -> None:
+    """``out (N, C, P, Q)`` = max over the windows of ``x (N, C, H, W)``; ``indices`` (int64, same shape)
+    gets the flat ``h*W + w`` of each maximum when given. Strided or adaptive windows (``g.adaptive``)."""
+    if out.numel() == 0:
+        return
+    config = _pick_window_tile(MAX_FWD, x)
+    store = indices is not None
+    for n0, n1 in batch_chunks(g.N, g.P * g.Q):
+        xs, ys = x[n0:n1], out[n0:n1]
+        ids = indices[n0:n1] if indices is not None else ys
+        grid = (triton.cdiv((n1 - n0) * g.P * g.Q, config["BLOCK_PIX"]) * triton.cdiv(g.C, config["BLOCK_C"]),)
+        args = (xs, ys, ids, n1 - n0, g.C, g.H, g.W, g.P, g.Q,
+                *xs.stride(), *ys.stride(), *ids.stride(),
+                g.kh, g.kw, *_window_params(g), g.dil_h, g.dil_w)
+        launch(MAX_FWD, grid, args, config, x.dtype, ADAPTIVE=g.adaptive, STORE_INDEX=store)
+
+
+def max_pool2d_backward(grad_out: torch.Tensor, indices: torch.Tensor, g: PoolGeometry,
+                        grad_in: torch.Tensor) -> None:
+    """``grad_in (N, C, H, W)``: each element gathers ``grad_out (N, C, P, Q)`` from the windows whose saved
+    index points at it; grad_in is overwritten."""
+    if grad_in.numel() == 0:
+        return
+    if grad_out.numel() == 0:
+        grad_in.zero_()
+        return
+    config = _pick_window_tile(MAX_BWD, grad_in)
+    for n0, n1 in batch_chunks(g.N, g.H * g.W):
+        gys, ids, gxs = grad_out[n0:n1], indices[n0:n1], grad_in[n0:n1]
+        grid = (triton.cdiv((n1 - n0) * g.H * g.W, config["BLOCK_PIX"]) * triton.cdiv(g.C, config["BLOCK_C"]),)
+        args = (gys, ids, gxs, n1 - n0, g.C, g.H, g.W, g.P, g.Q,
+                *gys.stride(), *ids.stride(), *gxs.stride(),
+                g.cover_h, g.cover_w, *_window_params(g),
+                g.dil_h * (g.kh - 1) + 1, g.dil_w * (g.kw - 1) + 1)
+        launch(MAX_BWD, grid, args, config, grad_in.dtype, ADAPTIVE=g.adaptive)
+
+
+def avg_pool2d_forward(x: torch.Tensor, g: PoolGeometry, out: torch.Tensor) -> None:
+    """``out (N, C, P, Q)`` = mean over the windows of ``x (N, C, H, W)`` with torch's divisor rules.
+    Global pooling (adaptive to 1x1) runs as one reduction per plane."""
+    if out.numel() == 0:
+        return
+    if g.is_global:
+        _global_avg(x, g, out)
+        return
+    config = _pick_window_tile(AVG_FWD, x)
+    for n0, n1 in batch_chunks(g.N, g.P * g.Q):
+        xs, ys = x[n0:n1], out[n0:n1]
+        grid = (triton.cdiv((n1 - n0) * g.P * g.Q, config["BLOCK_PIX"]) * triton.cdiv(g.C, config["BLOCK_C"]),)
+        args = (xs, ys, n1 - n0, g.C, g.H, g.W, g.P, g.Q, *xs.stride(), *ys.stride(),
+                g.kh, g.kw, *_window_params(g), g.divisor)
+        launch(AVG_FWD, grid, args, config, x.dtype, ADAPTIVE=g.adaptive,
+               COUNT_INCLUDE_PAD=g.count_include_pad)
+
+
+def _global_avg(x: torch.Tensor, g: PoolGeometry, out: torch.Tensor) -> None:
+    configs = GLOBAL_AVG.for_dtype(x.dtype, False)
+    if _channels_contiguous(x):
+        config = closest_config(configs, BLOCK_C=128 if g.C >= 128 else 32)
+    else:
+        config = closest_config(configs, BLOCK_C=1, BLOCK_HW=64 if g.H * g.W <= 128 else 512)
+    grid = (g.N * triton.cdiv(g.C, config["BLOCK_C"]),)
+    args = (x, out, g.C, g.H, g.W, *x.stride(), out.stride(0), out.stride(1))
+    launch(GLOBAL_AVG, grid, args, config, x.dtype)
+
+
+def avg_pool2d_backward(grad_out: torch.Tensor, g: PoolGeometry, grad_in: torch.Tensor) -> None:
+    """``grad_in (N, C, H, W)``: each element gathers ``grad_out (N, C, P, Q) / divisor`` from the windows
+    that contain it; grad_in is overwritten."""
+    if grad_in.numel() == 0:
+        return
+    if grad_out.numel() == 0:
+        grad_in.zero_()
+        return
+    config = _pick_window_tile(AVG_BWD, grad_in)
+    for n0, n1 in batch_chunks(g.N, g.H * g.W):
+        gys, gxs = grad_out[n0:n1], grad_in[n0:n1]
+        grid = (triton.cdiv((n1 - n0) * g.H * g.W, config["BLOCK_PIX"]) * triton.cdiv(g.C, config["BLOCK_C"]),)
+        args = (gys, gxs, n1 - n0, g.C, g.H, g.W, g.P, g.Q, *gys.stride(), *gxs.stride(),
+                g.cover_h, g.cover_w, g.kh, g.kw, *_window_params(g), g.divisor)
+        launch(AVG_BWD, grid, args, config, grad_in.dtype, ADAPTIVE=g.adaptive,
+               COUNT_INCLUDE_PAD=g.count_include_pad)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Autograd
+
+
+class MaxPool2dFunction(torch.autograd.Function):
+    """Max pooling (strided or adaptive windows) on a batched ``(N, C, H, W)`` input; returns the output
+    and the int64 indices (an empty placeholder when neither returned nor needed for the backward)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, g: PoolGeometry, return_indices: bool, channels_last: bool):
+        out = empty_4d(g.output_shape, x, channels_last)
+        need_grad = ctx.needs_input_grad[0]
+        if return_indices or need_grad:
+            indices = empty_4d(g.output_shape, x, channels_last, torch.int64)
+        else:
+            indices = torch.empty(0, dtype=torch.int64, device=x.device)
+        max_pool2d_forward(x, g, out, indices if indices.dim() == 4 else None)
+        ctx.mark_non_differentiable(indices)
+        if need_grad:
+            ctx.save_for_backward(indices)
+            ctx.geometry = g
+            ctx.channels_last = channels_last
+        return out, indices
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: torch.Tensor, _grad_indices: torch.Tensor | None):
+        (indices,) = ctx.saved_tensors
+        g: PoolGeometry = ctx.geometry
+        grad_in = empty_4d(g.input_shape, grad_out, ctx.channels_last)
+        max_pool2d_backward(grad_out, indices, g, grad_in)
+        return grad_in, None, None, None
+
+
+class AvgPool2dFunction(torch.autograd.Function):
+    """Average pooling (strided or adaptive windows) on a batched ``(N, C, H, W)`` input. Only the
+    geometry is saved for the backward."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, g: PoolGeometry, channels_last: bool) -> torch.Tensor:
+        out = empty_4d(g.output_shape, x, channels_last)
+        avg_pool2d_forward(x, g, out)
+        ctx.geometry = g
+        ctx.channels_last = channels_last
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: torch.Tensor):
+        g: PoolGeometry = ctx.geometry
+        grad_in = empty_4d(g.input_shape, grad_out, ctx.channels_last)
+        avg_pool2d_backward(grad_out, g, grad_in)
+        return grad_in, None, None
+
+
+# --------------------------------------------------------------------------------------------------------
+# Functional entry points
+
+
+def _batched(input: torch.Tensor) -> tuple[torch.Tensor, bool, bool]:
+    """The 4-D view of ``input``, whether it was unbatched, and whether outputs are channels_last (torch's
+    ``suggest_memory_format`` of the input; an unbatched input gives contiguous outputs)."""
+    if input.dim() == 3:
+        return input.unsqueeze(0), True, False
+    return input, False, prefers_channels_last(input)
+
+
+def _max_pool(input: torch.Tensor, g: PoolGeometry, return_indices: bool
+              ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    x, unbatched, channels_last = _batched(input)
+    out, indices = MaxPool2dFunction.apply(x, g, return_indices, channels_last)
+    if unbatched:
+        out, indices = out.squeeze(0), indices.squeeze(0)
+    return (out, indices) if return_indices else out
+
+
+def _avg_pool(input: torch.Tensor, g: PoolGeometry) -> torch.Tensor:
+    x, unbatched, channels_last = _batched(input)
+    out = AvgPool2dFunction.apply(x, g, channels_last)
+    return out.squeeze(0) if unbatched else out
+
+
+def max_pool2d(
+    input: torch.Tensor,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Drop-in for ``torch.nn.functional.max_pool2d``.
+
+    input ``(N, C, H, W)`` or ``(C, H, W)``; returns ``(N, C, P, Q)`` (or ``(C, P, Q)``) in the input's
+    memory format, and with ``return_indices`` the int64 flat indices ``h*W + w`` of the maxima.
+    """
+    check_pool_input(input, "max_pool2d")
+    g = max_pool2d_geometry(input.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    return _max_pool(input, g, bool(return_indices))
+
+
+def avg_pool2d(
+    input: torch.Tensor,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    padding: IntPair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> torch.Tensor:
+    """Drop-in for ``torch.nn.functional.avg_pool2d``.
+
+    input ``(N, C, H, W)`` or ``(C, H, W)``; returns ``(N, C, P, Q)`` (or ``(C, P, Q)``) in the input's
+    memory format. Accumulates in float32 (float64 for float64 inputs).
+    """
+    check_pool_input(input, "avg_pool2d")
+    g = avg_pool2d_geometry(input.shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                            divisor_override)
+    return _avg_pool(input, g)
+
+
+def adaptive_avg_pool2d(input: torch.Tensor, output_size: int | Sequence[int | None]) -> torch.Tensor:
+    """Drop-in for ``torch.nn.functional.adaptive_avg_pool2d``.
+
+    input ``(N, C, H, W)`` or ``(C, H, W)``; ``output_size`` ``(P, Q)`` or one int, ``None`` keeping the
+    input's size. Output row ``p`` averages rows ``[floor(p*H/P), ceil((p+1)*H/P))``. Output size 1 (global
+    average pooling) is one reduction per plane.
+    """
+    if not isinstance(input, torch.Tensor):
+        raise AttributeError(f"'{type(input).__name__}' object has no attribute 'size'")
+    check_pool_input(input, "adaptive_avg_pool2d")
+    g = adaptive_pool2d_geometry(input.shape, output_size, "adaptive_avg_pool2d")
+    return _avg_pool(input, g)
+
+
+def adaptive_max_pool2d(
+    input: torch.Tensor, output_size: int | Sequence[int | None], return_indices: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Drop-in for ``torch.nn.functional.adaptive_max_pool2d``.
+
+    input ``(N, C, H, W)`` or ``(C, H, W)``; returns ``(N, C, P, Q)`` (or ``(C, P, Q)``), and with
+    ``return_indices`` the int64 flat indices ``h*W + w`` of the maxima.
+    """
+    if not isinstance(input, torch.Tensor):
+        raise AttributeError(f"'{type(input).__name__}' object has no attribute 'size'")
+    check_pool_input(input, "adaptive_max_pool2d")
+    g = adaptive_pool2d_geometry(input.shape, output_size, "adaptive_max_pool2d")
+    return _max_pool(input, g, bool(return_indices))
