@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numbers
+
 import torch
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -19,16 +21,16 @@ def as_pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
     """``3 -> (3, 3)``; ``(1, 2) -> (1, 2)``; anything else raises as torch does."""
     if isinstance(value, bool):
         raise TypeError(f"conv2d(): argument '{name}' must be tuple of ints, not bool")
-    if isinstance(value, int):
-        return (value, value)
+    if isinstance(value, numbers.Integral):
+        return (int(value), int(value))
     if isinstance(value, torch.Size | tuple | list):
         items = tuple(value)
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in items):
             raise TypeError(f"conv2d(): argument '{name}' must be tuple of ints, but found {items}")
         if len(items) == 1:
-            return (items[0], items[0])
+            return (int(items[0]), int(items[0]))
         if len(items) == 2:
-            return (items[0], items[1])
+            return (int(items[0]), int(items[1]))
         raise RuntimeError(
             f"expected {name} to be a single integer value or a list of 2 values to match the convolution "
             f"dimensions, but got {name}={list(items)}"
@@ -146,6 +148,10 @@ def _check_ranks(input_shape: Sequence[int], weight_shape: Sequence[int], op: st
     if len(input_shape) != 4:
         raise RuntimeError(
             f"Expected 3D (unbatched) or 4D (batched) input to {op}, but got input of size: {list(input_shape)}"
+        )
+    if 0 in tuple(input_shape[2:]) and input_shape[0] != 0 and input_shape[1] != 0:
+        raise RuntimeError(
+            f"Only zero batch or zero channel inputs are supported, but got input shape: {list(input_shape)}"
         )
     if len(weight_shape) != 4:
         raise RuntimeError(

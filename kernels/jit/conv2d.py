@@ -20,7 +20,7 @@ def conv2d_fwd_kernel(
     N, H, W, P, Q, CG, KG,
     sxn, sxc, sxh, sxw,
     swk, swc, swr, sws,
-    syn, syk, syp, syq,
+    syn, syk, syp, syq, sb,
     stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
     R: tl.constexpr, S: tl.constexpr,
     HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr,
@@ -72,7 +72,7 @@ def conv2d_fwd_kernel(
         acc = tl.dot(x_tile, w_tile, acc, input_precision=PRECISION, out_dtype=ACC_DTYPE)
 
     if HAS_BIAS:
-        acc += tl.load(bias_ptr + k_idx, mask=n_mask, other=0.0).to(ACC_DTYPE)[None, :]
+        acc += tl.load(bias_ptr + k_idx * sb, mask=n_mask, other=0.0).to(ACC_DTYPE)[None, :]
     y_offs = (n_idx.to(tl.int64) * syn + (pq // Q).to(tl.int64) * syp + (pq % Q).to(tl.int64) * syq)[:, None] \
         + k_idx.to(tl.int64)[None, :] * syk
     tl.store(y_ptr + y_offs, acc.to(y_ptr.dtype.element_ty), mask=m_mask[:, None] & n_mask[None, :])
@@ -84,7 +84,7 @@ def conv2d_dgrad_kernel(
     N, H, W, P, Q, CG, KG, HP, WP,
     sdyn, sdyk, sdyp, sdyq,
     swk, swc, swr, sws,
-    sdxn, sdxc, sdxh, sdxw,
+    sdxn, sdxc, sdxh, sdxw, sb,
     stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
     R: tl.constexpr, S: tl.constexpr,
     HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr,
@@ -150,7 +150,7 @@ def conv2d_dgrad_kernel(
 
     c_idx = group * CG + offs_n
     if HAS_BIAS:
-        acc += tl.load(bias_ptr + c_idx, mask=n_mask, other=0.0).to(ACC_DTYPE)[None, :]
+        acc += tl.load(bias_ptr + c_idx * sb, mask=n_mask, other=0.0).to(ACC_DTYPE)[None, :]
     dx_offs = (n_idx.to(tl.int64) * sdxn + h.to(tl.int64) * sdxh + w.to(tl.int64) * sdxw)[:, None] \
         + c_idx.to(tl.int64)[None, :] * sdxc
     tl.store(dx_ptr + dx_offs, acc.to(dx_ptr.dtype.element_ty), mask=m_mask[:, None] & n_mask[None, :])

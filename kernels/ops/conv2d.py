@@ -71,6 +71,10 @@ def _common_constexprs(g: ConvGeometry, dtype: torch.dtype) -> dict:
     return {"R": g.R, "S": g.S, "PRECISION": dot_precision(dtype), "ACC_DTYPE": tl_acc_dtype(dtype)}
 
 
+def _bias_stride(bias: torch.Tensor | None) -> int:
+    return 0 if bias is None else bias.stride(0)
+
+
 def _conv_params(g: ConvGeometry) -> tuple[int, ...]:
     return (g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w)
 
@@ -91,7 +95,7 @@ def conv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         grid = (triton.cdiv(rows, config["BLOCK_M"]), triton.cdiv(KG, config["BLOCK_N"]), g.groups)
         args = (xs, weight, bias if bias is not None else xs, ys,
                 n1 - n0, g.H, g.W, g.P, g.Q, CG, KG,
-                *xs.stride(), *weight.stride(), *ys.stride(), *_conv_params(g))
+                *xs.stride(), *weight.stride(), *ys.stride(), _bias_stride(bias), *_conv_params(g))
         launch(FWD, grid, args, config, x.dtype, tf32_enabled(x.dtype), HAS_BIAS=bias is not None,
                **_common_constexprs(g, x.dtype))
     return out
@@ -117,7 +121,7 @@ def conv2d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeome
         grid = (triton.cdiv(rows, config["BLOCK_M"]), triton.cdiv(CG, config["BLOCK_N"]),
                 g.groups * g.stride_h * g.stride_w)
         args = (dys, weight, bias if bias is not None else dys, dxs, n1 - n0, g.H, g.W, g.P, g.Q, CG, KG, hp, wp,
-                *dys.stride(), *weight.stride(), *dxs.stride(), *_conv_params(g))
+                *dys.stride(), *weight.stride(), *dxs.stride(), _bias_stride(bias), *_conv_params(g))
         launch(DGRAD, grid, args, config, grad_out.dtype, tf32_enabled(grad_out.dtype), HAS_BIAS=bias is not None,
                **_common_constexprs(g, grad_out.dtype))
     return grad_in

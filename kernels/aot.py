@@ -1,0 +1,629 @@
+"""Ahead-of-time compile check: every Triton kernel of the package, with every block configuration it may
+be launched with, compiled for sm_90 and sm_80 without a GPU.
+
+Triton's interpreter accepts code that the GPU compiler rejects, and it says nothing about registers,
+spills, shared memory or tensor cores. This check closes that gap:
+
+1. The public ops in :data:`OP_CASES` run under :func:`kernels.launch.recording` on tiny tensors, forward
+   and backward, for each dtype in :data:`DTYPE_VARIANTS`. No kernel runs; every launch is recorded with
+   its real arguments. A registered space that no case launches is a failure.
+2. Each record gives the kernel's Triton signature: tensors become pointers of their dtype, Python ints
+   ``i32`` (``i64`` when they need it), floats ``fp32``; ``None``, the constexprs and the configuration's
+   block sizes become constexprs. Pointers get the 16-byte alignment hint the runtime would give the
+   recorded tensors; integers get no specialisation (no ``== 1`` constants, no divisibility hints), so
+   the general code path is the one compiled.
+3. Each distinct (kernel, signature, constexprs) is compiled with every configuration of
+   ``space.for_dtype(dtype, tf32)`` for each architecture, in a pool of processes, and the cubin is read
+   with the ``cuobjdump`` that Triton ships.
+
+A row fails on a compile error, on any spill (stack or local memory in the cubin), on dynamic shared memory
+over the architecture's per-block limit, or when a ``uses_dot`` kernel lacks tensor-core instructions:
+``HGMMA`` (warpgroup MMA) on sm_90 and ``HMMA`` on sm_80, required for float16, bfloat16 and for float32
+with TF32 on (TF32 dots compile to ``HGMMA.*.TF32`` on sm_90 and ``HMMA.*.TF32`` on sm_80, so one rule
+covers them). float32 without TF32 and float64 have no tensor-core requirement.
+
+Command line: ``python -m kernels.aot [--arch 90 --arch 80] [--kernel NAME] [--workers N]``; it prints
+one row per compile and exits non-zero when any row fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import multiprocessing
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .launch import SPACES, KernelConfig, KernelSpace, LaunchRecord, recording
+
+# --------------------------------------------------------------------------------------------------------
+# What to exercise
+
+
+@dataclass(frozen=True)
+class OpCase:
+    """One call of a public op of the package, ``kernels.<op>(*tensors, **kwargs)``.
+
+    ``tensors``: shapes of the positional tensor arguments; ``None`` passes ``None`` (e.g. no bias). Every
+    tensor requires grad, so the backward pass launches every gradient kernel. ``channels_last`` lays the
+    4-D tensors out as NHWC.
+    """
+
+    op: str
+    label: str
+    tensors: tuple[tuple[int, ...] | None, ...]
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    channels_last: bool = False
+
+
+# One entry per geometry; a new op (conv_transpose2d, pooling) is one more entry. The shapes are tiny: under
+# recording nothing runs, only the launch arguments matter.
+OP_CASES: tuple[OpCase, ...] = (
+    OpCase("conv2d", "dense", ((2, 4, 6, 6), (8, 4, 3, 3), (8,)), {"padding": 1}),
+    OpCase("conv2d", "dense stride 2", ((2, 4, 7, 7), (8, 4, 3, 3), None), {"stride": 2}),
+    OpCase("conv2d", "dense 1x1 NHWC", ((2, 8, 5, 5), (16, 8, 1, 1), (16,)), channels_last=True),
+    OpCase("conv2d", "dense dilation 2", ((1, 4, 9, 9), (4, 4, 3, 3), None), {"padding": 2, "dilation": 2}),
+    OpCase("conv2d", "groups 2", ((2, 4, 6, 6), (6, 2, 3, 3), (6,)), {"padding": 1, "groups": 2}),
+    OpCase("conv2d", "groups 2 stride 2 NHWC", ((2, 4, 7, 7), (6, 2, 3, 3), None), {"stride": 2, "groups": 2},
+           channels_last=True),
+    OpCase("conv2d", "depthwise", ((2, 4, 6, 6), (4, 1, 3, 3), (4,)), {"padding": 1, "groups": 4}),
+    OpCase("conv2d", "depthwise stride 2", ((2, 4, 7, 7), (4, 1, 3, 3), None),
+           {"stride": 2, "padding": 1, "groups": 4}),
+    OpCase("conv2d", "depthwise x2", ((2, 4, 6, 6), (8, 1, 3, 3), (8,)), {"padding": 1, "groups": 4}),
+    OpCase("conv2d", "depthwise x2 stride 2 NHWC", ((2, 4, 7, 7), (8, 1, 3, 3), None),
+           {"stride": 2, "groups": 4}, channels_last=True),
+    # conv_transpose2d(input, weight (Cin, Cout/groups, R, S), bias, stride, padding, output_padding, groups)
+    OpCase("conv_transpose2d", "dense stride 2", ((2, 4, 4, 4), (4, 6, 3, 3), (6,)),
+           {"stride": 2, "padding": 1, "output_padding": 1}),
+    OpCase("conv_transpose2d", "depthwise", ((2, 4, 5, 5), (4, 1, 3, 3), (4,)), {"padding": 1, "groups": 4}),
+)
+
+
+@dataclass(frozen=True)
+class DtypeVariant:
+    """A problem dtype, and for float32 whether TF32 is allowed (``torch.backends.cudnn.allow_tf32``)."""
+
+    label: str
+    dtype: torch.dtype
+    tf32: bool = False
+
+
+DTYPE_VARIANTS: tuple[DtypeVariant, ...] = (
+    DtypeVariant("float16", torch.float16),
+    DtypeVariant("bfloat16", torch.bfloat16),
+    DtypeVariant("float32+tf32", torch.float32, tf32=True),
+    DtypeVariant("float32", torch.float32, tf32=False),
+    DtypeVariant("float64", torch.float64),
+)
+
+# Largest dynamic shared memory per block (the opt-in limit Triton checks at load time).
+SHARED_LIMIT: dict[int, int] = {80: 163 * 1024, 86: 99 * 1024, 89: 99 * 1024, 90: 227 * 1024}
+
+TENSOR_CORE_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def required_mma(arch: int) -> str:
+    """The tensor-core instruction a ``tl.dot`` on 16-bit (or TF32) inputs must compile to."""
+    return "HGMMA" if arch == 90 else "HMMA"
+
+
+def dtype_label(dtype: torch.dtype, tf32: bool) -> str:
+    name = str(dtype).removeprefix("torch.")
+    return f"{name}+tf32" if tf32 else name
+
+
+# --------------------------------------------------------------------------------------------------------
+# Recording
+
+
+@dataclass
+class Recorded:
+    """The launches of every case and variant, and the cases that raised."""
+
+    records: list[LaunchRecord]
+    errors: list[tuple[str, str]]  # (case and variant, error)
+
+
+def _make_tensor(shape: tuple[int, ...], variant: DtypeVariant, device: torch.device, channels_last: bool
+                 ) -> torch.Tensor:
+    t = torch.randn(shape, dtype=variant.dtype, device=device)
+    if channels_last and t.dim() == 4:
+        t = t.contiguous(memory_format=torch.channels_last)
+    return t.requires_grad_(True)
+
+
+def _run_case(case: OpCase, variant: DtypeVariant, device: torch.device) -> None:
+    import kernels
+
+    op = getattr(kernels, case.op)
+    tensors = [None if shape is None else _make_tensor(shape, variant, device, case.channels_last)
+               for shape in case.tensors]
+    out = op(*tensors, **case.kwargs)
+    outs = out if isinstance(out, tuple | list) else (out,)
+    total = sum(o.float().sum() for o in outs if isinstance(o, torch.Tensor) and o.requires_grad)
+    if isinstance(total, torch.Tensor):
+        total.backward()
+
+
+def collect_records(cases: Iterable[OpCase] = OP_CASES,
+                    variants: Iterable[DtypeVariant] = DTYPE_VARIANTS) -> Recorded:
+    """Run every case under every dtype variant, forward and backward, recording the launches."""
+    from ._runtime import INTERPRETING
+
+    device = torch.device("cpu" if INTERPRETING else "cuda")
+    records: list[LaunchRecord] = []
+    errors: list[tuple[str, str]] = []
+    saved_tf32 = torch.backends.cudnn.allow_tf32
+    try:
+        for variant in variants:
+            torch.backends.cudnn.allow_tf32 = variant.tf32
+            for case in cases:
+                with recording() as launches:
+                    try:
+                        _run_case(case, variant, device)
+                    except Exception:  # noqa: BLE001  (reported as a failure row)
+                        errors.append((f"{case.op} {case.label} [{variant.label}]", traceback.format_exc()))
+                records.extend(launches)
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved_tf32
+    return Recorded(records, errors)
+
+
+def missing_spaces(records: Iterable[LaunchRecord]) -> list[str]:
+    """Registered spaces that no record launched."""
+    seen = {r.space.name for r in records}
+    return sorted(name for name in SPACES if name not in seen)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Signatures
+
+_POINTER_TYPES: dict[torch.dtype, str] = {
+    torch.float16: "*fp16",
+    torch.bfloat16: "*bf16",
+    torch.float32: "*fp32",
+    torch.float64: "*fp64",
+    torch.int64: "*i64",
+    torch.int32: "*i32",
+    torch.int16: "*i16",
+    torch.int8: "*i8",
+    torch.uint8: "*u8",
+    torch.bool: "*u1",  # Triton's own type for bool tensors
+}
+
+
+def triton_type(value: Any) -> str:
+    """The Triton signature type of a runtime (non-constexpr) argument value, as the runtime derives it."""
+    if isinstance(value, torch.Tensor):
+        if value.dtype not in _POINTER_TYPES:
+            raise TypeError(f"no Triton pointer type for a {value.dtype} tensor")
+        return _POINTER_TYPES[value.dtype]
+    if value is None:
+        return "constexpr"
+    if isinstance(value, bool):
+        return "u1"
+    if isinstance(value, int):
+        if -(2**31) <= value < 2**31:
+            return "i32"
+        if -(2**63) <= value < 2**63:
+            return "i64"
+        return "u64"
+    if isinstance(value, float):
+        return "fp32"
+    raise TypeError(f"no Triton type for a runtime argument of type {type(value).__name__}")
+
+
+def _python_function(jit_fn: Any) -> Callable:
+    return getattr(jit_fn, "fn", jit_fn)
+
+
+def _param_names(jit_fn: Any) -> list[str]:
+    names = getattr(jit_fn, "arg_names", None)
+    return list(names) if names else list(inspect.signature(_python_function(jit_fn)).parameters)
+
+
+def _constexpr_params(jit_fn: Any) -> set[str]:
+    found = set()
+    for name, p in inspect.signature(_python_function(jit_fn)).parameters.items():
+        ann = p.annotation
+        if ann is inspect.Parameter.empty:
+            continue
+        text = ann if isinstance(ann, str) else getattr(ann, "__name__", repr(ann))
+        if "constexpr" in text:
+            found.add(name)
+    return found
+
+
+def _unaligned_params(jit_fn: Any, names: Sequence[str]) -> set[str]:
+    """Parameters declared ``do_not_specialize_on_alignment`` (by name or position)."""
+    listed = getattr(jit_fn, "do_not_specialize_on_alignment", None)
+    if listed is None:
+        listed = getattr(jit_fn, "kwargs", {}).get("do_not_specialize_on_alignment")
+    out = set()
+    for item in listed or ():
+        out.add(names[item] if isinstance(item, int) else item)
+    return out
+
+
+@dataclass(frozen=True)
+class CompileJob:
+    """One compile: a kernel (by space name), its full signature and constexprs, a configuration, an arch."""
+
+    kernel: str
+    signature: tuple[tuple[str, str], ...]  # every parameter in order, "constexpr" for constexprs
+    constexprs: tuple[tuple[str, Any], ...]  # record constexprs and None arguments (not the blocks)
+    aligned: tuple[str, ...]  # pointer parameters with the 16-byte alignment hint
+    config: KernelConfig
+    arch: int
+
+    def key(self) -> tuple:
+        values = tuple((k, repr(v)) for k, v in self.constexprs)
+        return (self.kernel, self.signature, values, self.aligned, self.config, self.arch)
+
+
+def signature_of(record: LaunchRecord, config: KernelConfig
+                 ) -> tuple[dict[str, str], dict[str, Any], list[str]]:
+    """Triton signature, constexprs (blocks included) and 16-byte-aligned pointer names of one launch."""
+    fn = record.space.kernel
+    names = _param_names(fn)
+    constexpr_names = _constexpr_params(fn)
+    if len(record.args) > len(names):
+        raise TypeError(f"{len(record.args)} positional arguments for {len(names)} parameters")
+    values: dict[str, Any] = dict(zip(names, record.args, strict=False))
+    supplied = {**record.constexprs, **dict(config.blocks)}
+    for name, value in supplied.items():
+        if name not in names:
+            raise TypeError(f"unknown parameter {name!r}")
+        if name in values:
+            raise TypeError(f"parameter {name!r} given twice")
+        values[name] = value
+    defaults = inspect.signature(_python_function(fn)).parameters
+    unaligned = _unaligned_params(fn, names)
+    signature: dict[str, str] = {}
+    constexprs: dict[str, Any] = {}
+    aligned: list[str] = []
+    for name in names:
+        if name not in values:
+            default = defaults[name].default
+            if default is inspect.Parameter.empty:
+                raise TypeError(f"missing argument for parameter {name!r}")
+            values[name] = default
+        value = values[name]
+        if name in constexpr_names or value is None:
+            signature[name] = "constexpr"
+            is_wrapped = type(value).__name__ == "constexpr"  # a tl.constexpr passed explicitly
+            constexprs[name] = value.value if is_wrapped else value
+            continue
+        ty = triton_type(value)
+        signature[name] = ty
+        if ty.startswith("*") and name not in unaligned and value.data_ptr() % 16 == 0:
+            aligned.append(name)
+    return signature, constexprs, aligned
+
+
+# --------------------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class Row:
+    """One compile (or one failure that is not a compile: a case that raised, a space never launched)."""
+
+    kernel: str
+    dtypes: str
+    config: str
+    arch: int | None
+    variant: str = ""  # the record's constexprs, to tell apart compiles of one kernel and config
+    regs: int | None = None
+    shared: int | None = None  # dynamic shared memory, bytes
+    spill: int | None = None  # stack + local memory, bytes
+    mma: str = ""  # tensor-core instructions in the SASS
+    seconds: float = 0.0  # CPU seconds of the compile (Triton, ptxas, cuobjdump)
+    problems: list[str] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.problems)
+
+
+def config_label(config: KernelConfig) -> str:
+    blocks = " ".join(f"{k}={v}" for k, v in config.blocks)
+    return f"{blocks} w{config.num_warps} s{config.num_stages}"
+
+
+def _value_label(value: Any) -> str:
+    return str(value) if not isinstance(value, str) else repr(value)
+
+
+@dataclass
+class _Planned:
+    job: CompileJob
+    space: KernelSpace
+    dtypes: set[tuple[torch.dtype, bool]] = field(default_factory=set)
+
+
+def plan(records: Iterable[LaunchRecord], archs: Sequence[int], kernels: Sequence[str] | None = None
+         ) -> tuple[list[_Planned], list[Row]]:
+    """Distinct compile jobs of the records (with the dtypes each serves), and rows for records that
+    could not be turned into a signature."""
+    planned: dict[tuple, _Planned] = {}
+    rows: list[Row] = []
+    bad: set[tuple] = set()
+    for record in records:
+        space = record.space
+        if kernels and space.name not in kernels:
+            continue
+        for config in space.for_dtype(record.dtype, record.tf32):
+            try:
+                signature, constexprs, aligned = signature_of(record, config)
+            except Exception as exc:  # noqa: BLE001  (reported as a failure row)
+                key = (space.name, config, str(exc))
+                if key not in bad:
+                    bad.add(key)
+                    rows.append(Row(space.name, dtype_label(record.dtype, record.tf32), config_label(config),
+                                    None, problems=[f"bad launch arguments: {exc}"], error=str(exc)))
+                continue
+            blocks = dict(config.blocks)
+            record_constexprs = tuple((k, v) for k, v in constexprs.items() if k not in blocks)
+            for arch in archs:
+                job = CompileJob(space.name, tuple(signature.items()), record_constexprs, tuple(aligned),
+                                 config, arch)
+                entry = planned.setdefault(job.key(), _Planned(job, space))
+                entry.dtypes.add((record.dtype, record.tf32))
+    return list(planned.values()), rows
+
+
+def _dtype_order(item: tuple[torch.dtype, bool]) -> int:
+    for i, v in enumerate(DTYPE_VARIANTS):
+        if (v.dtype, v.tf32) == item:
+            return i
+    return len(DTYPE_VARIANTS)
+
+
+def _judge(entry: _Planned, result: dict[str, Any]) -> Row:
+    job = entry.job
+    dtypes = sorted(entry.dtypes, key=_dtype_order)
+    variant = " ".join(f"{k}={_value_label(v)}" for k, v in job.constexprs)
+    row = Row(job.kernel, ", ".join(dtype_label(*d) for d in dtypes), config_label(job.config), job.arch,
+              variant, seconds=result.get("seconds", 0.0))
+    if "error" in result:
+        row.problems.append("compile failed: " + result["error"].strip().splitlines()[-1][:160])
+        row.error = result["error"]
+        return row
+    row.regs, row.shared, row.spill = result["regs"], result["shared"], result["spill"]
+    row.mma = result["mma"]
+    if row.spill:
+        row.problems.append(f"spills {row.spill} bytes")
+    limit = SHARED_LIMIT.get(job.arch)
+    if limit is not None and row.shared is not None and row.shared > limit:
+        row.problems.append(f"shared memory {row.shared} B over the sm_{job.arch} limit {limit} B")
+    needs_tensor_cores = entry.space.uses_dot and any(
+        dtype in TENSOR_CORE_DTYPES or (dtype == torch.float32 and tf32) for dtype, tf32 in dtypes
+    )
+    want = required_mma(job.arch)
+    if needs_tensor_cores and want not in result["mma_opcodes"]:
+        row.problems.append(f"no {want} on sm_{job.arch}")
+    return row
+
+
+# --------------------------------------------------------------------------------------------------------
+# Compiling (in worker processes, with the interpreter off)
+
+
+def cuobjdump_path() -> Path:
+    """The ``cuobjdump`` shipped with Triton's NVIDIA backend."""
+    import triton
+
+    return Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+
+
+_RES_USAGE = re.compile(r"REG:(\d+)\s+STACK:(\d+)\s+SHARED:(\d+)\s+LOCAL:(\d+)")
+_MMA = re.compile(r"\b(HGMMA|HMMA|DMMA|IMMA|IGMMA|QGMMA)((?:\.\w+)*)")
+
+
+@cache
+def _worker_kernels() -> dict[str, Any]:
+    warnings.filterwarnings("ignore", message=".*TRITON_DEFAULT_FP_FUSION.*")
+    import triton
+
+    import kernels  # noqa: F401  (registers every space)
+
+    from ._runtime import INTERPRETING
+
+    if INTERPRETING:
+        raise RuntimeError("compile worker started with TRITON_INTERPRET on")
+    out = {}
+    for name, space in SPACES.items():
+        if not isinstance(space.kernel, triton.runtime.JITFunction):
+            raise RuntimeError(f"{name}: kernel is {type(space.kernel).__name__}, not a JITFunction")
+        out[name] = space.kernel
+    return out
+
+
+def _cuobjdump(flag: str, path: str) -> str:
+    done = subprocess.run([str(cuobjdump_path()), flag, path], capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (ptxas, cuobjdump)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def compile_job(job: CompileJob) -> dict[str, Any]:
+    """Compile one job and read the cubin: registers, shared memory, spills, MMA instructions."""
+    start = _cpu_seconds()
+    try:
+        import triton
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import ASTSource
+
+        fn = _worker_kernels()[job.kernel]
+        names = list(fn.arg_names)
+        constexprs = {**dict(job.constexprs), **dict(job.config.blocks)}
+        attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in job.aligned}
+        src = ASTSource(fn, dict(job.signature), constexprs=constexprs, attrs=attrs)
+        options = {"num_warps": job.config.num_warps, "num_stages": job.config.num_stages}
+        compiled = triton.compile(src, target=GPUTarget("cuda", job.arch, 32), options=options)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "kernel.cubin")
+            with open(path, "wb") as f:
+                f.write(compiled.asm["cubin"])
+            res = _cuobjdump("-res-usage", path)
+            sass = _cuobjdump("-sass", path)
+        usage = [tuple(int(x) for x in m) for m in _RES_USAGE.findall(res)]
+        if not usage:
+            raise RuntimeError(f"no resource usage in cuobjdump output:\n{res}")
+        first: dict[str, str] = {}
+        for opcode, modifiers in _MMA.findall(sass):
+            first.setdefault(opcode, opcode + modifiers)
+        return {
+            "regs": max(u[0] for u in usage),
+            "spill": max(u[1] + u[3] for u in usage),
+            "shared": int(compiled.metadata.shared),
+            "mma": " ".join(first.values()),
+            "mma_opcodes": sorted(first),
+            "seconds": _cpu_seconds() - start,
+        }
+    except Exception as exc:  # noqa: BLE001  (returned as a failure row)
+        text = str(exc) if str(exc) else traceback.format_exc()
+        return {"error": f"{type(exc).__name__}: {text}", "seconds": _cpu_seconds() - start}
+
+
+def _run_jobs(jobs: Sequence[CompileJob], workers: int) -> list[dict[str, Any]]:
+    """Compile in a pool of fresh (spawned) processes that import the package with the interpreter off:
+    kernels decorated under the interpreter cannot be compiled."""
+    results: list[dict[str, Any] | None] = [None] * len(jobs)
+    if not jobs:
+        return []
+    previous = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "0"  # inherited by the spawned workers
+    try:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
+            futures = {pool.submit(compile_job, job): i for i, job in enumerate(jobs)}
+            for future in as_completed(futures):
+                i = futures[future]
+                try:
+                    results[i] = future.result()
+                except BrokenProcessPool as exc:
+                    results[i] = {"error": f"worker process died: {exc}"}
+    finally:
+        if previous is None:
+            os.environ.pop("TRITON_INTERPRET", None)
+        else:
+            os.environ["TRITON_INTERPRET"] = previous
+    return [r if r is not None else {"error": "not compiled"} for r in results]
+
+
+# --------------------------------------------------------------------------------------------------------
+# The check
+
+
+def check(archs: Sequence[int] = (90, 80), kernels: Sequence[str] | None = None, workers: int | None = None
+          ) -> list[Row]:
+    """Record every op, compile every kernel and configuration for ``archs``; one row per compile plus one
+    per case that raised and per registered space never launched. Failures have ``row.failed``."""
+    for arch in archs:
+        if arch not in SHARED_LIMIT:
+            raise ValueError(f"unsupported arch {arch}; known: {sorted(SHARED_LIMIT)}")
+    recorded = collect_records()
+    rows: list[Row] = [
+        Row("(op case)", "", where, None, problems=["op raised under recording"], error=error)
+        for where, error in recorded.errors
+    ]
+    for name in missing_spaces(recorded.records):
+        if not kernels or name in kernels:
+            rows.append(Row(name, "", "", None, problems=["registered but never launched by any op case"]))
+    if kernels:
+        for name in kernels:
+            if name not in SPACES:
+                rows.append(Row(name, "", "", None, problems=["no such registered space"]))
+    planned, bad_rows = plan(recorded.records, archs, kernels)
+    rows.extend(bad_rows)
+    results = _run_jobs([p.job for p in planned], workers or os.cpu_count() or 1)
+    compiled = [_judge(entry, result) for entry, result in zip(planned, results, strict=True)]
+    order = {name: i for i, name in enumerate(SPACES)}
+    compiled.sort(key=lambda r: (order.get(r.kernel, len(order)), r.kernel, r.dtypes, r.variant, r.config,
+                                 -(r.arch or 0)))
+    return rows + compiled
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """The rows as an aligned text table."""
+    header = ("kernel", "dtype", "config", "arch", "regs", "shared", "spill", "tensor core", "constexprs",
+              "cpu s", "status")
+
+    def cell(v: Any) -> str:
+        return "-" if v is None or v == "" else str(v)
+
+    body = [
+        (r.kernel, r.dtypes, r.config, f"sm_{r.arch}" if r.arch else "", cell(r.regs), cell(r.shared),
+         cell(r.spill), cell(r.mma), r.variant, f"{r.seconds:.1f}" if r.arch else "",
+         "FAIL: " + "; ".join(r.problems) if r.failed else "ok")
+        for r in rows
+    ]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)).rstrip()
+             for line in (header, *body)]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_failures(rows: Sequence[Row], max_chars: int = 4000) -> str:
+    """Each failing row with its problems and, for errors, the message."""
+    out = []
+    for r in rows:
+        if not r.failed:
+            continue
+        arch = f"sm_{r.arch}" if r.arch else ""
+        where = " ".join(x for x in (r.kernel, r.dtypes, r.config, arch, r.variant) if x)
+        out.append(f"FAIL {where}: {'; '.join(r.problems)}")
+        if r.error:
+            out.append("    " + r.error[:max_chars].replace("\n", "\n    "))
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry: print the table, return 1 when any row fails."""
+    parser = argparse.ArgumentParser(prog="python -m kernels.aot", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch", type=int, action="append", choices=sorted(SHARED_LIMIT),
+                        help="compute capability, e.g. 90 or 80 (repeatable; default: 90 and 80)")
+    parser.add_argument("--kernel", action="append", help="only this registered space (repeatable)")
+    parser.add_argument("--workers", type=int, default=None, help="compile processes (default: CPU count)")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    rows = check(tuple(args.arch or (90, 80)), args.kernel, args.workers)
+    elapsed = time.perf_counter() - start
+    print(format_table(rows))
+    failures = [r for r in rows if r.failed]
+    compiles = [r for r in rows if r.arch is not None]
+    cpu = sum(r.seconds for r in compiles)
+    if failures:
+        print("\n" + format_failures(failures))
+    print(f"\n{len(compiles)} compiles of {len({r.kernel for r in compiles})} kernels in {elapsed:.1f} s "
+          f"({cpu:.1f} CPU s of compiling); {len(failures)} failing rows")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
