@@ -10,11 +10,13 @@ spills, shared memory or tensor cores. This check closes that gap:
 2. Each record gives the kernel's Triton signature: tensors become pointers of their dtype, Python ints
    ``i32`` (``i64`` when they need it), floats ``fp32``; ``None``, the constexprs and the configuration's
    block sizes become constexprs. Pointers get the 16-byte alignment hint the runtime would give the
-   recorded tensors; integers get no specialisation (no ``== 1`` constants, no divisibility hints), so
-   the general code path is the one compiled.
+   recorded tensors; integers get none of the runtime's specialisations (``== 1`` constants, divisibility
+   by 16 hints), so the general code path is the one compiled: the worst case of the variants real
+   launches get (with divisible strides and channel counts, those often need far fewer registers).
 3. Each distinct (kernel, signature, constexprs) is compiled with every configuration of
    ``space.for_dtype(dtype, tf32)`` for each architecture, in a pool of processes, and the cubin is read
-   with the ``cuobjdump`` that Triton ships.
+   with the ``cuobjdump`` that Triton ships: resource usage for every kernel, the SASS for ``uses_dot``
+   kernels (the tensor-core column says ``n/a`` for the others).
 
 A row fails on a compile error, on any spill (stack or local memory in the cubin), on dynamic shared memory
 over the architecture's per-block limit, or when a ``uses_dot`` kernel lacks tensor-core instructions:
@@ -71,13 +73,13 @@ class OpCase:
     channels_last: bool = False
 
 
-# One entry per geometry; a new op (conv_transpose2d, pooling) is one more entry. The shapes are tiny: under
-# recording nothing runs, only the launch arguments matter.
+# One entry per geometry; a new op is one more entry. The shapes are tiny: nothing runs under recording, only
+# the launch arguments matter.
 OP_CASES: tuple[OpCase, ...] = (
     OpCase("conv2d", "dense", ((2, 4, 6, 6), (8, 4, 3, 3), (8,)), {"padding": 1}),
     OpCase("conv2d", "dense stride 2", ((2, 4, 7, 7), (8, 4, 3, 3), None), {"stride": 2}),
     OpCase("conv2d", "dense 1x1 NHWC", ((2, 8, 5, 5), (16, 8, 1, 1), (16,)), channels_last=True),
-    OpCase("conv2d", "dense dilation 2", ((1, 4, 9, 9), (4, 4, 3, 3), None), {"padding": 2, "dilation": 2}),
+    OpCase("conv2d", "dense dilation 2", ((2, 4, 9, 9), (4, 4, 3, 3), None), {"padding": 2, "dilation": 2}),
     OpCase("conv2d", "groups 2", ((2, 4, 6, 6), (6, 2, 3, 3), (6,)), {"padding": 1, "groups": 2}),
     OpCase("conv2d", "groups 2 stride 2 NHWC", ((2, 4, 7, 7), (6, 2, 3, 3), None), {"stride": 2, "groups": 2},
            channels_last=True),
@@ -91,6 +93,17 @@ OP_CASES: tuple[OpCase, ...] = (
     OpCase("conv_transpose2d", "dense stride 2", ((2, 4, 4, 4), (4, 6, 3, 3), (6,)),
            {"stride": 2, "padding": 1, "output_padding": 1}),
     OpCase("conv_transpose2d", "depthwise", ((2, 4, 5, 5), (4, 1, 3, 3), (4,)), {"padding": 1, "groups": 4}),
+    # pooling(input, ...)
+    OpCase("max_pool2d", "3x3 stride 2", ((2, 4, 9, 9),), {"kernel_size": 3, "stride": 2, "padding": 1}),
+    OpCase("max_pool2d", "2x2 indices NHWC", ((2, 4, 8, 8),), {"kernel_size": 2, "return_indices": True},
+           channels_last=True),
+    OpCase("avg_pool2d", "3x3 stride 2", ((2, 4, 9, 9),), {"kernel_size": 3, "stride": 2, "padding": 1}),
+    OpCase("avg_pool2d", "2x2 ceil NHWC", ((2, 4, 7, 7),),
+           {"kernel_size": 2, "ceil_mode": True, "count_include_pad": False}, channels_last=True),
+    OpCase("adaptive_avg_pool2d", "global", ((2, 4, 7, 7),), {"output_size": 1}),
+    OpCase("adaptive_avg_pool2d", "global NHWC", ((2, 4, 7, 7),), {"output_size": 1}, channels_last=True),
+    OpCase("adaptive_avg_pool2d", "3x3", ((2, 4, 8, 8),), {"output_size": 3}),
+    OpCase("adaptive_max_pool2d", "3x3", ((2, 4, 8, 8),), {"output_size": 3}),
 )
 
 
@@ -249,11 +262,11 @@ def _constexpr_params(jit_fn: Any) -> set[str]:
     return found
 
 
-def _unaligned_params(jit_fn: Any, names: Sequence[str]) -> set[str]:
-    """Parameters declared ``do_not_specialize_on_alignment`` (by name or position)."""
-    listed = getattr(jit_fn, "do_not_specialize_on_alignment", None)
+def _listed_params(jit_fn: Any, names: Sequence[str], option: str) -> set[str]:
+    """Parameters listed, by name or position, in a ``triton.jit`` option (``do_not_specialize_on_...``)."""
+    listed = getattr(jit_fn, option, None)
     if listed is None:
-        listed = getattr(jit_fn, "kwargs", {}).get("do_not_specialize_on_alignment")
+        listed = getattr(jit_fn, "kwargs", {}).get(option)
     out = set()
     for item in listed or ():
         out.add(names[item] if isinstance(item, int) else item)
@@ -261,24 +274,33 @@ def _unaligned_params(jit_fn: Any, names: Sequence[str]) -> set[str]:
 
 
 @dataclass(frozen=True)
+class KernelSignature:
+    """What Triton compiles one launch as (the configuration's blocks not included)."""
+
+    types: tuple[tuple[str, str], ...]  # every parameter in order, "constexpr" for constexprs
+    constexprs: tuple[tuple[str, Any], ...]  # the launch's constexprs and None arguments
+    aligned: tuple[str, ...]  # pointer parameters with the 16-byte alignment hint
+
+
+@dataclass(frozen=True)
 class CompileJob:
-    """One compile: a kernel (by space name), its full signature and constexprs, a configuration, an arch."""
+    """One compile: a kernel (by space name), its signature, a configuration, an arch. ``read_sass``:
+    disassemble the cubin to find tensor-core instructions (only ``uses_dot`` kernels need it)."""
 
     kernel: str
-    signature: tuple[tuple[str, str], ...]  # every parameter in order, "constexpr" for constexprs
-    constexprs: tuple[tuple[str, Any], ...]  # record constexprs and None arguments (not the blocks)
-    aligned: tuple[str, ...]  # pointer parameters with the 16-byte alignment hint
+    signature: KernelSignature
     config: KernelConfig
     arch: int
+    read_sass: bool = True
 
     def key(self) -> tuple:
-        values = tuple((k, repr(v)) for k, v in self.constexprs)
-        return (self.kernel, self.signature, values, self.aligned, self.config, self.arch)
+        sig = self.signature
+        values = tuple((k, repr(v)) for k, v in sig.constexprs)
+        return (self.kernel, sig.types, values, sig.aligned, self.config, self.arch)
 
 
-def signature_of(record: LaunchRecord, config: KernelConfig
-                 ) -> tuple[dict[str, str], dict[str, Any], list[str]]:
-    """Triton signature, constexprs (blocks included) and 16-byte-aligned pointer names of one launch."""
+def signature_of(record: LaunchRecord, config: KernelConfig) -> KernelSignature:
+    """The Triton signature of one launch with one configuration (integers unspecialised)."""
     fn = record.space.kernel
     names = _param_names(fn)
     constexpr_names = _constexpr_params(fn)
@@ -293,7 +315,8 @@ def signature_of(record: LaunchRecord, config: KernelConfig
             raise TypeError(f"parameter {name!r} given twice")
         values[name] = value
     defaults = inspect.signature(_python_function(fn)).parameters
-    unaligned = _unaligned_params(fn, names)
+    unaligned = _listed_params(fn, names, "do_not_specialize_on_alignment")
+    blocks = dict(config.blocks)
     signature: dict[str, str] = {}
     constexprs: dict[str, Any] = {}
     aligned: list[str] = []
@@ -306,14 +329,15 @@ def signature_of(record: LaunchRecord, config: KernelConfig
         value = values[name]
         if name in constexpr_names or value is None:
             signature[name] = "constexpr"
-            is_wrapped = type(value).__name__ == "constexpr"  # a tl.constexpr passed explicitly
-            constexprs[name] = value.value if is_wrapped else value
+            if name not in blocks:
+                is_wrapped = type(value).__name__ == "constexpr"  # a tl.constexpr passed explicitly
+                constexprs[name] = value.value if is_wrapped else value
             continue
         ty = triton_type(value)
         signature[name] = ty
         if ty.startswith("*") and name not in unaligned and value.data_ptr() % 16 == 0:
             aligned.append(name)
-    return signature, constexprs, aligned
+    return KernelSignature(tuple(signature.items()), tuple(constexprs.items()), tuple(aligned))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -371,7 +395,7 @@ def plan(records: Iterable[LaunchRecord], archs: Sequence[int], kernels: Sequenc
             continue
         for config in space.for_dtype(record.dtype, record.tf32):
             try:
-                signature, constexprs, aligned = signature_of(record, config)
+                signature = signature_of(record, config)
             except Exception as exc:  # noqa: BLE001  (reported as a failure row)
                 key = (space.name, config, str(exc))
                 if key not in bad:
@@ -379,11 +403,8 @@ def plan(records: Iterable[LaunchRecord], archs: Sequence[int], kernels: Sequenc
                     rows.append(Row(space.name, dtype_label(record.dtype, record.tf32), config_label(config),
                                     None, problems=[f"bad launch arguments: {exc}"], error=str(exc)))
                 continue
-            blocks = dict(config.blocks)
-            record_constexprs = tuple((k, v) for k, v in constexprs.items() if k not in blocks)
             for arch in archs:
-                job = CompileJob(space.name, tuple(signature.items()), record_constexprs, tuple(aligned),
-                                 config, arch)
+                job = CompileJob(space.name, signature, config, arch, read_sass=space.uses_dot)
                 entry = planned.setdefault(job.key(), _Planned(job, space))
                 entry.dtypes.add((record.dtype, record.tf32))
     return list(planned.values()), rows
@@ -399,7 +420,7 @@ def _dtype_order(item: tuple[torch.dtype, bool]) -> int:
 def _judge(entry: _Planned, result: dict[str, Any]) -> Row:
     job = entry.job
     dtypes = sorted(entry.dtypes, key=_dtype_order)
-    variant = " ".join(f"{k}={_value_label(v)}" for k, v in job.constexprs)
+    variant = " ".join(f"{k}={_value_label(v)}" for k, v in job.signature.constexprs)
     row = Row(job.kernel, ", ".join(dtype_label(*d) for d in dtypes), config_label(job.config), job.arch,
               variant, seconds=result.get("seconds", 0.0))
     if "error" in result:
@@ -479,9 +500,10 @@ def compile_job(job: CompileJob) -> dict[str, Any]:
 
         fn = _worker_kernels()[job.kernel]
         names = list(fn.arg_names)
-        constexprs = {**dict(job.constexprs), **dict(job.config.blocks)}
-        attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in job.aligned}
-        src = ASTSource(fn, dict(job.signature), constexprs=constexprs, attrs=attrs)
+        sig = job.signature
+        constexprs = {**dict(sig.constexprs), **dict(job.config.blocks)}
+        attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in sig.aligned}
+        src = ASTSource(fn, dict(sig.types), constexprs=constexprs, attrs=attrs)
         options = {"num_warps": job.config.num_warps, "num_stages": job.config.num_stages}
         compiled = triton.compile(src, target=GPUTarget("cuda", job.arch, 32), options=options)
         with tempfile.TemporaryDirectory() as tmp:
@@ -489,7 +511,7 @@ def compile_job(job: CompileJob) -> dict[str, Any]:
             with open(path, "wb") as f:
                 f.write(compiled.asm["cubin"])
             res = _cuobjdump("-res-usage", path)
-            sass = _cuobjdump("-sass", path)
+            sass = _cuobjdump("-sass", path) if job.read_sass else ""
         usage = [tuple(int(x) for x in m) for m in _RES_USAGE.findall(res)]
         if not usage:
             raise RuntimeError(f"no resource usage in cuobjdump output:\n{res}")
@@ -500,7 +522,7 @@ def compile_job(job: CompileJob) -> dict[str, Any]:
             "regs": max(u[0] for u in usage),
             "spill": max(u[1] + u[3] for u in usage),
             "shared": int(compiled.metadata.shared),
-            "mma": " ".join(first.values()),
+            "mma": " ".join(first.values()) if job.read_sass else "n/a",
             "mma_opcodes": sorted(first),
             "seconds": _cpu_seconds() - start,
         }
@@ -542,7 +564,10 @@ def _run_jobs(jobs: Sequence[CompileJob], workers: int) -> list[dict[str, Any]]:
 def check(archs: Sequence[int] = (90, 80), kernels: Sequence[str] | None = None, workers: int | None = None
           ) -> list[Row]:
     """Record every op, compile every kernel and configuration for ``archs``; one row per compile plus one
-    per case that raised and per registered space never launched. Failures have ``row.failed``."""
+    per case that raised and per registered space never launched. Failures have ``row.failed``.
+
+    ``kernels``: only these registered spaces. ``workers``: compile processes (default: CPU count).
+    """
     for arch in archs:
         if arch not in SHARED_LIMIT:
             raise ValueError(f"unsupported arch {arch}; known: {sorted(SHARED_LIMIT)}")

@@ -6,10 +6,9 @@ message in the same words where that helps a user search for it.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numbers
 
 import torch
 

@@ -124,29 +124,29 @@ def conv2d_dgrad_kernel(
 
     k_blocks = tl.cdiv(KG, BLOCK_K)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE)
-    for r in range(R):
+    # One flat loop over (tap, filter block); taps that miss this phase are skipped by a scalar test.
+    for t in range(0, R * S * k_blocks):
+        tap = t // k_blocks
+        r = tap // S
+        s = tap % S
         num_h = phase_h + pad_h - r * dil_h
-        if num_h % stride_h == 0:
+        num_w = phase_w + pad_w - s * dil_w
+        if (num_h % stride_h == 0) & (num_w % stride_w == 0):
             p = i + num_h // stride_h
-            p_ok = (p >= 0) & (p < P)
-            for s in range(S):
-                num_w = phase_w + pad_w - s * dil_w
-                if num_w % stride_w == 0:
-                    q = j + num_w // stride_w
-                    pix_ok = m_mask & p_ok & (q >= 0) & (q < Q)
-                    dy_pix = dy_rows + p.to(tl.int64) * sdyp + q.to(tl.int64) * sdyq
-                    for kb in range(0, k_blocks):
-                        offs_k = kb * BLOCK_K + tl.arange(0, BLOCK_K)
-                        k_mask = offs_k < KG
-                        dy_tile = tl.load(
-                            dy_pix[:, None] + offs_k.to(tl.int64)[None, :] * sdyk,
-                            mask=pix_ok[:, None] & k_mask[None, :], other=0.0,
-                        )
-                        w_tile = tl.load(
-                            w_cols[None, :] + offs_k.to(tl.int64)[:, None] * swk + r * swr + s * sws,
-                            mask=k_mask[:, None] & n_mask[None, :], other=0.0,
-                        )
-                        acc = tl.dot(dy_tile, w_tile, acc, input_precision=PRECISION, out_dtype=ACC_DTYPE)
+            q = j + num_w // stride_w
+            pix_ok = m_mask & (p >= 0) & (p < P) & (q >= 0) & (q < Q)
+            offs_k = (t % k_blocks) * BLOCK_K + tl.arange(0, BLOCK_K)
+            k_mask = offs_k < KG
+            dy_tile = tl.load(
+                (dy_rows + p.to(tl.int64) * sdyp + q.to(tl.int64) * sdyq)[:, None]
+                + offs_k.to(tl.int64)[None, :] * sdyk,
+                mask=pix_ok[:, None] & k_mask[None, :], other=0.0,
+            )
+            w_tile = tl.load(
+                w_cols[None, :] + offs_k.to(tl.int64)[:, None] * swk + r * swr + s * sws,
+                mask=k_mask[:, None] & n_mask[None, :], other=0.0,
+            )
+            acc = tl.dot(dy_tile, w_tile, acc, input_precision=PRECISION, out_dtype=ACC_DTYPE)
 
     c_idx = group * CG + offs_n
     if HAS_BIAS:

@@ -13,6 +13,7 @@ import torch
 import triton
 from torch.autograd.function import once_differentiable
 
+from ..autotune import layout_of, select_config, tunable
 from ..jit.conv2d import conv2d_dgrad_kernel, conv2d_fwd_kernel, conv2d_wgrad_kernel
 from ..launch import (
     KernelConfig,
@@ -30,19 +31,18 @@ from .depthwise import depthwise_dgrad, depthwise_fwd, depthwise_wgrad
 from .reduce import acc_dtype, channel_sum, choose_split, sum_splits, tl_acc_dtype
 
 # Tensor-core tiles for float16, bfloat16 and TF32; smaller tiles for IEEE float32 and float64, which have no
-# 16-bit tensor-core path and would spill registers with the large ones.
+# 16-bit tensor-core path. Every tile here compiles without register spills for sm_90 and sm_80 even with no
+# integer specialisation (odd channel counts and strides); 128x128 tiles, and 64-wide tiles with BLOCK_K=32
+# under TF32, spill in that general case and are left out.
 _GEMM_TILES = [
-    KernelConfig.of(BLOCK_M=128, BLOCK_N=128, BLOCK_K=32, num_warps=8, num_stages=3),
-    KernelConfig.of(BLOCK_M=128, BLOCK_N=64, BLOCK_K=32, num_warps=4, num_stages=3),
-    KernelConfig.of(BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, num_warps=4, num_stages=3),
-    KernelConfig.of(BLOCK_M=64, BLOCK_N=32, BLOCK_K=32, num_warps=4, num_stages=2),
+    KernelConfig.of(BLOCK_M=128, BLOCK_N=64, BLOCK_K=32, num_warps=8, num_stages=3),
+    KernelConfig.of(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, num_warps=4, num_stages=3),
+    KernelConfig.of(BLOCK_M=64, BLOCK_N=32, BLOCK_K=16, num_warps=4, num_stages=2),
     KernelConfig.of(BLOCK_M=64, BLOCK_N=16, BLOCK_K=16, num_warps=4, num_stages=2),
-    KernelConfig.of(BLOCK_M=32, BLOCK_N=16, BLOCK_K=16, num_warps=2, num_stages=2),
 ]
 _WIDE_TILES = [
-    KernelConfig.of(BLOCK_M=64, BLOCK_N=32, BLOCK_K=16, num_warps=4, num_stages=2),
     KernelConfig.of(BLOCK_M=32, BLOCK_N=32, BLOCK_K=16, num_warps=4, num_stages=2),
-    KernelConfig.of(BLOCK_M=32, BLOCK_N=16, BLOCK_K=16, num_warps=2, num_stages=2),
+    KernelConfig.of(BLOCK_M=32, BLOCK_N=16, BLOCK_K=16, num_warps=4, num_stages=2),
 ]
 
 
@@ -56,15 +56,18 @@ DGRAD = _gemm_space("conv2d_dgrad_kernel", conv2d_dgrad_kernel)
 WGRAD = _gemm_space("conv2d_wgrad_kernel", conv2d_wgrad_kernel)
 
 
-def _pick_tiles(space: KernelSpace, dtype: torch.dtype, rows: int, cols: int, depth: int) -> KernelConfig:
-    """Default heuristic: tile sides near the GEMM's rows, columns and reduction depth (powers of two)."""
+def _pick_tiles(space: KernelSpace, dtype: torch.dtype, rows: int, cols: int, depth: int,
+                layout: str = "nchw") -> KernelConfig:
+    """The tuned tiles of this GEMM (``kernels.autotune``), else the default heuristic: tile sides near the
+    GEMM's rows, columns and reduction depth (powers of two)."""
     configs = space.for_dtype(dtype, tf32_enabled(dtype))
-    return closest_config(
+    default = closest_config(
         configs,
         BLOCK_M=pow2_at_least(rows, 16, 128),
         BLOCK_N=pow2_at_least(cols, 16, 128),
         BLOCK_K=pow2_at_least(depth, 16, 32),
     )
+    return select_config(space, dtype, layout, {"M": rows, "N": cols, "K": depth}, default)
 
 
 def _common_constexprs(g: ConvGeometry, dtype: torch.dtype) -> dict:
@@ -79,6 +82,7 @@ def _conv_params(g: ConvGeometry) -> tuple[int, ...]:
     return (g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w)
 
 
+@tunable
 def conv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: ConvGeometry,
                    out: torch.Tensor) -> torch.Tensor:
     """``out (N, K, P, Q) = conv2d(x (N, C, H, W), weight (K, C/groups, R, S)) + bias``; out is overwritten."""
@@ -86,7 +90,7 @@ def conv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         depthwise_fwd(x, weight, bias, g, out)
         return out
     CG, KG = g.channels_per_group, g.filters_per_group
-    config = _pick_tiles(FWD, x.dtype, g.N * g.P * g.Q, KG, CG * g.R * g.S)
+    config = _pick_tiles(FWD, x.dtype, g.N * g.P * g.Q, KG, CG * g.R * g.S, layout_of(x))
     for n0, n1 in batch_chunks(g.N, g.P * g.Q):
         rows = (n1 - n0) * g.P * g.Q
         if rows == 0 or g.K == 0:
@@ -101,6 +105,7 @@ def conv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     return out
 
 
+@tunable
 def conv2d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeometry,
                       grad_in: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``grad_in (N, C, H, W)`` of a conv2d from ``grad_out (N, K, P, Q)``; grad_in is overwritten.
@@ -112,7 +117,7 @@ def conv2d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeome
         return grad_in
     CG, KG = g.channels_per_group, g.filters_per_group
     hp, wp = triton.cdiv(g.H, g.stride_h), triton.cdiv(g.W, g.stride_w)
-    config = _pick_tiles(DGRAD, grad_out.dtype, g.N * hp * wp, CG, KG * g.R * g.S)
+    config = _pick_tiles(DGRAD, grad_out.dtype, g.N * hp * wp, CG, KG * g.R * g.S, layout_of(grad_out))
     for n0, n1 in batch_chunks(g.N, hp * wp):
         rows = (n1 - n0) * hp * wp
         if rows == 0 or CG == 0:
@@ -127,6 +132,7 @@ def conv2d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeome
     return grad_in
 
 
+@tunable
 def conv2d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry) -> torch.Tensor:
     """``grad_weight (K, C/groups, R, S)`` of a conv2d from ``grad_out (N, K, P, Q)`` and ``x (N, C, H, W)``."""
     if g.is_depthwise:
@@ -135,7 +141,7 @@ def conv2d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry)
     grad_w = torch.empty((g.K, CG, g.R, g.S), dtype=x.dtype, device=x.device)
     if grad_w.numel() == 0:
         return grad_w
-    config = _pick_tiles(WGRAD, x.dtype, KG, CG, g.N * g.P * g.Q)
+    config = _pick_tiles(WGRAD, x.dtype, KG, CG, g.N * g.P * g.Q, layout_of(x))
     tiles = triton.cdiv(KG, config["BLOCK_M"]) * triton.cdiv(CG, config["BLOCK_N"])
     chunks = batch_chunks(g.N, g.P * g.Q)
     split = choose_split(tiles * g.R * g.S * g.groups, g.N * g.P * g.Q, config["BLOCK_K"], x.device)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import triton
 
+from ..autotune import layout_of, select_config
 from ..jit.depthwise import (
     depthwise_dgrad_kernel,
     depthwise_fwd_kernel,
@@ -46,14 +47,20 @@ def _check_depthwise(g: ConvGeometry) -> None:
         raise ValueError(f"depthwise kernels need groups == C and one channel per group, got {g}")
 
 
-def _pick_tile(space: KernelSpace, dtype: torch.dtype, t: torch.Tensor, width: int) -> KernelConfig:
-    """Channel-wide tiles when ``t``'s channels are contiguous (channels_last), else pixel-wide tiles."""
+def _pick_tile(space: KernelSpace, dtype: torch.dtype, t: torch.Tensor, width: int, height: int = 1,
+               channels: int = 1) -> KernelConfig:
+    """The tuned tile (``kernels.autotune``) of a ``height x width`` pixel grid of ``channels`` channels,
+    else the default: channel-wide tiles when ``t``'s channels are contiguous (channels_last), else
+    pixel-wide tiles."""
     configs = space.for_dtype(dtype, False)
     if t.shape[1] > 1 and t.stride(1) == 1:
-        return closest_config(configs, BLOCK_PIX=32, BLOCK_W=8, BLOCK_C=32)
-    if width <= 16:
-        return closest_config(configs, BLOCK_PIX=64, BLOCK_W=8, BLOCK_C=8)
-    return closest_config(configs, BLOCK_PIX=128, BLOCK_W=32, BLOCK_C=4)
+        default = closest_config(configs, BLOCK_PIX=32, BLOCK_W=8, BLOCK_C=32)
+    elif width <= 16:
+        default = closest_config(configs, BLOCK_PIX=64, BLOCK_W=8, BLOCK_C=8)
+    else:
+        default = closest_config(configs, BLOCK_PIX=128, BLOCK_W=32, BLOCK_C=4)
+    problem = {"N": t.shape[0], "PIX": height * width, "W": width, "C": channels}
+    return select_config(space, dtype, layout_of(t), problem, default)
 
 
 def _w_strides(w: torch.Tensor) -> tuple[int, int, int]:
@@ -70,7 +77,7 @@ def depthwise_fwd(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, g
     _check_depthwise(g)
     if out.numel() == 0:
         return
-    cfg = _pick_tile(FWD_SPACE, x.dtype, x, g.Q)
+    cfg = _pick_tile(FWD_SPACE, x.dtype, x, g.Q, g.P, g.K)
     block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
     pixel_tiles = g.N * triton.cdiv(g.P, block_h) * triton.cdiv(g.Q, cfg["BLOCK_W"])
     grid = (pixel_tiles, triton.cdiv(g.K, cfg["BLOCK_C"]))
@@ -98,7 +105,7 @@ def depthwise_dgrad(grad_out: torch.Tensor, w: torch.Tensor, g: ConvGeometry, gr
     if grad_in.numel() == 0:
         return
     rows, cols = triton.cdiv(g.H, g.stride_h), triton.cdiv(g.W, g.stride_w)
-    cfg = _pick_tile(DGRAD_SPACE, grad_out.dtype, grad_in, cols)
+    cfg = _pick_tile(DGRAD_SPACE, grad_out.dtype, grad_in, cols, rows, g.C)
     block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
     grid = (
         g.N * triton.cdiv(rows, block_h) * triton.cdiv(cols, cfg["BLOCK_W"]),
@@ -127,7 +134,7 @@ def depthwise_wgrad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry) ->
     grad_w = torch.empty((g.K, 1, g.R, g.S), dtype=x.dtype, device=x.device)
     if g.N == 0 or g.P * g.Q == 0:
         return grad_w.zero_()
-    cfg = _pick_tile(WGRAD_SPACE, x.dtype, x, g.Q)
+    cfg = _pick_tile(WGRAD_SPACE, x.dtype, x, g.Q, g.P, g.K)
     block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
     tiles = g.N * triton.cdiv(g.P, block_h) * triton.cdiv(g.Q, cfg["BLOCK_W"])
     base = triton.cdiv(g.K, cfg["BLOCK_C"]) * g.R * g.S

@@ -14,6 +14,7 @@ import torch
 import triton
 from torch.autograd.function import once_differentiable
 
+from ..autotune import layout_of, select_config, tunable
 from ..jit.pool2d import (
     avg_pool2d_bwd_kernel,
     avg_pool2d_fwd_kernel,
@@ -81,12 +82,15 @@ def _channels_contiguous(t: torch.Tensor) -> bool:
     return t.shape[1] > 1 and t.stride(1) == 1
 
 
-def _pick_window_tile(space: KernelSpace, t: torch.Tensor) -> KernelConfig:
-    """Channel-wide tiles when ``t``'s channels are contiguous (channels_last), else pixel-wide ones."""
+def _pick_window_tile(space: KernelSpace, t: torch.Tensor, pixels: int) -> KernelConfig:
+    """The tuned tile (``kernels.autotune``) for ``pixels`` pixels of ``t``'s channels, else the default:
+    channel-wide tiles when ``t``'s channels are contiguous (channels_last), else pixel-wide ones."""
     configs = space.for_dtype(t.dtype, False)
     if _channels_contiguous(t):
-        return closest_config(configs, BLOCK_C=pow2_at_least(t.shape[1], 16, 64))
-    return closest_config(configs, BLOCK_C=1)
+        default = closest_config(configs, BLOCK_C=pow2_at_least(t.shape[1], 16, 64))
+    else:
+        default = closest_config(configs, BLOCK_C=1)
+    return select_config(space, t.dtype, layout_of(t), {"PIX": pixels, "C": t.shape[1]}, default)
 
 
 def _window_params(g: PoolGeometry) -> tuple[int, ...]:
@@ -97,13 +101,14 @@ def _window_params(g: PoolGeometry) -> tuple[int, ...]:
 # Launchers (batched 4-D tensors, any strides)
 
 
+@tunable
 def max_pool2d_forward(x: torch.Tensor, g: PoolGeometry, out: torch.Tensor, indices: torch.Tensor | None
                        ) -> None:
     """``out (N, C, P, Q)`` = max over the windows of ``x (N, C, H, W)``; ``indices`` (int64, same shape)
     gets the flat ``h*W + w`` of each maximum when given. Strided or adaptive windows (``g.adaptive``)."""
     if out.numel() == 0:
         return
-    config = _pick_window_tile(MAX_FWD, x)
+    config = _pick_window_tile(MAX_FWD, x, g.N * g.P * g.Q)
     store = indices is not None
     for n0, n1 in batch_chunks(g.N, g.P * g.Q):
         xs, ys = x[n0:n1], out[n0:n1]
@@ -115,6 +120,7 @@ def max_pool2d_forward(x: torch.Tensor, g: PoolGeometry, out: torch.Tensor, indi
         launch(MAX_FWD, grid, args, config, x.dtype, ADAPTIVE=g.adaptive, STORE_INDEX=store)
 
 
+@tunable
 def max_pool2d_backward(grad_out: torch.Tensor, indices: torch.Tensor, g: PoolGeometry,
                         grad_in: torch.Tensor) -> None:
     """``grad_in (N, C, H, W)``: each element gathers ``grad_out (N, C, P, Q)`` from the windows whose saved
@@ -124,7 +130,7 @@ def max_pool2d_backward(grad_out: torch.Tensor, indices: torch.Tensor, g: PoolGe
     if grad_out.numel() == 0:
         grad_in.zero_()
         return
-    config = _pick_window_tile(MAX_BWD, grad_in)
+    config = _pick_window_tile(MAX_BWD, grad_in, g.N * g.H * g.W)
     for n0, n1 in batch_chunks(g.N, g.H * g.W):
         gys, ids, gxs = grad_out[n0:n1], indices[n0:n1], grad_in[n0:n1]
         grid = (triton.cdiv((n1 - n0) * g.H * g.W, config["BLOCK_PIX"]) * triton.cdiv(g.C, config["BLOCK_C"]),)
@@ -135,6 +141,7 @@ def max_pool2d_backward(grad_out: torch.Tensor, indices: torch.Tensor, g: PoolGe
         launch(MAX_BWD, grid, args, config, grad_in.dtype, ADAPTIVE=g.adaptive)
 
 
+@tunable
 def avg_pool2d_forward(x: torch.Tensor, g: PoolGeometry, out: torch.Tensor) -> None:
     """``out (N, C, P, Q)`` = mean over the windows of ``x (N, C, H, W)`` with torch's divisor rules.
     Global pooling (adaptive to 1x1) runs as one reduction per plane."""
@@ -143,7 +150,7 @@ def avg_pool2d_forward(x: torch.Tensor, g: PoolGeometry, out: torch.Tensor) -> N
     if g.is_global:
         _global_avg(x, g, out)
         return
-    config = _pick_window_tile(AVG_FWD, x)
+    config = _pick_window_tile(AVG_FWD, x, g.N * g.P * g.Q)
     for n0, n1 in batch_chunks(g.N, g.P * g.Q):
         xs, ys = x[n0:n1], out[n0:n1]
         grid = (triton.cdiv((n1 - n0) * g.P * g.Q, config["BLOCK_PIX"]) * triton.cdiv(g.C, config["BLOCK_C"]),)
@@ -156,14 +163,16 @@ def avg_pool2d_forward(x: torch.Tensor, g: PoolGeometry, out: torch.Tensor) -> N
 def _global_avg(x: torch.Tensor, g: PoolGeometry, out: torch.Tensor) -> None:
     configs = GLOBAL_AVG.for_dtype(x.dtype, False)
     if _channels_contiguous(x):
-        config = closest_config(configs, BLOCK_C=128 if g.C >= 128 else 32)
+        default = closest_config(configs, BLOCK_C=128 if g.C >= 128 else 32)
     else:
-        config = closest_config(configs, BLOCK_C=1, BLOCK_HW=64 if g.H * g.W <= 128 else 512)
+        default = closest_config(configs, BLOCK_C=1, BLOCK_HW=64 if g.H * g.W <= 128 else 512)
+    config = select_config(GLOBAL_AVG, x.dtype, layout_of(x), {"N": g.N, "HW": g.H * g.W, "C": g.C}, default)
     grid = (g.N * triton.cdiv(g.C, config["BLOCK_C"]),)
     args = (x, out, g.C, g.H, g.W, *x.stride(), out.stride(0), out.stride(1))
     launch(GLOBAL_AVG, grid, args, config, x.dtype)
 
 
+@tunable
 def avg_pool2d_backward(grad_out: torch.Tensor, g: PoolGeometry, grad_in: torch.Tensor) -> None:
     """``grad_in (N, C, H, W)``: each element gathers ``grad_out (N, C, P, Q) / divisor`` from the windows
     that contain it; grad_in is overwritten."""
@@ -172,7 +181,7 @@ def avg_pool2d_backward(grad_out: torch.Tensor, g: PoolGeometry, grad_in: torch.
     if grad_out.numel() == 0:
         grad_in.zero_()
         return
-    config = _pick_window_tile(AVG_BWD, grad_in)
+    config = _pick_window_tile(AVG_BWD, grad_in, g.N * g.H * g.W)
     for n0, n1 in batch_chunks(g.N, g.H * g.W):
         gys, gxs = grad_out[n0:n1], grad_in[n0:n1]
         grid = (triton.cdiv((n1 - n0) * g.H * g.W, config["BLOCK_PIX"]) * triton.cdiv(g.C, config["BLOCK_C"]),)

@@ -6,6 +6,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ..autotune import layout_of, select_config, tunable
 from ..jit.reduce import channel_sum_kernel, split_sum_kernel
 from ..launch import KernelConfig, KernelSpace, closest_config, launch, register_space
 
@@ -22,6 +23,7 @@ SPLIT_SUM = register_space(KernelSpace(
     name="split_sum_kernel",
     kernel=split_sum_kernel,
     configs=[KernelConfig.of(BLOCK=1024, num_warps=4)],
+    wide_configs=[KernelConfig.of(BLOCK=256, num_warps=4)],  # float64 spills with 1024 on sm_80
 ))
 
 
@@ -55,12 +57,13 @@ def sum_splits(partial: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     if numel == 0:
         return out
     assert partial.is_contiguous() and out.is_contiguous()
-    config = SPLIT_SUM.configs[0]
+    config = SPLIT_SUM.for_dtype(out.dtype, tf32=False)[0]
     grid = (triton.cdiv(numel, config["BLOCK"]),)
     launch(SPLIT_SUM, grid, (partial, out, partial.shape[0], numel), config, out.dtype)
     return out
 
 
+@tunable
 def channel_sum(x: torch.Tensor) -> torch.Tensor:
     """``x (N, C, H, W) -> (C,)``: the sum over batch and pixels (a bias gradient), in x's dtype."""
     N, C, H, W = x.shape
@@ -68,7 +71,8 @@ def channel_sum(x: torch.Tensor) -> torch.Tensor:
     if C == 0:
         return out
     channels_last = x.stride(1) == 1 and C > 1
-    config = closest_config(CHANNEL_SUM.configs, BLOCK_C=64 if channels_last else 16)
+    default = closest_config(CHANNEL_SUM.configs, BLOCK_C=64 if channels_last else 16)
+    config = select_config(CHANNEL_SUM, x.dtype, layout_of(x), {"PIX": N * H * W, "C": C}, default)
     c_blocks = triton.cdiv(C, config["BLOCK_C"])
     npix = N * H * W
     split = choose_split(c_blocks, npix, config["BLOCK_PIX"], x.device)
