@@ -1,6 +1,8 @@
 """Layer suites of real networks, shared by the benchmarks (and, later, the autotuner).
 
 A layer is a dict of ``torch.nn.functional`` arguments plus the input shape; ``op`` names the function.
+Pooling layers live in :data:`POOL_SUITES` (and :data:`POOL_SMOKE`), apart from :data:`SUITES`, whose
+layers are all convolutions with a weight (the benchmark runs every one of them by default).
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Layer:
-    """One benchmarked call: ``op(input (N, C, H, W), weight, **kwargs)``."""
+    """One benchmarked call: ``op(input (N, C, H, W), weight, **kwargs)``; ``op(input, **kwargs)`` for the
+    pooling ops, whose ``weight_shape`` is ``()``."""
 
     name: str
     op: str
     input_shape: tuple[int, int, int, int]
-    weight_shape: tuple[int, int, int, int]
+    weight_shape: tuple[int, ...]
     kwargs: dict = field(default_factory=dict)
 
 
@@ -24,6 +27,10 @@ def _conv(name: str, n: int, c: int, hw: int, k: int, r: int, stride: int = 1, p
     pad = r // 2 if padding is None else padding
     return Layer(name, "conv2d", (n, c, hw, hw), (k, c // groups, r, r),
                  {"stride": stride, "padding": pad, "groups": groups})
+
+
+def _pool(name: str, op: str, n: int, c: int, hw: int, **kwargs) -> Layer:
+    return Layer(name, op, (n, c, hw, hw), (), kwargs)
 
 
 def _up(name: str, n: int, c: int, hw: int, k: int, r: int, stride: int, padding: int) -> Layer:
@@ -65,4 +72,24 @@ SMOKE: dict[str, list[Layer]] = {
     "resnet50": [_conv("smoke_3x3", 1, 8, 8, 8, 3), _conv("smoke_7x7s2", 1, 3, 12, 8, 7, stride=2, padding=3)],
     "depthwise": [_conv("smoke_dw3x3", 1, 8, 8, 8, 3, groups=8)],
     "transposed": [_up("smoke_up", 1, 8, 4, 4, 2, 2, 0)],
+}
+
+# Pooling layers of the same networks at batch 32 (tuned by ``python -m kernels.autotune``).
+POOL_SUITES: dict[str, list[Layer]] = {
+    "pooling": [
+        _pool("resnet_stem_max3x3s2", "max_pool2d", 32, 64, 112, kernel_size=3, stride=2, padding=1),
+        _pool("vgg_max2x2_224", "max_pool2d", 32, 64, 224, kernel_size=2, stride=2),
+        _pool("vgg_max2x2_28", "max_pool2d", 32, 512, 28, kernel_size=2, stride=2),
+        _pool("inception_avg3x3_35", "avg_pool2d", 32, 192, 35, kernel_size=3, stride=1, padding=1),
+        _pool("densenet_avg2x2_56", "avg_pool2d", 32, 128, 56, kernel_size=2, stride=2),
+        _pool("resnet_global_avg_7", "adaptive_avg_pool2d", 32, 2048, 7, output_size=1),
+        _pool("effnet_global_avg_14", "adaptive_avg_pool2d", 32, 672, 14, output_size=1),
+    ],
+}
+POOL_SMOKE: dict[str, list[Layer]] = {
+    "pooling": [
+        _pool("smoke_max3x3s2", "max_pool2d", 1, 4, 9, kernel_size=3, stride=2, padding=1),
+        _pool("smoke_avg2x2", "avg_pool2d", 1, 4, 8, kernel_size=2, stride=2),
+        _pool("smoke_global_avg", "adaptive_avg_pool2d", 1, 8, 7, output_size=1),
+    ],
 }

@@ -24,8 +24,8 @@ estimated shared memory is over the GPU's budget, before anything is timed or lo
 Files: ``autotune_configs/<gpu>.json`` beside the package (``KERNELS_AUTOTUNE_DIR`` to use another
 directory), ``<gpu>`` from ``torch.cuda.get_device_name`` (``KERNELS_AUTOTUNE_GPU`` to use another GPU's
 file). Online tuning is off unless ``KERNELS_AUTOTUNE=1`` or :func:`enable_tuning`; its timings are kept in
-memory and written by :func:`save` (or at exit with ``KERNELS_AUTOTUNE_SAVE=1`` / ``save_at_exit=True``).
-Nothing is read or timed when the package is imported.
+memory and written by :func:`save` (or at exit with ``KERNELS_AUTOTUNE_SAVE=1`` / ``save_at_exit=True``);
+tune from one thread at a time. Nothing is read or timed when the package is imported.
 """
 
 from __future__ import annotations

@@ -158,8 +158,8 @@ def _locked(path: Path) -> Iterator[None]:
 def write(path: Path, gpu: str, new: Mapping[str, Timings]) -> dict[str, Timings]:
     """Merge ``new`` into the file at ``path`` under a lock and replace it atomically; returns what was written.
 
-    Entries already in the file (from any version) are kept unless ``new`` times the same config; a file
-    that is not a valid tuned-configuration file is replaced.
+    Entries already in the file (from any version) are kept unless ``new`` times the same config; a corrupt
+    file is replaced (with a warning); a file of another format raises ``ValueError`` (it is not ours to drop).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path):
@@ -167,6 +167,8 @@ def write(path: Path, gpu: str, new: Mapping[str, Timings]) -> dict[str, Timings
             old, problem = _parse(path.read_text())
         except OSError:
             old, problem = {}, None
+        if problem and problem.startswith("format"):
+            raise ValueError(f"{path}: {problem}; not overwritten")
         if problem:
             warnings.warn(f"kernels.autotune: replacing {path} ({problem})", AutotuneWarning, stacklevel=2)
         merged = merge(old, new)
