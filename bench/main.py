@@ -1,27 +1,29 @@
 """The main job, one command: ``python -m bench.main``.
 
-On a GPU: the test suite with compiled kernels, the benchmarks, and the plots; files to commit land under
-``bench/results/`` and ``bench/plots/``. Without a GPU: the plots from the committed results, then a short
-interpreter check (the smoke benchmark pass, data written and plots drawn, marked as not timings).
+On a GPU: the whole GPU session (``bench.gpu_session``: tests with compiled kernels, autotuning, the
+benchmarks, the plots and the targets table, each step time-limited); files to commit land under
+``bench/results/``, ``bench/plots/`` and ``autotune_configs/``. Without a GPU: the plots and the targets
+table from the committed results, then the interpreter smoke pass (data written, plots drawn, targets
+evaluated, all marked as not timings) under ``bench/results/smoke/`` and ``bench/plots/smoke/``.
 """
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
-from . import plot, run
+from . import gpu_session, plot, report, run
 
 
 def main() -> int:
+    """Entry point; returns the exit status."""
     if run.on_gpu():
-        tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "tests"], check=False)
-        run.main([])
-        plot.main([])
-        return tests.returncode
+        return gpu_session.main([])
+    print("No GPU: drawing the committed GPU data, then the interpreter smoke pass (not timings).")
     plot.main([])
+    report.main([])
     run.main([])
     plot.main(["--smoke"])
+    report.main(["--smoke"])
     return 0
 
 

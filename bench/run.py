@@ -1,8 +1,13 @@
-"""Measure a suite of layers: our kernels against torch (cuDNN), written as JSON under bench/results/.
+"""Measure layer suites: our kernels against torch eager (cuDNN) and, with ``--compile``, ``torch.compile``.
 
-``python -m bench.run --suite resnet50 --dtype bf16 --layout channels_last --mode fwd``. On a machine
-without a GPU it runs the tiny smoke layers through Triton's interpreter instead and marks the data
-``"timings": false``: it proves the pipeline works, it measures nothing.
+``python -m bench.run [--suite resnet50] [--dtype bf16] [--layout channels_last] [--mode fwd] [--budget-s 170]``
+writes one JSON file per run under ``bench/results/`` (``--results-dir`` elsewhere, ``--out`` a given file):
+``meta`` (GPU, driver, versions, date, the measured GEMM and copy ceilings) and one row per
+(layer, dtype, layout, mode). Modes: ``fwd``, ``bwd`` (the backward alone, graph retained) and ``fwd+bwd``.
+
+On a machine without a GPU it says so and runs the tiny smoke layers through Triton's interpreter (bf16,
+channels_last, every mode), marking the data ``"timings": false``: it proves the pipeline works, it measures
+nothing. ``--smoke`` picks the smoke layers on a GPU too.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import platform
 import subprocess
 import time
@@ -21,24 +27,33 @@ import torch.nn.functional as F
 import triton
 
 import kernels
+from kernels.pool_shapes import adaptive_pool2d_geometry, avg_pool2d_geometry, max_pool2d_geometry, pool2d_bytes
 from kernels.shapes import conv2d_geometry, conv_transpose2d_geometry
 
-from .suites import SMOKE, SUITES, Layer
+from .suites import POOL_SMOKE, POOL_SUITES, SCALING, SCALING_SMOKE, SMOKE, SUITES, Layer
 
 RESULTS = Path(__file__).resolve().parent / "results"
+PLOTS = Path(__file__).resolve().parent / "plots"
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-OPS = {
-    "conv2d": (kernels.conv2d, F.conv2d),
-    "conv_transpose2d": (kernels.conv_transpose2d, F.conv_transpose2d),
-}
+LAYOUTS = ("channels_last", "nchw")
+MODES = ("fwd", "bwd", "fwd+bwd")
+IMPLS = ("ours", "eager", "compile")
+
+
+def registry(smoke: bool = False) -> dict[str, list[Layer]]:
+    """Every benchmarked suite by name: convolutions, pooling, scaling (the tiny stand-ins when ``smoke``)."""
+    if smoke:
+        return {**SMOKE, **POOL_SMOKE, **SCALING_SMOKE}
+    return {**SUITES, **POOL_SUITES, **SCALING}
 
 
 def on_gpu() -> bool:
+    """True when the kernels run compiled on a CUDA device (not through the interpreter)."""
     return torch.cuda.is_available() and not kernels.INTERPRETING
 
 
 def environment() -> dict:
-    """What produced the data: GPU, driver, versions, date."""
+    """What produced the data: GPU, driver, versions, date, and whether the numbers are timings."""
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "torch": torch.__version__,
@@ -49,106 +64,234 @@ def environment() -> dict:
     if on_gpu():
         meta["gpu"] = torch.cuda.get_device_name()
         meta["cuda"] = torch.version.cuda
+        meta["cudnn"] = torch.backends.cudnn.version()
         try:
             meta["driver"] = subprocess.run(
                 ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                capture_output=True, text=True, check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
+                capture_output=True, text=True, check=True).stdout.strip().splitlines()[0]
+        except (OSError, subprocess.CalledProcessError, IndexError):
             meta["driver"] = "unknown"
     else:
         meta["gpu"] = "none (Triton interpreter on the CPU)"
+        meta["driver"] = None
     return meta
 
 
-def work(layer: Layer) -> tuple[float, float]:
-    """(flops, compulsory bytes per element size) of one forward pass of ``layer``."""
+def kind(layer: Layer) -> str:
+    """'dense', 'depthwise', 'transposed' or 'pool'."""
+    if layer.op == "conv_transpose2d":
+        return "transposed"
     if layer.op == "conv2d":
-        g = conv2d_geometry(layer.input_shape, layer.weight_shape, None, **layer.kwargs)
+        groups = layer.kwargs.get("groups", 1)
+        return "depthwise" if groups > 1 and groups == layer.input_shape[1] else "dense"
+    return "pool"
+
+
+def work(layer: Layer, dtype: torch.dtype) -> tuple[float, float]:
+    """(flop, compulsory bytes) of one pass of ``layer`` (forward, or one of the backward kernels).
+
+    Convolutions: flop 2·N·K·C/g·R·S·P·Q; bytes: input + weight + output once each (a backward pass reads and
+    writes the same three sizes). Pooling: one operation per window element; bytes from ``pool2d_bytes``
+    (read input, write output; no indices, which an implementation may choose to keep).
+    """
+    item = torch.empty((), dtype=dtype).element_size()
+    if layer.op in ("conv2d", "conv_transpose2d"):
+        geometry = conv2d_geometry if layer.op == "conv2d" else conv_transpose2d_geometry
+        g = geometry(layer.input_shape, layer.weight_shape, None, **layer.kwargs)
+        elements = g.N * g.C * g.H * g.W + g.K * g.channels_per_group * g.R * g.S + g.N * g.K * g.P * g.Q
+        return float(g.flops), float(elements * item)
+    if layer.op == "max_pool2d":
+        p = max_pool2d_geometry(layer.input_shape, **layer.kwargs)
+    elif layer.op == "avg_pool2d":
+        p = avg_pool2d_geometry(layer.input_shape, **layer.kwargs)
     else:
-        g = conv_transpose2d_geometry(layer.input_shape, layer.weight_shape, None, **layer.kwargs)
-    elements = g.N * g.C * g.H * g.W + g.K * g.channels_per_group * g.R * g.S + g.N * g.K * g.P * g.Q
-    return float(g.flops), float(elements)
+        p = adaptive_pool2d_geometry(layer.input_shape, layer.kwargs["output_size"], layer.op)
+    return float(p.N * p.C * p.P * p.Q * p.kh * p.kw), float(pool2d_bytes(p, dtype))
 
 
-def _timer(fn: Callable[[], object]) -> float:
-    """Median milliseconds: triton's do_bench on a GPU, a few wall-clock runs in the interpreter."""
+def passes(layer: Layer, mode: str) -> int:
+    """Passes per mode: a convolution's backward is two (input and weight gradients), pooling's one."""
+    bwd = 1 if kind(layer) == "pool" else 2
+    return {"fwd": 1, "bwd": bwd, "fwd+bwd": 1 + bwd}[mode]
+
+
+def timer(fn: Callable[[], object]) -> float:
+    """Median milliseconds: ``triton.testing.do_bench`` on a GPU (warm-up, L2 flushed), one warm wall-clock
+    run in the interpreter (not a timing)."""
     if on_gpu():
-        return float(triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median"))
+        return float(triton.testing.do_bench(fn, warmup=10, rep=40, return_mode="median"))
     fn()
     start = time.perf_counter()
     fn()
     return (time.perf_counter() - start) * 1e3
 
 
-def measure(layer: Layer, dtype: torch.dtype, channels_last: bool, mode: str) -> dict:
+def ceilings() -> dict:
+    """The measured ceilings of this device: bf16 GEMM TFLOP/s (torch.matmul) and device copy GB/s."""
+    n, elements = (8192, 1 << 28) if on_gpu() else (256, 1 << 20)
     device = "cuda" if on_gpu() else "cpu"
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    x = torch.randn(layer.input_shape, dtype=dtype, device=device).to(memory_format=fmt)
-    w = torch.randn(layer.weight_shape, dtype=dtype, device=device).to(memory_format=fmt)
-    x.requires_grad_(mode != "fwd")
-    w.requires_grad_(mode != "fwd")
-    ours, theirs = OPS[layer.op]
-    flops, elements = work(layer)
-    passes = 1 if mode == "fwd" else 3
-    row = {"layer": layer.name, "op": layer.op, "input": list(layer.input_shape), "weight": list(layer.weight_shape),
-           **{k: v for k, v in layer.kwargs.items()}, "dtype": str(dtype).removeprefix("torch."),
-           "layout": "channels_last" if channels_last else "nchw", "mode": mode,
-           "flop": flops * passes, "bytes": elements * x.element_size() * passes}
-    for name, fn in (("ours", ours), ("torch", theirs)):
-        if mode == "fwd":
-            def call(fn=fn):
-                with torch.no_grad():
-                    return fn(x, w, **layer.kwargs)
-        else:
-            grad = torch.randn_like(fn(x, w, **layer.kwargs))
-
-            def call(fn=fn, grad=grad):
-                x.grad = w.grad = None
-                fn(x, w, **layer.kwargs).backward(grad)
-        row[f"{name}_ms"] = _timer(call)
-    row["speedup_vs_torch"] = row["torch_ms"] / row["ours_ms"]
-    row["ours_tflops"] = row["flop"] / row["ours_ms"] / 1e9
-    row["ours_gbps"] = row["bytes"] / row["ours_ms"] / 1e6
-    return row
+    a = torch.randn(n, n, dtype=torch.bfloat16, device=device)
+    b = torch.randn(n, n, dtype=torch.bfloat16, device=device)
+    gemm_ms = timer(lambda: torch.matmul(a, b))
+    src = torch.empty(elements, dtype=torch.float32, device=device).uniform_()
+    dst = torch.empty_like(src)
+    copy_ms = timer(lambda: dst.copy_(src))
+    copy_bytes = 2 * src.numel() * src.element_size()
+    return {"gemm_shape": [n, n, n], "gemm_dtype": "bf16", "gemm_tflops": 2 * n**3 / gemm_ms / 1e9,
+            "copy_bytes": copy_bytes, "copy_gbps": copy_bytes / copy_ms / 1e6}
 
 
-def run(suites: list[str], dtypes: list[str], layouts: list[str], modes: list[str], out: Path | None) -> Path:
-    torch.backends.cudnn.benchmark = True
-    table = SUITES if on_gpu() else SMOKE
+def _functions(layer: Layer, use_compile: bool) -> dict[str, Callable]:
+    ours, eager = getattr(kernels, layer.op), getattr(F, layer.op)
+    fns: dict[str, Callable] = {"ours": ours, "eager": eager}
+    if use_compile:
+        kwargs = layer.kwargs
+        fns["compile"] = torch.compile(lambda *args: eager(*args, **kwargs), mode="max-autotune", dynamic=False)
+    return fns
+
+
+def _call(fn: Callable, args: tuple, kwargs: dict, mode: str) -> Callable[[], object]:
+    """The timed closure of one implementation in one mode."""
+    if mode == "fwd":
+        def forward() -> object:
+            with torch.no_grad():
+                return fn(*args, **kwargs)
+        return forward
+    out = fn(*args, **kwargs)
+    grad = torch.randn_like(out)
+    if mode == "bwd":
+        return lambda: torch.autograd.grad(out, args, grad, retain_graph=True)
+    return lambda: torch.autograd.grad(fn(*args, **kwargs), args, grad)
+
+
+def measure(layer: Layer, dtype_name: str, layout: str, modes: list[str], use_compile: bool,
+            meta_ceilings: dict) -> list[dict]:
+    """One row per mode for ``layer`` in one dtype and layout; a failing implementation records its error."""
+    dtype = DTYPES[dtype_name]
+    device = "cuda" if on_gpu() else "cpu"
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    x = torch.randn(layer.input_shape, dtype=dtype, device=device).to(memory_format=fmt).requires_grad_()
+    args: tuple = (x,)
+    if layer.weight_shape:
+        w = torch.randn(layer.weight_shape, dtype=dtype, device=device).to(memory_format=fmt).requires_grad_()
+        args = (x, w)
+    flop, nbytes = work(layer, dtype)
+    fns = _functions(layer, use_compile)
+    rows = []
+    for mode in modes:
+        k = passes(layer, mode)
+        row: dict = {"layer": layer.name, "op": layer.op, "kind": kind(layer), "input": list(layer.input_shape),
+                     "weight": list(layer.weight_shape), "kwargs": dict(layer.kwargs), "dtype": dtype_name,
+                     "layout": layout, "mode": mode, "flop": flop * k, "bytes": nbytes * k,
+                     "intensity": flop / nbytes}
+        for impl, fn in fns.items():
+            try:
+                row[f"{impl}_ms"] = timer(_call(fn, args, layer.kwargs, mode))
+            except Exception as exc:  # noqa: BLE001  (recorded; the other implementations and layers go on)
+                row[f"{impl}_ms"] = None
+                row[f"{impl}_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+        for impl in fns:
+            ms = row[f"{impl}_ms"]
+            row[f"{impl}_tflops"] = row["flop"] / ms / 1e9 if ms else None
+            row[f"{impl}_gbps"] = row["bytes"] / ms / 1e6 if ms else None
+        for base in fns:
+            if base != "ours":
+                ok = row["ours_ms"] and row[f"{base}_ms"]
+                row[f"speedup_vs_{base}"] = row[f"{base}_ms"] / row["ours_ms"] if ok else None
+        row["frac_gemm"] = row["ours_tflops"] / meta_ceilings["gemm_tflops"] if row["ours_tflops"] else None
+        row["frac_copy"] = row["ours_gbps"] / meta_ceilings["copy_gbps"] if row["ours_gbps"] else None
+        rows.append(row)
+    return rows
+
+
+def _fmt(ms: float | None) -> str:
+    return f"{ms:9.3f} ms" if ms is not None else "   failed   "
+
+
+def default_out(results_dir: Path, meta: dict, smoke: bool) -> Path:
+    """``<results>/<gpu>.json`` for GPU timings, ``<results>/smoke/smoke.json`` for the smoke pass."""
+    if not meta["timings"] or smoke:
+        return results_dir / "smoke" / "smoke.json"
+    return results_dir / f"{meta['gpu'].lower().replace(' ', '-')}.json"
+
+
+def run(suites: list[str], dtypes: list[str], layouts: list[str], modes: list[str], *, out: Path | None = None,
+        results_dir: Path = RESULTS, smoke: bool = False, use_compile: bool = False,
+        budget_s: float | None = None) -> Path:
+    """Measure every (suite layer, dtype, layout, mode), the first dtype and layout first; stop at
+    ``budget_s`` (the rest is listed as skipped). The JSON is rewritten after every layer, so an
+    interrupted run leaves its data. Returns the JSON path."""
+    start = time.perf_counter()
+    smoke = smoke or not on_gpu()
     if not on_gpu():
         print("No GPU: running the smoke layers through Triton's interpreter; the data is marked as not timings.")
-        dtypes, layouts, modes = dtypes[:1], layouts[:1], modes[:1]
-    rows = []
-    for suite in suites:
-        for layer in table[suite]:
-            for dtype in dtypes:
-                for layout in layouts:
-                    for mode in modes:
-                        row = {"suite": suite, **measure(layer, DTYPES[dtype], layout == "channels_last", mode)}
-                        rows.append(row)
-                        print(f"{suite:10s} {layer.name:20s} {dtype:5s} {layout:13s} {mode:7s} "
-                              f"ours {row['ours_ms']:9.3f} ms  torch {row['torch_ms']:9.3f} ms  "
-                              f"x{row['speedup_vs_torch']:.2f}")
+        dtypes, layouts, use_compile = ["bf16"], ["channels_last"], False
+    table = registry(smoke)
+    unknown = [s for s in suites if s not in table]
+    if unknown:
+        raise SystemExit(f"unknown suite(s) {unknown}; known: {sorted(table)}")
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.allow_tf32 = False  # fp32 means fp32, for cuDNN as for our kernels
+    torch.backends.cuda.matmul.allow_tf32 = False
     meta = environment()
-    if out is None:
-        stem = "smoke" if not meta["timings"] else meta["gpu"].lower().replace(" ", "-")
-        out = RESULTS / ("smoke" if not meta["timings"] else "") / f"{stem}.json"
+    meta.update({"smoke": smoke, "compile": use_compile, "budget_s": budget_s, "fp32_tf32": False,
+                 "timer": "triton.testing.do_bench median" if on_gpu() else "one wall-clock run (interpreter)"})
+    meta["ceilings"] = ceilings()
+    out = out or default_out(results_dir, meta, smoke)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    jobs = [(s, layer, d, lay) for d in dtypes for lay in layouts for s in suites for layer in table[s]]
+    rows: list[dict] = []
+    skipped: list[str] = []
+
+    def write(interrupted: bool = False) -> None:
+        meta.update({"interrupted": interrupted, "skipped": skipped, "elapsed_s": time.perf_counter() - start})
+        out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+
+    try:
+        for i, (suite, layer, dtype, layout) in enumerate(jobs):
+            if budget_s is not None and time.perf_counter() - start > budget_s:
+                skipped = [f"{s}/{lay.name} {d} {lo}" for s, lay, d, lo in jobs[i:]]
+                print(f"time budget of {budget_s:.0f} s spent: skipped {len(skipped)} layer runs")
+                break
+            for row in measure(layer, dtype, layout, modes, use_compile, meta["ceilings"]):
+                rows.append({"suite": suite, **row})
+                speed = row.get("speedup_vs_eager")
+                print(f"{suite:10s} {layer.name:20s} {dtype:5s} {layout:13s} {row['mode']:7s} ours "
+                      f"{_fmt(row['ours_ms'])}  eager {_fmt(row['eager_ms'])}  "
+                      f"{f'x{speed:.2f}' if speed else '-'}", flush=True)
+            write()
+    except KeyboardInterrupt:
+        write(interrupted=True)
+        print(f"interrupted: wrote the {len(rows)} rows measured so far to {out}")
+        raise
+    write()
     print(f"wrote {out}")
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--suite", action="append", choices=sorted(SUITES))
-    parser.add_argument("--dtype", action="append", choices=sorted(DTYPES))
-    parser.add_argument("--layout", action="append", choices=["channels_last", "nchw"])
-    parser.add_argument("--mode", action="append", choices=["fwd", "fwd+bwd"])
-    parser.add_argument("--out", type=Path)
+def geomean(values: list[float]) -> float:
+    """Geometric mean of positive values (nan when there are none)."""
+    values = [v for v in values if v and v > 0]
+    return math.exp(sum(map(math.log, values)) / len(values)) if values else float("nan")
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """Command line; returns the JSON path."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", action="append", help=f"repeatable; default all: {sorted(registry())}")
+    parser.add_argument("--dtype", action="append", choices=sorted(DTYPES), help="repeatable; default bf16 fp16 fp32")
+    parser.add_argument("--layout", action="append", choices=LAYOUTS, help="repeatable; default both")
+    parser.add_argument("--mode", action="append", choices=MODES, help="repeatable; default all three")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time torch.compile(mode='max-autotune') (minutes of compile per layer)")
+    parser.add_argument("--smoke", action="store_true", help="the tiny smoke layers (always so without a GPU)")
+    parser.add_argument("--budget-s", type=float, help="stop starting new layers after this many seconds")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where the JSON goes (default bench/results)")
+    parser.add_argument("--out", type=Path, help="write the JSON to this file instead")
     args = parser.parse_args(argv)
-    run(args.suite or sorted(SUITES), args.dtype or ["bf16"], args.layout or ["channels_last", "nchw"],
-        args.mode or ["fwd", "fwd+bwd"], args.out)
+    return run(args.suite or list(registry()), args.dtype or ["bf16", "fp16", "fp32"],
+               args.layout or list(LAYOUTS), args.mode or list(MODES), out=args.out, results_dir=args.results_dir,
+               smoke=args.smoke, use_compile=args.compile, budget_s=args.budget_s)
 
 
 if __name__ == "__main__":

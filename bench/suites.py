@@ -2,7 +2,9 @@
 
 A layer is a dict of ``torch.nn.functional`` arguments plus the input shape; ``op`` names the function.
 Pooling layers live in :data:`POOL_SUITES` (and :data:`POOL_SMOKE`), apart from :data:`SUITES`, whose
-layers are all convolutions with a weight (the benchmark runs every one of them by default).
+layers are all convolutions with a weight. :data:`SCALING` holds one dense and one depthwise layer over
+batch 1..64 (drawn as time-vs-batch lines); its layer names end in ``_b<batch>``. The benchmark
+(``python -m bench.run``) runs all three registries; the autotuner tunes :data:`SUITES` and :data:`POOL_SUITES`.
 """
 
 from __future__ import annotations
@@ -50,6 +52,18 @@ SUITES: dict[str, list[Layer]] = {
         _conv("res4_1x1_expand", 32, 256, 14, 1024, 1),
         _conv("res5_3x3", 32, 512, 7, 512, 3),
     ],
+    # ResNet-18 at batch 32: the stem, the 3x3 of each stage, the strided 3x3 and 1x1 downsamples.
+    "resnet18": [
+        _conv("conv1_7x7s2", 32, 3, 224, 64, 7, stride=2, padding=3),
+        _conv("layer1_3x3", 32, 64, 56, 64, 3),
+        _conv("layer2_3x3s2", 32, 64, 56, 128, 3, stride=2),
+        _conv("layer2_down_1x1s2", 32, 64, 56, 128, 1, stride=2),
+        _conv("layer2_3x3", 32, 128, 28, 128, 3),
+        _conv("layer3_3x3s2", 32, 128, 28, 256, 3, stride=2),
+        _conv("layer3_3x3", 32, 256, 14, 256, 3),
+        _conv("layer4_3x3s2", 32, 256, 14, 512, 3, stride=2),
+        _conv("layer4_3x3", 32, 512, 7, 512, 3),
+    ],
     # Depthwise layers: MobileNetV2 3x3, EfficientNet 5x5, ConvNeXt-T 7x7.
     "depthwise": [
         _conv("mbv2_dw3x3_112", 32, 96, 112, 96, 3, stride=2, groups=96),
@@ -70,6 +84,7 @@ SUITES: dict[str, list[Layer]] = {
 # Tiny stand-ins with the same options, for the interpreter smoke pass on a machine without a GPU.
 SMOKE: dict[str, list[Layer]] = {
     "resnet50": [_conv("smoke_3x3", 1, 8, 8, 8, 3), _conv("smoke_7x7s2", 1, 3, 12, 8, 7, stride=2, padding=3)],
+    "resnet18": [_conv("smoke_1x1s2", 1, 8, 8, 16, 1, stride=2)],
     "depthwise": [_conv("smoke_dw3x3", 1, 8, 8, 8, 3, groups=8)],
     "transposed": [_up("smoke_up", 1, 8, 4, 4, 2, 2, 0)],
 }
@@ -91,5 +106,20 @@ POOL_SMOKE: dict[str, list[Layer]] = {
         _pool("smoke_max3x3s2", "max_pool2d", 1, 4, 9, kernel_size=3, stride=2, padding=1),
         _pool("smoke_avg2x2", "avg_pool2d", 1, 4, 8, kernel_size=2, stride=2),
         _pool("smoke_global_avg", "adaptive_avg_pool2d", 1, 8, 7, output_size=1),
+    ],
+}
+
+# Time against batch: one ResNet 3x3 layer and one MobileNetV2 depthwise layer, batch 1..64.
+SCALING_BATCHES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+SCALING: dict[str, list[Layer]] = {
+    "scaling": [
+        *(_conv(f"res3_3x3_b{n}", n, 128, 28, 128, 3) for n in SCALING_BATCHES),
+        *(_conv(f"mbv2_dw3x3_28_b{n}", n, 192, 28, 192, 3, groups=192) for n in SCALING_BATCHES),
+    ],
+}
+SCALING_SMOKE: dict[str, list[Layer]] = {
+    "scaling": [
+        *(_conv(f"smoke_3x3_b{n}", n, 8, 8, 8, 3) for n in (1, 2)),
+        *(_conv(f"smoke_dw3x3_b{n}", n, 8, 8, 8, 3, groups=8) for n in (1, 2)),
     ],
 }

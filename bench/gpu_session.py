@@ -1,0 +1,151 @@
+"""Everything a lent GPU session does, in one call well inside 10 minutes: ``python -m bench.gpu_session``.
+
+Steps, each under its own time limit (on expiry it gets SIGINT, so the tuner saves its file and the
+benchmark writes the rows it has, then SIGKILL 20 s later):
+
+1. ``tests``: ``pytest -x -q tests -p no:cacheprovider -n 8`` with compiled kernels (notebook tests and
+   ``tests/test_bench.py``, whose smoke pass the benchmark step supersedes, deselected) — 180 s;
+2. ``tune``: ``python -m kernels.autotune tune`` over the conv and pooling suites, bf16 channels_last —
+   120 s; writes ``autotune_configs/``;
+3. ``bench``: ``python -m bench.run`` over every suite, bf16 channels_last first, then the other dtypes
+   and layouts until its budget is spent — 180 s; writes ``bench/results/<gpu>.json``;
+4. ``plots``: ``python -m bench.plot`` and ``python -m bench.report`` — 30 s; writes ``bench/plots/``.
+
+``torch.compile(mode="max-autotune")`` is off: its compile takes tens of seconds per layer shape, which
+the budget cannot hold; ``--compile`` turns it on (give the bench step more time with ``--bench-s``).
+The log, with timestamps, goes to ``bench/results/gpu_session.log``. Steps that did not run are listed
+at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .run import RESULTS
+
+DEADLINE_S = 540.0  # the whole session, leaving a minute of the 10 for start-up and copying files back
+
+
+def _stamp(start: float) -> str:
+    now = datetime.datetime.now().strftime("%H:%M:%S")
+    return f"[{now} +{time.perf_counter() - start:6.1f}s]"
+
+
+class Session:
+    """Runs steps under time limits, echoing their output with timestamps to stdout and the log."""
+
+    def __init__(self, log_path: Path, deadline_s: float) -> None:
+        self.start = time.perf_counter()
+        self.deadline_s = deadline_s
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log = log_path.open("w")
+        self.summary: list[str] = []
+
+    def say(self, text: str) -> None:
+        """One timestamped line to stdout and the log."""
+        line = f"{_stamp(self.start)} {text}"
+        print(line, flush=True)
+        self.log.write(line + "\n")
+        self.log.flush()
+
+    def left(self) -> float:
+        """Seconds left before the session's deadline."""
+        return self.deadline_s - (time.perf_counter() - self.start)
+
+    def step(self, name: str, argv: list[str], limit_s: float, reserve_s: float = 0.0) -> int | None:
+        """Run ``argv`` for at most ``limit_s`` (less when the deadline, minus ``reserve_s`` kept for later
+        steps, is nearer). Returns its exit status, or None when skipped for lack of time."""
+        limit = min(limit_s, self.left() - reserve_s)
+        if limit < 10:
+            self.say(f"SKIPPED {name}: {max(limit, 0):.0f} s left for it")
+            self.summary.append(f"{name}: SKIPPED (no time left)")
+            return None
+        self.say(f"START {name} (limit {limit:.0f} s): {' '.join(argv)}")
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                start_new_session=True)
+
+        def pump() -> None:
+            for line in proc.stdout:
+                self.say(f"  {name}| {line.rstrip()}")
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        timed_out = False
+        try:
+            proc.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            self.say(f"TIME LIMIT {name}: SIGINT (the step saves what it has)")
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.say(f"TIME LIMIT {name}: SIGKILL")
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        reader.join(timeout=5)
+        took = time.perf_counter() - t0
+        status = "TIMED OUT (partial)" if timed_out else ("ok" if proc.returncode == 0 else f"rc {proc.returncode}")
+        self.say(f"END {name}: {status} after {took:.0f} s")
+        self.summary.append(f"{name}: {status}, {took:.0f} s")
+        return proc.returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line; exit status 0 when every step ran and passed."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tests-s", type=float, default=180)
+    parser.add_argument("--tune-s", type=float, default=120)
+    parser.add_argument("--bench-s", type=float, default=180)
+    parser.add_argument("--plots-s", type=float, default=30)
+    parser.add_argument("--deadline-s", type=float, default=DEADLINE_S)
+    parser.add_argument("--workers", default="8", help="pytest -n (0: no xdist)")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile (max-autotune)")
+    parser.add_argument("--skip", action="append", default=[], choices=["tests", "tune", "bench", "plots"])
+    args = parser.parse_args(argv)
+
+    from .run import on_gpu
+
+    if not on_gpu():
+        print("no GPU here: this session needs one (python -m bench.main runs the smoke pass instead)")
+        return 2
+    py = sys.executable
+    session = Session(RESULTS / "gpu_session.log", args.deadline_s)
+    later = {"tests": args.tune_s / 2 + args.bench_s / 2 + args.plots_s, "tune": args.bench_s / 2 + args.plots_s,
+             "bench": args.plots_s, "plots": 0.0}
+    suites = ["resnet50", "resnet18", "depthwise", "transposed", "pooling"]
+    steps = {
+        "tests": [py, "-m", "pytest", "-x", "-q", "tests", "-p", "no:cacheprovider", "--ignore=tests/test_bench.py",
+                  "--ignore-glob=*notebook*", "-k", "not notebook",
+                  *(["-n", args.workers] if args.workers != "0" else [])],
+        "tune": [py, "-m", "kernels.autotune", "tune", *(a for s in suites for a in ("--suite", s)),
+                 "--dtype", "bf16", "--layout", "channels_last"],
+        "bench": [py, "-m", "bench.run", "--budget-s", str(max(args.bench_s - 30, 10)),
+                  *(["--compile"] if args.compile else [])],
+        "plots": [py, "-c", "from bench import plot, report; plot.main([]); report.main([])"],
+    }
+    limits = {"tests": args.tests_s, "tune": args.tune_s, "bench": args.bench_s, "plots": args.plots_s}
+    failed = False
+    for name, cmd in steps.items():
+        if name in args.skip:
+            session.say(f"SKIPPED {name}: --skip")
+            session.summary.append(f"{name}: SKIPPED (--skip)")
+            continue
+        rc = session.step(name, cmd, limits[name], reserve_s=later[name])
+        failed |= rc != 0
+    session.say("summary: " + "; ".join(session.summary))
+    session.say("files to commit: bench/results/ bench/plots/ autotune_configs/")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The performance targets, checked against committed GPU data: ``python -m bench.report``.
+
+Prints each target with the measured value and PASS / FALL SHORT, per GPU data file, and writes the same as a
+markdown table to ``bench/plots/targets.md``. With no GPU data it says "no GPU data yet". ``--smoke`` evaluates
+the interpreter smoke data instead (into ``plots/smoke/``), every verdict "NOT TIMINGS".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .run import PLOTS, RESULTS, geomean
+
+
+@dataclass(frozen=True)
+class Target:
+    """A geometric mean of ``metric`` over the rows of ``suite`` in ``mode`` (bf16, channels_last), at least
+    ``threshold``; ``stride1_3x3`` keeps the stride-1 3x3 layers only."""
+
+    name: str
+    suite: str
+    mode: str
+    metric: str
+    threshold: float
+    stride1_3x3: bool = False
+    dtype: str = "bf16"
+    layout: str = "channels_last"
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("dense conv fwd, ResNet-50, speedup over cuDNN", "resnet50", "fwd", "speedup_vs_eager", 1.1),
+    Target("dense conv fwd, ResNet-50 stride-1 3x3, fraction of GEMM rate", "resnet50", "fwd", "frac_gemm", 0.75,
+           stride1_3x3=True),
+    Target("dense conv fwd+bwd, ResNet-50, speedup over cuDNN", "resnet50", "fwd+bwd", "speedup_vs_eager", 1.0),
+    Target("depthwise fwd+bwd, speedup over cuDNN", "depthwise", "fwd+bwd", "speedup_vs_eager", 2.0),
+    Target("depthwise fwd+bwd, fraction of copy bandwidth", "depthwise", "fwd+bwd", "frac_copy", 0.8),
+    Target("transposed fwd, speedup over cuDNN", "transposed", "fwd", "speedup_vs_eager", 1.3),
+    Target("pooling fwd+bwd, fraction of copy bandwidth", "pooling", "fwd+bwd", "frac_copy", 0.8),
+)
+
+
+def selected(target: Target, rows: list[dict]) -> list[dict]:
+    """The rows a target is judged on."""
+    picked = [r for r in rows if (r["suite"], r["mode"], r["dtype"], r["layout"])
+              == (target.suite, target.mode, target.dtype, target.layout)]
+    if target.stride1_3x3:
+        picked = [r for r in picked if r["weight"][-2:] == [3, 3] and r["kwargs"].get("stride", 1) == 1]
+    return picked
+
+
+def evaluate(data: dict) -> list[dict]:
+    """One result per target: measured value (None without rows), layer count, verdict."""
+    timings = bool(data["meta"].get("timings"))
+    out = []
+    for t in TARGETS:
+        values = [r[t.metric] for r in selected(t, data["rows"]) if r.get(t.metric)]
+        value = geomean(values) if values else None
+        if value is None:
+            verdict = "NO DATA"
+        elif not timings:
+            verdict = "NOT TIMINGS"
+        else:
+            verdict = "PASS" if value >= t.threshold else "FALL SHORT"
+        out.append({"target": t, "value": value, "layers": len(values), "verdict": verdict})
+    return out
+
+
+def _value(metric: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}x" if metric.startswith("speedup") else f"{100 * value:.0f}%"
+
+
+def markdown(datasets: list[dict]) -> str:
+    """The targets table of every dataset, markdown."""
+    if not datasets:
+        return "# Performance targets\n\nno GPU data yet\n"
+    parts = ["# Performance targets", "",
+             "Geometric mean over the suite's layers, bf16, channels_last; baseline torch eager (cuDNN, "
+             "`cudnn.benchmark=True`); ceilings measured in the same run (bf16 GEMM, device copy).", ""]
+    for data in datasets:
+        meta = data["meta"]
+        c = meta["ceilings"]
+        parts += [f"## {meta['gpu']} ({meta['date'][:10]}, torch {meta['torch']}, triton {meta['triton']})", "",
+                  f"Measured ceilings: GEMM {c['gemm_tflops']:.1f} TFLOP/s, copy {c['copy_gbps']:.0f} GB/s"
+                  + ("" if meta.get("timings") else " (**not timings: interpreter smoke pass**)"), "",
+                  "| target | required | measured | layers | verdict |", "|---|---|---|---|---|"]
+        for res in evaluate(data):
+            t = res["target"]
+            parts.append(f"| {t.name} | {_value(t.metric, t.threshold)} | {_value(t.metric, res['value'])} | "
+                         f"{res['layers']} | {res['verdict']} |")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def load(results_dir: Path, smoke: bool) -> list[dict]:
+    """The datasets of ``results_dir`` (GPU timings only) or of its ``smoke/`` folder."""
+    folder = results_dir / "smoke" if smoke else results_dir
+    datasets = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    return [d for d in datasets if smoke or d["meta"].get("timings")]
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """Command line; returns the path of the markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="evaluate the interpreter smoke data")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--plots-dir", type=Path, default=PLOTS)
+    args = parser.parse_args(argv)
+    datasets = load(args.results_dir, args.smoke)
+    if not datasets:
+        print("no GPU data yet" if not args.smoke else "no smoke data: run python -m bench.run first")
+    for data in datasets:
+        print(f"{data['meta']['gpu']} ({data['meta']['date'][:10]}):")
+        for res in evaluate(data):
+            t = res["target"]
+            print(f"  {t.name:62s} >= {_value(t.metric, t.threshold):>6s}  measured "
+                  f"{_value(t.metric, res['value']):>6s}  {res['verdict']}")
+    out = (args.plots_dir / "smoke" if args.smoke else args.plots_dir) / "targets.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(markdown(datasets))
+    print(f"wrote {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The benchmark pipeline end to end: the smoke pass (interpreter on a machine without a GPU) writes its
+data into a temporary folder, the plots and the targets table are drawn from it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from bench import plot, report, run  # noqa: E402
+from bench.suites import POOL_SMOKE, SCALING_SMOKE, SMOKE  # noqa: E402
+
+META_FIELDS = {"date", "torch", "triton", "gpu", "driver", "timings", "smoke", "ceilings", "skipped"}
+ROW_FIELDS = {"suite", "layer", "op", "kind", "dtype", "layout", "mode", "flop", "bytes", "intensity",
+              "ours_ms", "eager_ms", "ours_tflops", "ours_gbps", "speedup_vs_eager", "frac_gemm", "frac_copy"}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    root = tmp_path_factory.mktemp("bench")
+    results, plots = root / "results", root / "plots"
+    data = run.main(["--smoke", "--dtype", "bf16", "--layout", "channels_last", "--results-dir", str(results)])
+    return data, results, plots
+
+
+def test_smoke_data(smoke: tuple[Path, Path, Path]) -> None:
+    data_path, results, _ = smoke
+    assert data_path == results / "smoke" / "smoke.json"
+    data = json.loads(data_path.read_text())
+    meta, rows = data["meta"], data["rows"]
+    assert META_FIELDS <= set(meta)
+    assert meta["smoke"] is True
+    if not run.on_gpu():
+        assert meta["timings"] is False
+    assert meta["ceilings"]["gemm_tflops"] > 0 and meta["ceilings"]["copy_gbps"] > 0
+    layers = {lay.name for table in (SMOKE, POOL_SMOKE, SCALING_SMOKE) for suite in table.values() for lay in suite}
+    assert {r["layer"] for r in rows} == layers
+    assert {r["mode"] for r in rows} == set(run.MODES)
+    for row in rows:
+        assert ROW_FIELDS <= set(row), row["layer"]
+        assert row["ours_ms"] > 0 and row["eager_ms"] > 0, row
+        assert "ours_error" not in row and "eager_error" not in row, row
+
+
+def test_smoke_plots_and_targets(smoke: tuple[Path, Path, Path]) -> None:
+    _, results, plots = smoke
+    drawn = plot.main(["--smoke", "--results-dir", str(results), "--plots-dir", str(plots)])
+    names = {p.name for p in drawn}
+    for suite in ("resnet50", "resnet18", "depthwise", "transposed", "pooling"):
+        assert any(n.endswith(f"_{suite}_speedup.png") for n in names), suite
+    assert any(n.endswith("_roofline.png") for n in names)
+    assert any(n.endswith("_scaling.png") for n in names)
+    for path in drawn:
+        assert path.parent == plots / "smoke" and path.stat().st_size > 1000
+    table = report.main(["--smoke", "--results-dir", str(results), "--plots-dir", str(plots)]).read_text()
+    verdicts = table.count("NOT TIMINGS |") if not run.on_gpu() else len(report.TARGETS)
+    assert verdicts == len(report.TARGETS)
+
+
+def test_no_gpu_data_yet(tmp_path: Path) -> None:
+    assert plot.main(["--results-dir", str(tmp_path), "--plots-dir", str(tmp_path / "plots")]) == []
+    table = report.main(["--results-dir", str(tmp_path), "--plots-dir", str(tmp_path / "plots")])
+    assert "no GPU data yet" in table.read_text()
