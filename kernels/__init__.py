@@ -8,18 +8,24 @@ imported: keep that import first.
 
 from ._runtime import INTERPRETING  # noqa: I001  (must precede every module that defines a kernel)
 from . import nn
+from .convert import ConversionReport, convert
 from .ops.conv2d import conv2d
 from .ops.conv_transpose2d import conv_transpose2d
 from .ops.pool2d import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
+from .receptive_field import ReceptiveField, receptive_field
 
 __all__ = [
     "INTERPRETING",
+    "ConversionReport",
+    "ReceptiveField",
     "adaptive_avg_pool2d",
     "adaptive_max_pool2d",
     "avg_pool2d",
     "conv2d",
     "conv_transpose2d",
     "max_pool2d",
+    "convert",
     "nn",
+    "receptive_field",
 ]
 __version__ = "0.1.0"

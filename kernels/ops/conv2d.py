@@ -13,6 +13,7 @@ import torch
 import triton
 from torch.autograd.function import once_differentiable
 
+from ..autocast import autocast_inputs
 from ..autotune import layout_of, select_config, tunable
 from ..jit.conv2d import conv2d_dgrad_kernel, conv2d_fwd_kernel, conv2d_wgrad_kernel
 from ..launch import (
@@ -187,6 +188,7 @@ class Conv2dFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None
 
 
+@autocast_inputs("conv")
 def conv2d(
     input: torch.Tensor,
     weight: torch.Tensor,

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch.autograd.function import once_differentiable
 
+from ..autocast import autocast_inputs
 from ..shapes import ConvGeometry, check_float_tensors, conv_transpose2d_geometry, empty_4d, prefers_channels_last
 from .conv2d import conv2d_forward, conv2d_input_grad, conv2d_weight_grad
 from .reduce import channel_sum
@@ -53,6 +54,7 @@ class ConvTranspose2dFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None
 
 
+@autocast_inputs("conv")
 def conv_transpose2d(
     input: torch.Tensor,
     weight: torch.Tensor,

@@ -1,0 +1,83 @@
+"""Swap the torch.nn convolution and pooling layers of a model for this package's modules, in place.
+
+Each swap changes only the instance's ``__class__`` to our subclass of the very same torch class, so every
+attribute, Parameter, buffer and hook is kept: ``state_dict``, optimizers and registered hooks are untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from . import nn as knn
+
+# exact torch class -> our subclass overriding only forward / _conv_forward
+_SWAPS: dict[type[torch.nn.Module], type[torch.nn.Module]] = {
+    torch.nn.Conv2d: knn.Conv2d,
+    torch.nn.ConvTranspose2d: knn.ConvTranspose2d,
+    torch.nn.MaxPool2d: knn.MaxPool2d,
+    torch.nn.AvgPool2d: knn.AvgPool2d,
+    torch.nn.AdaptiveAvgPool2d: knn.AdaptiveAvgPool2d,
+    torch.nn.AdaptiveMaxPool2d: knn.AdaptiveMaxPool2d,
+}
+_OURS = tuple(_SWAPS.values())
+
+
+@dataclass
+class ConversionReport:
+    """What :func:`convert` did: ``converted`` qualified module names (``""`` is the root module),
+    ``kept`` ``(name, reason)`` for the candidate layers left as they were, ``already`` for modules that were
+    already ours."""
+
+    converted: list[str] = field(default_factory=list)
+    kept: list[tuple[str, str]] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"converted {len(self.converted)} module(s), kept {len(self.kept)}, "
+                 f"already converted {len(self.already)}"]
+        lines += [f"  converted  {name or '<root>'}" for name in self.converted]
+        lines += [f"  kept       {name or '<root>'}: {reason}" for name, reason in self.kept]
+        lines += [f"  already    {name or '<root>'}" for name in self.already]
+        return "\n".join(lines)
+
+
+def _unsupported(module: torch.nn.Module) -> str | None:
+    """Why ``module`` (exactly a torch class in ``_SWAPS``) cannot run on our kernels, or None."""
+    if isinstance(module, torch.nn.ConvTranspose2d) and module.padding_mode != "zeros":
+        return f"padding_mode={module.padding_mode!r} (ConvTranspose2d supports only 'zeros')"
+    if isinstance(module, torch.nn.Conv2d) and module.padding_mode not in ("zeros", "reflect", "replicate",
+                                                                           "circular"):
+        return f"padding_mode={module.padding_mode!r}"
+    return None
+
+
+def convert(model: torch.nn.Module) -> ConversionReport:
+    """Replace, in place, every module of ``model`` (``model`` itself included) whose type is exactly
+    ``torch.nn.Conv2d``, ``ConvTranspose2d``, ``MaxPool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d`` or
+    ``AdaptiveMaxPool2d`` by the ``kernels.nn`` twin, sharing every parameter and buffer.
+
+    Subclasses of those torch classes (user layers that may override ``forward``) and unsupported options are
+    left alone and reported with the reason. Returns a :class:`ConversionReport`.
+    """
+    report = ConversionReport()
+    for name, module in model.named_modules(remove_duplicate=True):
+        cls = type(module)
+        if isinstance(module, _OURS):
+            report.already.append(name)
+            continue
+        target = _SWAPS.get(cls)
+        if target is None:
+            base = next((t for t in _SWAPS if isinstance(module, t)), None)
+            if base is not None:
+                report.kept.append((name, f"{cls.__qualname__} subclasses torch.nn.{base.__name__} "
+                                          "(custom layer, may override forward)"))
+            continue
+        reason = _unsupported(module)
+        if reason is not None:
+            report.kept.append((name, reason))
+            continue
+        module.__class__ = target
+        report.converted.append(name)
+    return report

@@ -1,0 +1,91 @@
+"""Under ``torch.autocast`` our convolutions cast like torch's (pooling keeps the input dtype).
+
+The ops are wrapped with :func:`kernels.autocast.autocast_inputs` here; wrapping an already wrapped op is a
+no-op, so these tests hold whether or not the ops in ``kernels.ops`` carry the decorator themselves.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import kernels.nn.conv as nn_conv
+from kernels.autocast import autocast_inputs
+from kernels.ops.conv2d import conv2d as _conv2d
+from kernels.ops.conv_transpose2d import conv_transpose2d as _conv_transpose2d
+from kernels.ops.pool2d import adaptive_avg_pool2d, avg_pool2d, max_pool2d
+
+conv2d = autocast_inputs("conv")(_conv2d)
+conv_transpose2d = autocast_inputs("conv")(_conv_transpose2d)
+
+DTYPES = [torch.bfloat16, torch.float16]
+
+
+def _check(ours: torch.Tensor, ref: torch.Tensor) -> None:
+    assert ours.dtype == ref.dtype
+    scale = ref.double().abs().max().item()
+    torch.testing.assert_close(ours.double(), ref.double(), rtol=3e-2, atol=3e-2 * scale)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("transposed", [False, True])
+def test_conv_casts_like_torch(dtype: torch.dtype, transposed: bool) -> None:
+    ours_fn, ref_fn = (conv_transpose2d, F.conv_transpose2d) if transposed else (conv2d, F.conv2d)
+    x = torch.randn(2, 4, 6, 6, requires_grad=True)
+    w = torch.randn(4, 3 if transposed else 4, 3, 3, requires_grad=True)
+    b = torch.randn(3 if transposed else 4, requires_grad=True)
+    leaves = (x, w, b)
+    with torch.autocast("cpu", dtype=dtype):
+        ref = ref_fn(x, w, b, stride=2, padding=1)
+        ours = ours_fn(x, w, bias=b, stride=2, padding=1)
+    _check(ours, ref)
+    grad = torch.randn_like(ref)
+    ref_grads = torch.autograd.grad(ref, leaves, grad)
+    ours_grads = torch.autograd.grad(ours, leaves, grad)
+    for g_ours, g_ref in zip(ours_grads, ref_grads, strict=True):
+        assert g_ours.dtype == torch.float32
+        _check(g_ours, g_ref)
+
+
+def test_conv_float64_and_disabled_untouched() -> None:
+    x, w = torch.randn(1, 2, 5, 5, dtype=torch.float64), torch.randn(3, 2, 3, 3, dtype=torch.float64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert conv2d(x, w).dtype == torch.float64 == F.conv2d(x, w).dtype
+    x32, w32 = x.float(), w.float()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=False):
+        assert conv2d(x32, w32).dtype == torch.float32
+    assert conv2d(x32, w32).dtype == torch.float32
+
+
+def test_half_input_goes_to_autocast_dtype() -> None:
+    x, w = torch.randn(1, 2, 5, 5, dtype=torch.float16), torch.randn(3, 2, 3, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = F.conv2d(x, w)
+        ours = conv2d(x, w)
+    _check(ours, ref)
+
+
+def test_pooling_keeps_input_dtype() -> None:
+    x = torch.randn(1, 2, 6, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for ours, ref in [(max_pool2d(x, 2), F.max_pool2d(x, 2)), (avg_pool2d(x, 3, 1, 1), F.avg_pool2d(x, 3, 1, 1)),
+                          (adaptive_avg_pool2d(x, 2), F.adaptive_avg_pool2d(x, 2))]:
+            assert ours.dtype == ref.dtype == torch.float32
+            torch.testing.assert_close(ours, ref)
+
+
+def test_module_under_autocast(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nn_conv, "conv2d", autocast_inputs("conv")(nn_conv.conv2d))
+    torch.manual_seed(0)
+    ref_module = torch.nn.Conv2d(3, 4, 3, padding=1, padding_mode="circular")
+    module = nn_conv.Conv2d(3, 4, 3, padding=1, padding_mode="circular")
+    module.load_state_dict(ref_module.state_dict())
+    x = torch.randn(1, 3, 5, 5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _check(module(x), ref_module(x))
+
+
+def test_bad_kind() -> None:
+    with pytest.raises(ValueError):
+        autocast_inputs("matmul")  # type: ignore[arg-type]
