@@ -13,6 +13,7 @@ from .ops.conv2d import conv2d
 from .ops.conv_transpose2d import conv_transpose2d
 from .ops.pool2d import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 from .receptive_field import ReceptiveField, receptive_field
+from . import library  # noqa: F401  (registers the torch.library ops: after the ops modules)
 
 __all__ = [
     "INTERPRETING",

@@ -208,5 +208,9 @@ def conv2d(
     x = input.unsqueeze(0) if unbatched else input
     g = conv2d_geometry(x.shape if input.dim() in (3, 4) else input.shape, weight.shape,
                         None if bias is None else bias.shape, stride, padding, dilation, groups)
-    out = Conv2dFunction.apply(x, weight, bias, g)
+    if torch.compiler.is_compiling():
+        out = torch.ops.kernels.conv2d(x, weight, bias, [g.stride_h, g.stride_w], [g.pad_h, g.pad_w],
+                                       [g.dil_h, g.dil_w], g.groups, [g.P, g.Q])
+    else:
+        out = Conv2dFunction.apply(x, weight, bias, g)
     return out.squeeze(0) if unbatched else out

@@ -261,7 +261,12 @@ def _batched(input: torch.Tensor) -> tuple[torch.Tensor, bool, bool]:
 def _max_pool(input: torch.Tensor, g: PoolGeometry, return_indices: bool
               ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     x, unbatched, channels_last = _batched(input)
-    out, indices = MaxPool2dFunction.apply(x, g, return_indices, channels_last)
+    if torch.compiler.is_compiling() and not g.adaptive:
+        out, indices = torch.ops.kernels.max_pool2d(x, [g.kh, g.kw], [g.stride_h, g.stride_w],
+                                                    [g.pad_h, g.pad_w], [g.dil_h, g.dil_w], g.ceil_mode,
+                                                    channels_last)
+    else:
+        out, indices = MaxPool2dFunction.apply(x, g, return_indices, channels_last)
     if unbatched:
         out, indices = out.squeeze(0), indices.squeeze(0)
     return (out, indices) if return_indices else out
@@ -269,7 +274,14 @@ def _max_pool(input: torch.Tensor, g: PoolGeometry, return_indices: bool
 
 def _avg_pool(input: torch.Tensor, g: PoolGeometry) -> torch.Tensor:
     x, unbatched, channels_last = _batched(input)
-    out = AvgPool2dFunction.apply(x, g, channels_last)
+    if torch.compiler.is_compiling():
+        if g.adaptive:
+            out = torch.ops.kernels.adaptive_avg_pool2d(x, [g.P, g.Q], channels_last)
+        else:
+            out = torch.ops.kernels.avg_pool2d(x, [g.kh, g.kw], [g.stride_h, g.stride_w], [g.pad_h, g.pad_w],
+                                               g.ceil_mode, g.count_include_pad, g.divisor, channels_last)
+    else:
+        out = AvgPool2dFunction.apply(x, g, channels_last)
     return out.squeeze(0) if unbatched else out
 
 

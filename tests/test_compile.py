@@ -1,0 +1,89 @@
+"""The ``torch.library`` ops (``kernels.library``): opcheck on each, and a ``torch.compile`` network with no
+graph break whose forward and backward match ``torch.nn`` in float64."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import DEVICE
+
+import kernels
+from kernels import library
+
+F64 = torch.float64
+
+
+def _t(*shape: int, grad: bool = True) -> torch.Tensor:
+    return torch.randn(*shape, dtype=F64, device=DEVICE, requires_grad=grad)
+
+
+def _cases() -> list[tuple[object, tuple]]:
+    x = _t(1, 2, 5, 5)
+    x_cl = _t(1, 2, 5, 5).detach().to(memory_format=torch.channels_last).requires_grad_()
+    w, dw, b = _t(3, 2, 3, 3), _t(4, 1, 3, 3), _t(3)
+    gy = _t(1, 3, 3, 3, grad=False)
+    idx = torch.zeros(1, 2, 2, 2, dtype=torch.int64, device=DEVICE)
+    conv = ([1, 1], [0, 0], [1, 1], 1)
+    return [
+        (library.conv2d_op, (x, w, b, [2, 1], [1, 0], [1, 1], 1, [3, 3])),
+        (library.conv2d_op, (x_cl, w, None, [1, 1], [0, 0], [1, 1], 1, [3, 3])),
+        (library.conv2d_op, (x, dw, None, [1, 1], [1, 1], [1, 1], 2, [5, 5])),
+        (library.conv2d_input_grad_op, (gy, w.detach(), [1, 2, 5, 5], *conv, False)),
+        (library.conv2d_weight_grad_op, (gy, x.detach(), [3, 2, 3, 3], *conv)),
+        (library.channel_sum_op, (gy,)),
+        (library.max_pool2d_op, (x, [2, 2], [2, 2], [0, 0], [1, 1], False, False)),
+        (library.max_pool2d_op, (x_cl, [3, 3], [2, 2], [1, 1], [1, 1], True, True)),
+        (library.max_pool2d_backward_op, (_t(1, 2, 2, 2, grad=False), idx, [1, 2, 5, 5], [2, 2], [2, 2], [0, 0],
+                                          [1, 1], False, False)),
+        (library.avg_pool2d_op, (x, [3, 3], [2, 2], [1, 1], True, False, 0, False)),
+        (library.avg_pool2d_backward_op, (_t(1, 2, 3, 3, grad=False), [1, 2, 5, 5], [3, 3], [2, 2], [1, 1], True,
+                                          False, 0, False)),
+        (library.adaptive_avg_pool2d_op, (x, [2, 3], False)),
+        (library.adaptive_avg_pool2d_op, (x_cl, [1, 1], True)),
+        (library.adaptive_avg_pool2d_backward_op, (_t(1, 2, 2, 3, grad=False), [1, 2, 5, 5], False)),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_cases())))
+def test_opcheck(case: int) -> None:
+    op, args = _cases()[case]
+    torch.library.opcheck(op, args)
+
+
+def test_every_op_is_checked() -> None:
+    assert {op for op, _ in _cases()} == set(library.OPS)
+
+
+def _net(nn) -> torch.nn.Module:
+    return torch.nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1), nn.MaxPool2d(2),
+        nn.Conv2d(4, 4, 3, padding="same", groups=4, bias=False), nn.AvgPool2d(2, stride=1),
+        nn.AdaptiveAvgPool2d(1),
+    )
+
+
+def test_compile_fullgraph_matches_torch() -> None:
+    torch._dynamo.reset()
+    ours = _net(kernels.nn).to(device=DEVICE, dtype=F64)
+    ref = _net(torch.nn).to(device=DEVICE, dtype=F64)
+    ref.load_state_dict(ours.state_dict())
+    graphs: list[str] = []
+
+    def backend(gm: torch.fx.GraphModule, example_inputs: list[torch.Tensor]):
+        graphs.append(str(gm.graph))
+        return torch._dynamo.lookup_backend("aot_eager")(gm, example_inputs)
+
+    compiled = torch.compile(ours, fullgraph=True, backend=backend, dynamic=False)
+    x = torch.randn(2, 2, 6, 6, dtype=F64, device=DEVICE)
+    x_ours, x_ref = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out, expected = compiled(x_ours), ref(x_ref)
+    torch.testing.assert_close(out, expected)
+    assert len(graphs) == 1
+    for name in ("conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"):
+        assert f"kernels.{name}" in graphs[0]
+    grad = torch.randn_like(expected)
+    out.backward(grad)
+    expected.backward(grad)
+    torch.testing.assert_close(x_ours.grad, x_ref.grad)
+    for p, q in zip(ours.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad)
