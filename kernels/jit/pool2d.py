@@ -28,6 +28,22 @@ import triton.language as tl
 
 
 @triton.jit
+def _pixel_channel_tile(N, C, ROWS, COLS, BLOCK_PIX: tl.constexpr, BLOCK_C: tl.constexpr):
+    """This program's tile of an ``(N, C, ROWS, COLS)`` tensor on a 1-D grid, pixel blocks fastest:
+    ``(n, row, col, pix_ok)`` over ``BLOCK_PIX`` consecutive flattened pixels and ``(c, c_ok)`` over
+    ``BLOCK_C`` channels."""
+    pix_blocks = tl.cdiv(N * ROWS * COLS, BLOCK_PIX)
+    pid = tl.program_id(0)
+    pid_c = pid // pix_blocks
+    offs = (pid - pid_c * pix_blocks) * BLOCK_PIX + tl.arange(0, BLOCK_PIX)
+    pix_ok = offs < N * ROWS * COLS
+    n = offs // (ROWS * COLS)
+    plane = offs % (ROWS * COLS)
+    c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    return n, plane // COLS, plane % COLS, pix_ok, c, c < C
+
+
+@triton.jit
 def _window_rows(p, H, P, stride, pad, dil, ADAPTIVE: tl.constexpr):
     """Start row, first readable row, and the [lo, hi) row bounds of window row ``p`` (vectors)."""
     if ADAPTIVE:
@@ -89,17 +105,7 @@ def max_pool2d_fwd_kernel(
     Grid: ``(cdiv(N*P*Q, BLOCK_PIX) * cdiv(C, BLOCK_C),)``, pixel blocks fastest.
     """
     CMP = tl.float64 if x_ptr.dtype.element_ty == tl.float64 else tl.float32
-    pix_blocks = tl.cdiv(N * P * Q, BLOCK_PIX)
-    pid = tl.program_id(0)
-    pid_c = pid // pix_blocks
-    offs = (pid - pid_c * pix_blocks) * BLOCK_PIX + tl.arange(0, BLOCK_PIX)
-    pix_ok = offs < N * P * Q
-    n = offs // (P * Q)
-    pq = offs % (P * Q)
-    p = pq // Q
-    q = pq % Q
-    c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
-    c_ok = c < C
+    n, p, q, pix_ok, c, c_ok = _pixel_channel_tile(N, C, P, Q, BLOCK_PIX, BLOCK_C)
 
     h0, h_first, h_lo, h_hi = _window_rows(p, H, P, stride_h, pad_h, dil_h, ADAPTIVE)
     w0, w_first, w_lo, w_hi = _window_rows(q, W, Q, stride_w, pad_w, dil_w, ADAPTIVE)
@@ -152,17 +158,7 @@ def max_pool2d_bwd_kernel(
     Grid: ``(cdiv(N*H*W, BLOCK_PIX) * cdiv(C, BLOCK_C),)``, pixel blocks fastest.
     """
     ACC = tl.float64 if gx_ptr.dtype.element_ty == tl.float64 else tl.float32
-    pix_blocks = tl.cdiv(N * H * W, BLOCK_PIX)
-    pid = tl.program_id(0)
-    pid_c = pid // pix_blocks
-    offs = (pid - pid_c * pix_blocks) * BLOCK_PIX + tl.arange(0, BLOCK_PIX)
-    pix_ok = offs < N * H * W
-    n = offs // (H * W)
-    hw = offs % (H * W)
-    h = hw // W
-    w = hw % W
-    c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
-    c_ok = c < C
+    n, h, w, pix_ok, c, c_ok = _pixel_channel_tile(N, C, H, W, BLOCK_PIX, BLOCK_C)
     c_mask = c_ok[None, :]
 
     p_lo, p_hi = _covering_windows(h, H, P, stride_h, pad_h, extent_h, ADAPTIVE)
@@ -210,17 +206,7 @@ def avg_pool2d_fwd_kernel(
     Grid: ``(cdiv(N*P*Q, BLOCK_PIX) * cdiv(C, BLOCK_C),)``, pixel blocks fastest.
     """
     ACC = tl.float64 if y_ptr.dtype.element_ty == tl.float64 else tl.float32
-    pix_blocks = tl.cdiv(N * P * Q, BLOCK_PIX)
-    pid = tl.program_id(0)
-    pid_c = pid // pix_blocks
-    offs = (pid - pid_c * pix_blocks) * BLOCK_PIX + tl.arange(0, BLOCK_PIX)
-    pix_ok = offs < N * P * Q
-    n = offs // (P * Q)
-    pq = offs % (P * Q)
-    p = pq // Q
-    q = pq % Q
-    c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
-    c_ok = c < C
+    n, p, q, pix_ok, c, c_ok = _pixel_channel_tile(N, C, P, Q, BLOCK_PIX, BLOCK_C)
     c_mask = c_ok[None, :]
 
     h0, _, h_lo, h_hi = _window_rows(p, H, P, stride_h, pad_h, 1, ADAPTIVE)
@@ -273,17 +259,7 @@ def avg_pool2d_bwd_kernel(
     Grid: ``(cdiv(N*H*W, BLOCK_PIX) * cdiv(C, BLOCK_C),)``, pixel blocks fastest.
     """
     ACC = tl.float64 if gx_ptr.dtype.element_ty == tl.float64 else tl.float32
-    pix_blocks = tl.cdiv(N * H * W, BLOCK_PIX)
-    pid = tl.program_id(0)
-    pid_c = pid // pix_blocks
-    offs = (pid - pid_c * pix_blocks) * BLOCK_PIX + tl.arange(0, BLOCK_PIX)
-    pix_ok = offs < N * H * W
-    n = offs // (H * W)
-    hw = offs % (H * W)
-    h = hw // W
-    w = hw % W
-    c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
-    c_ok = c < C
+    n, h, w, pix_ok, c, c_ok = _pixel_channel_tile(N, C, H, W, BLOCK_PIX, BLOCK_C)
     c_mask = c_ok[None, :]
 
     p_lo, p_hi = _covering_windows(h, H, P, stride_h, pad_h, KH, ADAPTIVE)
