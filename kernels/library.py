@@ -4,7 +4,8 @@ Each op takes tensors and plain ints only (the functional entry points resolve t
 fake implementation giving the real op's shapes and strides, and an autograd formula made of further ops, so
 ``torch.compile(..., fullgraph=True)`` traces a network of ``kernels.nn`` modules without a graph break.
 
-Ops: ``conv2d``, ``conv2d_input_grad``, ``conv2d_weight_grad``, ``channel_sum``, ``max_pool2d``,
+Ops: ``conv2d``, ``conv2d_input_grad``, ``conv2d_weight_grad``, ``channel_sum``, ``conv_transpose2d``,
+``max_pool2d``,
 ``max_pool2d_backward``, ``avg_pool2d``, ``avg_pool2d_backward``, ``adaptive_avg_pool2d``,
 ``adaptive_avg_pool2d_backward``. The functional entry points route through them while compiling
 (``torch.compiler.is_compiling()``); eager calls keep the ``torch.autograd.Function`` path.
@@ -121,6 +122,51 @@ def _conv2d_backward(ctx, grad_out: torch.Tensor):
 
 
 conv2d_op.register_autograd(_conv2d_backward, setup_context=_conv2d_setup)
+
+
+# --------------------------------------------------------------------------------------------------------
+# conv_transpose2d: the input gradient of the convolution it transposes (kernels.ops.conv_transpose2d)
+
+
+@torch.library.custom_op(f"{NAMESPACE}::conv_transpose2d", mutates_args=())
+def conv_transpose2d_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: Sequence[int],
+                        padding: Sequence[int], dilation: Sequence[int], groups: int,
+                        output_size: Sequence[int]) -> torch.Tensor:
+    """``(N, Cout, Hout, Wout)`` transposed convolution of batched ``x (N, Cin, H, W)`` with ``weight (Cin,
+    Cout/groups, R, S)``; ``output_size`` is ``(Hout, Wout)`` with output_padding already resolved."""
+    shape = (x.shape[0], weight.shape[1] * groups, *output_size)
+    g = _conv_geometry(shape, weight.shape, stride, padding, dilation, groups, x.shape[2:])
+    out = empty_4d(shape, x, prefers_channels_last(x, weight))
+    return conv2d_input_grad(x, weight, g, out, bias)
+
+
+@conv_transpose2d_op.register_fake
+def _(x, weight, bias, stride, padding, dilation, groups, output_size):
+    shape = (x.shape[0], weight.shape[1] * groups, *output_size)
+    return empty_4d(shape, x, prefers_channels_last(x, weight))
+
+
+def _conv_transpose2d_setup(ctx, inputs, output) -> None:
+    x, weight, _, stride, padding, dilation, groups, _ = inputs
+    ctx.save_for_backward(x, weight)
+    ctx.params = (list(stride), list(padding), list(dilation), groups)
+
+
+def _conv_transpose2d_backward(ctx, grad_out: torch.Tensor):
+    x, weight = ctx.saved_tensors
+    stride, padding, dilation, groups = ctx.params
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    grad_x = grad_w = grad_b = None
+    if need_x:
+        grad_x = conv2d_op(grad_out, weight, None, stride, padding, dilation, groups, list(x.shape[2:]))
+    if need_w:
+        grad_w = conv2d_weight_grad_op(x, grad_out, list(weight.shape), stride, padding, dilation, groups)
+    if need_b:
+        grad_b = channel_sum_op(grad_out)
+    return grad_x, grad_w, grad_b, None, None, None, None, None
+
+
+conv_transpose2d_op.register_autograd(_conv_transpose2d_backward, setup_context=_conv_transpose2d_setup)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -281,6 +327,7 @@ def _adaptive_grad(ctx, grad_out: torch.Tensor):
 adaptive_avg_pool2d_op.register_autograd(_adaptive_grad, setup_context=_adaptive_setup)
 
 OPS = (
-    conv2d_op, conv2d_input_grad_op, conv2d_weight_grad_op, channel_sum_op, max_pool2d_op, max_pool2d_backward_op,
+    conv2d_op, conv2d_input_grad_op, conv2d_weight_grad_op, channel_sum_op, conv_transpose2d_op,
+    max_pool2d_op, max_pool2d_backward_op,
     avg_pool2d_op, avg_pool2d_backward_op, adaptive_avg_pool2d_op, adaptive_avg_pool2d_backward_op,
 )

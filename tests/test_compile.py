@@ -31,6 +31,8 @@ def _cases() -> list[tuple[object, tuple]]:
         (library.conv2d_input_grad_op, (gy, w.detach(), [1, 2, 5, 5], *conv, False)),
         (library.conv2d_weight_grad_op, (gy, x.detach(), [3, 2, 3, 3], *conv)),
         (library.channel_sum_op, (gy,)),
+        (library.conv_transpose2d_op, (x, _t(2, 3, 3, 3), _t(6), [2, 2], [1, 1], [1, 1], 2, [10, 10])),
+        (library.conv_transpose2d_op, (x_cl, _t(2, 1, 2, 2), None, [2, 2], [0, 0], [1, 1], 2, [10, 10])),
         (library.max_pool2d_op, (x, [2, 2], [2, 2], [0, 0], [1, 1], False, False)),
         (library.max_pool2d_op, (x_cl, [3, 3], [2, 2], [1, 1], [1, 1], True, True)),
         (library.max_pool2d_backward_op, (_t(1, 2, 2, 2, grad=False), idx, [1, 2, 5, 5], [2, 2], [2, 2], [0, 0],
@@ -57,8 +59,8 @@ def test_every_op_is_checked() -> None:
 def _net(nn) -> torch.nn.Module:
     return torch.nn.Sequential(
         nn.Conv2d(2, 4, 3, padding=1), nn.MaxPool2d(2),
-        nn.Conv2d(4, 4, 3, padding="same", groups=4, bias=False), nn.AvgPool2d(2, stride=1),
-        nn.AdaptiveAvgPool2d(1),
+        nn.Conv2d(4, 4, 3, padding="same", groups=4, bias=False), nn.ConvTranspose2d(4, 3, 2, stride=2),
+        nn.AvgPool2d(2, stride=1), nn.AdaptiveAvgPool2d(1),
     )
 
 
@@ -79,7 +81,7 @@ def test_compile_fullgraph_matches_torch() -> None:
     out, expected = compiled(x_ours), ref(x_ref)
     torch.testing.assert_close(out, expected)
     assert len(graphs) == 1
-    for name in ("conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"):
+    for name in ("conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"):
         assert f"kernels.{name}" in graphs[0]
     grad = torch.randn_like(expected)
     out.backward(grad)

@@ -77,5 +77,9 @@ def conv_transpose2d(
     g = conv_transpose2d_geometry(x.shape if input.dim() in (3, 4) else input.shape, weight.shape,
                                   None if bias is None else bias.shape, stride, padding, output_padding,
                                   groups, dilation)
-    out = ConvTranspose2dFunction.apply(x, weight, bias, g)
+    if torch.compiler.is_compiling():
+        out = torch.ops.kernels.conv_transpose2d(x, weight, bias, [g.stride_h, g.stride_w], [g.pad_h, g.pad_w],
+                                                 [g.dil_h, g.dil_w], g.groups, [g.H, g.W])
+    else:
+        out = ConvTranspose2dFunction.apply(x, weight, bias, g)
     return out.squeeze(0) if unbatched else out
