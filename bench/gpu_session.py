@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     session = Session(RESULTS / "gpu_session.log", args.deadline_s)
     later = {"tests": args.tune_s / 2 + args.bench_s / 2 + args.plots_s, "tune": args.bench_s / 2 + args.plots_s,
              "bench": args.plots_s, "plots": 0.0}
-    suites = ["resnet50", "resnet18", "depthwise", "transposed", "pooling"]
+    suites = ["resnet50", "resnet18", "depthwise", "transposed", "fused", "pooling"]
     steps = {
         "tests": [py, "-m", "pytest", "-x", "-q", "tests", "-p", "no:cacheprovider", "--ignore=tests/test_bench.py",
                   "--ignore-glob=*notebook*", "-k", "not notebook",

@@ -98,7 +98,10 @@ def work(layer: Layer, dtype: torch.dtype) -> tuple[float, float]:
     if layer.op in ("conv2d", "conv_transpose2d"):
         geometry = conv2d_geometry if layer.op == "conv2d" else conv_transpose2d_geometry
         g = geometry(layer.input_shape, layer.weight_shape, None, **layer.kwargs)
+        output = g.N * g.K * g.P * g.Q if layer.op == "conv2d" else g.N * g.C * g.H * g.W
         elements = g.N * g.C * g.H * g.W + g.K * g.channels_per_group * g.R * g.S + g.N * g.K * g.P * g.Q
+        if layer.epilogue.get("residual"):
+            elements += output  # the residual is read once
         return float(g.flops), float(elements * item)
     if layer.op == "max_pool2d":
         p = max_pool2d_geometry(layer.input_shape, **layer.kwargs)
@@ -141,8 +144,36 @@ def ceilings() -> dict:
             "copy_bytes": copy_bytes, "copy_gbps": copy_bytes / copy_ms / 1e6}
 
 
+_TORCH_ACTIVATIONS: dict[str | None, Callable[[torch.Tensor], torch.Tensor]] = {
+    None: lambda z: z, "relu": F.relu, "leaky_relu": F.leaky_relu, "gelu": F.gelu, "silu": F.silu,
+}
+
+
+def _with_epilogue(layer: Layer) -> tuple[Callable, Callable]:
+    """``(ours, torch's)`` for a layer with a fused epilogue: ``fn(x, w[, residual], **kwargs)``."""
+    op, torch_op = getattr(kernels, layer.op), getattr(F, layer.op)
+    activation = layer.epilogue.get("activation")
+    before = bool(layer.epilogue.get("residual_before_activation"))
+    act = _TORCH_ACTIVATIONS[activation]
+
+    def ours(x, w, *residual, **kwargs):
+        return op(x, w, **kwargs, activation=activation, residual=residual[0] if residual else None,
+                  residual_before_activation=before)
+
+    def chain(x, w, *residual, **kwargs):
+        z = torch_op(x, w, **kwargs)
+        if residual and before:
+            return act(z + residual[0])
+        return act(z) + residual[0] if residual else act(z)
+
+    return ours, chain
+
+
 def _functions(layer: Layer, use_compile: bool) -> dict[str, Callable]:
-    ours, eager = getattr(kernels, layer.op), getattr(F, layer.op)
+    if layer.epilogue:
+        ours, eager = _with_epilogue(layer)
+    else:
+        ours, eager = getattr(kernels, layer.op), getattr(F, layer.op)
     fns: dict[str, Callable] = {"ours": ours, "eager": eager}
     if use_compile:
         kwargs = layer.kwargs
@@ -175,13 +206,18 @@ def measure(layer: Layer, dtype_name: str, layout: str, modes: list[str], use_co
     if layer.weight_shape:
         w = torch.randn(layer.weight_shape, dtype=dtype, device=device).to(memory_format=fmt).requires_grad_()
         args = (x, w)
+        if layer.epilogue.get("residual"):
+            with torch.no_grad():
+                shape = getattr(F, layer.op)(x, w, **layer.kwargs).shape
+            args = (x, w, torch.randn(shape, dtype=dtype, device=device).to(memory_format=fmt).requires_grad_())
     flop, nbytes = work(layer, dtype)
     fns = _functions(layer, use_compile)
     rows = []
     for mode in modes:
         k = passes(layer, mode)
         row: dict = {"layer": layer.name, "op": layer.op, "kind": kind(layer), "input": list(layer.input_shape),
-                     "weight": list(layer.weight_shape), "kwargs": dict(layer.kwargs), "dtype": dtype_name,
+                     "weight": list(layer.weight_shape), "kwargs": dict(layer.kwargs),
+                     "epilogue": dict(layer.epilogue), "dtype": dtype_name,
                      "layout": layout, "mode": mode, "flop": flop * k, "bytes": nbytes * k,
                      "intensity": flop / nbytes}
         for impl, fn in fns.items():

@@ -15,13 +15,21 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Layer:
     """One benchmarked call: ``op(input (N, C, H, W), weight, **kwargs)``; ``op(input, **kwargs)`` for the
-    pooling ops, whose ``weight_shape`` is ``()``."""
+    pooling ops, whose ``weight_shape`` is ``()``. ``epilogue``: a fused epilogue for a convolution
+    (``activation``, ``residual``: bool, ``residual_before_activation``), measured against torch's chain of
+    ops computing the same thing."""
 
     name: str
     op: str
     input_shape: tuple[int, int, int, int]
     weight_shape: tuple[int, ...]
     kwargs: dict = field(default_factory=dict)
+    epilogue: dict = field(default_factory=dict)
+
+
+def _fused(layer: Layer, activation: str | None, residual: bool = False, before: bool = False) -> Layer:
+    epilogue = {"activation": activation, "residual": residual, "residual_before_activation": before}
+    return Layer(layer.name, layer.op, layer.input_shape, layer.weight_shape, layer.kwargs, epilogue)
 
 
 def _conv(name: str, n: int, c: int, hw: int, k: int, r: int, stride: int = 1, padding: int | None = None,
@@ -79,6 +87,16 @@ SUITES: dict[str, list[Layer]] = {
         _up("dcgan_4to8", 64, 512, 4, 256, 4, 2, 1),
         _up("dcgan_16to32", 64, 128, 16, 64, 4, 2, 1),
     ],
+    # Fused epilogues against conv + torch's elementwise ops: ResNet block ends (relu(conv + identity)),
+    # ConvNeXt's pointwise expansion (gelu), an EfficientNet-style silu, a UNet decoder up-convolution with its
+    # skip connection added after the relu.
+    "fused": [
+        _fused(_conv("resnet18_3x3_relu_res", 32, 128, 28, 128, 3), "relu", residual=True, before=True),
+        _fused(_conv("resnet50_1x1_relu_res", 32, 64, 56, 256, 1), "relu", residual=True, before=True),
+        _fused(_conv("convnext_1x1_gelu", 32, 96, 56, 384, 1), "gelu"),
+        _fused(_conv("effnet_1x1_silu", 32, 40, 28, 240, 1), "silu"),
+        _fused(_up("unet_up_56_relu_skip", 16, 256, 28, 128, 2, 2, 0), "relu", residual=True),
+    ],
 }
 
 # Tiny stand-ins with the same options, for the interpreter smoke pass on a machine without a GPU.
@@ -87,6 +105,8 @@ SMOKE: dict[str, list[Layer]] = {
     "resnet18": [_conv("smoke_1x1s2", 1, 8, 8, 16, 1, stride=2)],
     "depthwise": [_conv("smoke_dw3x3", 1, 8, 8, 8, 3, groups=8)],
     "transposed": [_up("smoke_up", 1, 8, 4, 4, 2, 2, 0)],
+    "fused": [_fused(_conv("smoke_3x3_relu_res", 1, 8, 8, 8, 3), "relu", residual=True, before=True),
+              _fused(_up("smoke_up_gelu_skip", 1, 8, 4, 4, 2, 2, 0), "gelu", residual=True)],
 }
 
 # Pooling layers of the same networks at batch 32 (tuned by ``python -m kernels.autotune``).

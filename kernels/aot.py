@@ -14,9 +14,9 @@ spills, shared memory or tensor cores. This check closes that gap:
    by 16 hints), so the general code path is the one compiled: the worst case of the variants real
    launches get (with divisible strides and channel counts, those often need far fewer registers).
 3. Each distinct (kernel, signature, constexprs) is compiled with every configuration of
-   ``space.for_dtype(dtype, tf32)`` for each architecture, in a pool of processes, and the cubin is read
-   with the ``cuobjdump`` that Triton ships: resource usage for every kernel, the SASS for ``uses_dot``
-   kernels (the tensor-core column says ``n/a`` for the others).
+   ``space.for_dtype(dtype, tf32, constexprs)`` (those this variant may launch) for each architecture, in a
+   pool of processes, and the cubin is read with the ``cuobjdump`` that Triton ships: resource usage for
+   every kernel, the SASS for ``uses_dot`` kernels (the tensor-core column says ``n/a`` for the others).
 
 A row fails on a compile error, on any spill (stack or local memory in the cubin), on dynamic shared memory
 over the architecture's per-block limit, or when a ``uses_dot`` kernel lacks tensor-core instructions:
@@ -61,9 +61,9 @@ from .launch import SPACES, KernelConfig, KernelSpace, LaunchRecord, recording
 class OpCase:
     """One call of a public op of the package, ``kernels.<op>(*tensors, **kwargs)``.
 
-    ``tensors``: shapes of the positional tensor arguments; ``None`` passes ``None`` (e.g. no bias). Every
-    tensor requires grad, so the backward pass launches every gradient kernel. ``channels_last`` lays the
-    4-D tensors out as NHWC.
+    ``tensors``: shapes of the positional tensor arguments; ``None`` passes ``None`` (e.g. no bias);
+    ``tensor_kwargs``: shapes of keyword tensor arguments (e.g. a residual). Every tensor requires grad, so
+    the backward pass launches every gradient kernel. ``channels_last`` lays the 4-D tensors out as NHWC.
     """
 
     op: str
@@ -71,6 +71,7 @@ class OpCase:
     tensors: tuple[tuple[int, ...] | None, ...]
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     channels_last: bool = False
+    tensor_kwargs: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 # One entry per geometry; a new op is one more entry. The shapes are tiny: nothing runs under recording, only
@@ -93,6 +94,19 @@ OP_CASES: tuple[OpCase, ...] = (
     OpCase("conv_transpose2d", "dense stride 2", ((2, 4, 4, 4), (4, 6, 3, 3), (6,)),
            {"stride": 2, "padding": 1, "output_padding": 1}),
     OpCase("conv_transpose2d", "depthwise", ((2, 4, 5, 5), (4, 1, 3, 3), (4,)), {"padding": 1, "groups": 4}),
+    # fused epilogues: the heaviest (pre-activation stored and a residual) and the stored-output forms
+    OpCase("conv2d", "dense gelu + residual", ((2, 4, 6, 6), (8, 4, 3, 3), (8,)),
+           {"padding": 1, "activation": "gelu"}, tensor_kwargs={"residual": (2, 8, 6, 6)}),
+    OpCase("conv2d", "dense relu(+residual) NHWC", ((2, 4, 6, 6), (8, 4, 3, 3), (8,)),
+           {"padding": 1, "activation": "relu", "residual_before_activation": True},
+           channels_last=True, tensor_kwargs={"residual": (2, 8, 6, 6)}),
+    OpCase("conv2d", "depthwise silu + residual", ((2, 4, 6, 6), (4, 1, 3, 3), (4,)),
+           {"padding": 1, "groups": 4, "activation": "silu"}, tensor_kwargs={"residual": (2, 4, 6, 6)}),
+    OpCase("conv_transpose2d", "dense leaky_relu + residual NHWC", ((2, 4, 4, 4), (4, 6, 3, 3), (6,)),
+           {"stride": 2, "padding": 1, "output_padding": 1, "activation": "leaky_relu"},
+           channels_last=True, tensor_kwargs={"residual": (2, 6, 8, 8)}),
+    OpCase("conv_transpose2d", "depthwise gelu + residual", ((2, 4, 5, 5), (4, 1, 3, 3), (4,)),
+           {"padding": 1, "groups": 4, "activation": "gelu"}, tensor_kwargs={"residual": (2, 4, 5, 5)}),
     # pooling(input, ...)
     OpCase("max_pool2d", "3x3 stride 2", ((2, 4, 9, 9),), {"kernel_size": 3, "stride": 2, "padding": 1}),
     OpCase("max_pool2d", "2x2 indices NHWC", ((2, 4, 8, 8),), {"kernel_size": 2, "return_indices": True},
@@ -166,7 +180,9 @@ def _run_case(case: OpCase, variant: DtypeVariant, device: torch.device) -> None
     op = getattr(kernels, case.op)
     tensors = [None if shape is None else _make_tensor(shape, variant, device, case.channels_last)
                for shape in case.tensors]
-    out = op(*tensors, **case.kwargs)
+    keyword_tensors = {name: _make_tensor(shape, variant, device, case.channels_last)
+                       for name, shape in case.tensor_kwargs.items()}
+    out = op(*tensors, **case.kwargs, **keyword_tensors)
     outs = out if isinstance(out, tuple | list) else (out,)
     total = sum(o.float().sum() for o in outs if isinstance(o, torch.Tensor) and o.requires_grad)
     if isinstance(total, torch.Tensor):
@@ -393,7 +409,7 @@ def plan(records: Iterable[LaunchRecord], archs: Sequence[int], kernels: Sequenc
         space = record.space
         if kernels and space.name not in kernels:
             continue
-        for config in space.for_dtype(record.dtype, record.tf32):
+        for config in space.for_dtype(record.dtype, record.tf32, record.constexprs):
             try:
                 signature = signature_of(record, config)
             except Exception as exc:  # noqa: BLE001  (reported as a failure row)

@@ -9,7 +9,7 @@ the real argument types of each kernel and compile it with every configuration i
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +36,15 @@ class KernelConfig:
         return {**dict(self.blocks), "num_warps": self.num_warps, "num_stages": self.num_stages}
 
 
+@dataclass(frozen=True)
+class VariantLimit:
+    """When ``applies(constexprs)`` holds for a launch, only configurations with ``allows(config)`` may run."""
+
+    name: str
+    applies: Callable[[Mapping[str, Any]], bool]
+    allows: Callable[[KernelConfig], bool]
+
+
 @dataclass
 class KernelSpace:
     """The configurations a kernel may be launched with.
@@ -43,6 +52,10 @@ class KernelSpace:
     ``uses_dot``: the kernel is built on ``tl.dot`` and must use tensor cores for 16-bit inputs.
     ``wide_dtypes``: configurations for float32 without TF32 and for float64, whose tiles must be smaller
     to fit in registers (no tensor cores there). Empty means ``configs`` serve every dtype.
+    ``limits``: configurations that variants of the kernel (told apart by their launch constexprs) may not
+    use; heavy variants (e.g. a fused epilogue with two extra tiles) are kept to the tiles that compile
+    without spills. Launchers, the autotuner and the ahead-of-time check all see the same list through
+    :meth:`for_dtype`, and :func:`launch` refuses a configuration that is not allowed.
     """
 
     name: str
@@ -50,10 +63,24 @@ class KernelSpace:
     configs: list[KernelConfig]
     uses_dot: bool = False
     wide_configs: list[KernelConfig] = field(default_factory=list)
+    limits: tuple[VariantLimit, ...] = ()
 
-    def for_dtype(self, dtype: torch.dtype, tf32: bool) -> list[KernelConfig]:
+    def for_dtype(self, dtype: torch.dtype, tf32: bool, constexprs: Mapping[str, Any] | None = None
+                  ) -> list[KernelConfig]:
+        """The configurations for this dtype (and, given its constexprs, this variant of the kernel)."""
         wide = dtype == torch.float64 or (dtype == torch.float32 and not (tf32 and self.uses_dot))
-        return self.wide_configs if (wide and self.wide_configs) else self.configs
+        configs = self.wide_configs if (wide and self.wide_configs) else self.configs
+        for limit in self.applying_limits(constexprs):
+            configs = [c for c in configs if limit.allows(c)]
+        return configs
+
+    def applying_limits(self, constexprs: Mapping[str, Any] | None) -> list[VariantLimit]:
+        return [] if constexprs is None else [limit for limit in self.limits if limit.applies(constexprs)]
+
+    def variant_tag(self, constexprs: Mapping[str, Any] | None) -> str:
+        """``"+name"`` for each limit that applies to this variant: variants with other candidates keep
+        their own tuning records."""
+        return "".join(f"+{limit.name}" for limit in self.applying_limits(constexprs))
 
 
 SPACES: dict[str, KernelSpace] = {}
@@ -102,6 +129,9 @@ def launch(
 
     ``dtype`` is the dtype of the problem (the one that selects the configuration family).
     """
+    for limit in space.applying_limits(constexprs):
+        if not limit.allows(config):
+            raise ValueError(f"{space.name}: configuration {config} is not allowed for {limit.name} launches")
     if _recorder is not None:
         _recorder.append(LaunchRecord(space, args, dict(constexprs), dtype, tf32))
         return

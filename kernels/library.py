@@ -4,11 +4,12 @@ Each op takes tensors and plain ints only (the functional entry points resolve t
 fake implementation giving the real op's shapes and strides, and an autograd formula made of further ops, so
 ``torch.compile(..., fullgraph=True)`` traces a network of ``kernels.nn`` modules without a graph break.
 
-Ops: ``conv2d``, ``conv2d_input_grad``, ``conv2d_weight_grad``, ``channel_sum``, ``conv_transpose2d``,
-``max_pool2d``,
-``max_pool2d_backward``, ``avg_pool2d``, ``avg_pool2d_backward``, ``adaptive_avg_pool2d``,
-``adaptive_avg_pool2d_backward``. The functional entry points route through them while compiling
-(``torch.compiler.is_compiling()``); eager calls keep the ``torch.autograd.Function`` path.
+Ops: ``conv2d``, ``conv2d_input_grad``, ``conv2d_weight_grad``, ``channel_sum``, ``conv_transpose2d``, the
+fused-epilogue forms ``conv2d_fused`` and ``conv_transpose2d_fused`` with ``activation_backward``,
+``max_pool2d``, ``max_pool2d_backward``, ``avg_pool2d``, ``avg_pool2d_backward``, ``adaptive_avg_pool2d``,
+``adaptive_avg_pool2d_backward``, ``adaptive_max_pool2d``, ``adaptive_max_pool2d_backward``. The functional
+entry points route through them while compiling (``torch.compiler.is_compiling()``); eager calls keep the
+``torch.autograd.Function`` path.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 import torch
 
 from .ops.conv2d import conv2d_forward, conv2d_input_grad, conv2d_weight_grad
+from .ops.epilogue import Epilogue, activation_backward, with_strides_of
 from .ops.pool2d import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
 from .ops.reduce import channel_sum
 from .pool_shapes import PoolGeometry, adaptive_pool2d_geometry, avg_pool2d_geometry, max_pool2d_geometry
@@ -106,8 +108,8 @@ def _conv2d_setup(ctx, inputs, output) -> None:
     ctx.x_channels_last = prefers_channels_last(x)
 
 
-def _conv2d_backward(ctx, grad_out: torch.Tensor):
-    x, weight = ctx.saved_tensors
+def _conv2d_grads(ctx, x: torch.Tensor, weight: torch.Tensor, grad_out: torch.Tensor) -> tuple:
+    """The input, weight and bias gradients of a conv2d (None where not needed)."""
     stride, padding, dilation, groups = ctx.params
     need_x, need_w, need_b = ctx.needs_input_grad[:3]
     grad_x = grad_w = grad_b = None
@@ -118,7 +120,12 @@ def _conv2d_backward(ctx, grad_out: torch.Tensor):
         grad_w = conv2d_weight_grad_op(grad_out, x, list(weight.shape), stride, padding, dilation, groups)
     if need_b:
         grad_b = channel_sum_op(grad_out)
-    return grad_x, grad_w, grad_b, None, None, None, None, None
+    return grad_x, grad_w, grad_b
+
+
+def _conv2d_backward(ctx, grad_out: torch.Tensor):
+    x, weight = ctx.saved_tensors
+    return *_conv2d_grads(ctx, x, weight, grad_out), None, None, None, None, None
 
 
 conv2d_op.register_autograd(_conv2d_backward, setup_context=_conv2d_setup)
@@ -152,8 +159,8 @@ def _conv_transpose2d_setup(ctx, inputs, output) -> None:
     ctx.params = (list(stride), list(padding), list(dilation), groups)
 
 
-def _conv_transpose2d_backward(ctx, grad_out: torch.Tensor):
-    x, weight = ctx.saved_tensors
+def _conv_transpose2d_grads(ctx, x: torch.Tensor, weight: torch.Tensor, grad_out: torch.Tensor) -> tuple:
+    """The input, weight and bias gradients of a conv_transpose2d (None where not needed)."""
     stride, padding, dilation, groups = ctx.params
     need_x, need_w, need_b = ctx.needs_input_grad[:3]
     grad_x = grad_w = grad_b = None
@@ -163,10 +170,130 @@ def _conv_transpose2d_backward(ctx, grad_out: torch.Tensor):
         grad_w = conv2d_weight_grad_op(x, grad_out, list(weight.shape), stride, padding, dilation, groups)
     if need_b:
         grad_b = channel_sum_op(grad_out)
-    return grad_x, grad_w, grad_b, None, None, None, None, None
+    return grad_x, grad_w, grad_b
+
+
+def _conv_transpose2d_backward(ctx, grad_out: torch.Tensor):
+    x, weight = ctx.saved_tensors
+    return *_conv_transpose2d_grads(ctx, x, weight, grad_out), None, None, None, None, None
 
 
 conv_transpose2d_op.register_autograd(_conv_transpose2d_backward, setup_context=_conv_transpose2d_setup)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Fused epilogues: each op returns (out, preact); preact is empty (0 elements) when the backward reads act'
+# from the output or has no activation, and when ``store_preact`` is false (no gradient wanted).
+
+
+def _epilogue(activation: str, negative_slope: float, residual: torch.Tensor | None,
+              residual_before_activation: bool) -> Epilogue:
+    return Epilogue(activation, negative_slope, residual is not None, residual_before_activation)
+
+
+def _fused_outputs(out: torch.Tensor, epilogue: Epilogue, store_preact: bool) -> torch.Tensor:
+    return torch.empty_like(out) if epilogue.needs_preact(store_preact) else out.new_empty((0,))
+
+
+@torch.library.custom_op(f"{NAMESPACE}::conv2d_fused", mutates_args=())
+def conv2d_fused_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                    residual: torch.Tensor | None, stride: Sequence[int], padding: Sequence[int],
+                    dilation: Sequence[int], groups: int, output_size: Sequence[int], activation: str,
+                    negative_slope: float, residual_before_activation: bool, store_preact: bool
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """conv2d with a fused epilogue (``kernels.ops.epilogue``): ``(out, preact)``."""
+    g = _conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups, output_size)
+    epilogue = _epilogue(activation, negative_slope, residual, residual_before_activation)
+    out = empty_4d((g.N, g.K, g.P, g.Q), x, prefers_channels_last(x, weight))
+    preact = _fused_outputs(out, epilogue, store_preact)
+    conv2d_forward(x, weight, bias, g, out, epilogue, None if residual is None else with_strides_of(residual, out),
+                   preact if preact.numel() else None)
+    return out, preact
+
+
+@conv2d_fused_op.register_fake
+def _(x, weight, bias, residual, stride, padding, dilation, groups, output_size, activation, negative_slope,
+      residual_before_activation, store_preact):
+    out = empty_4d((x.shape[0], weight.shape[0], *output_size), x, prefers_channels_last(x, weight))
+    return out, _fused_outputs(out, _epilogue(activation, negative_slope, residual, residual_before_activation),
+                               store_preact)
+
+
+@torch.library.custom_op(f"{NAMESPACE}::conv_transpose2d_fused", mutates_args=())
+def conv_transpose2d_fused_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                              residual: torch.Tensor | None, stride: Sequence[int], padding: Sequence[int],
+                              dilation: Sequence[int], groups: int, output_size: Sequence[int], activation: str,
+                              negative_slope: float, residual_before_activation: bool, store_preact: bool
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """conv_transpose2d with a fused epilogue: ``(out, preact)``."""
+    shape = (x.shape[0], weight.shape[1] * groups, *output_size)
+    g = _conv_geometry(shape, weight.shape, stride, padding, dilation, groups, x.shape[2:])
+    epilogue = _epilogue(activation, negative_slope, residual, residual_before_activation)
+    out = empty_4d(shape, x, prefers_channels_last(x, weight))
+    preact = _fused_outputs(out, epilogue, store_preact)
+    conv2d_input_grad(x, weight, g, out, bias, epilogue,
+                      None if residual is None else with_strides_of(residual, out), preact if preact.numel() else None)
+    return out, preact
+
+
+@conv_transpose2d_fused_op.register_fake
+def _(x, weight, bias, residual, stride, padding, dilation, groups, output_size, activation, negative_slope,
+      residual_before_activation, store_preact):
+    out = empty_4d((x.shape[0], weight.shape[1] * groups, *output_size), x, prefers_channels_last(x, weight))
+    return out, _fused_outputs(out, _epilogue(activation, negative_slope, residual, residual_before_activation),
+                               store_preact)
+
+
+@torch.library.custom_op(f"{NAMESPACE}::activation_backward", mutates_args=())
+def activation_backward_op(grad_out: torch.Tensor, saved: torch.Tensor, activation: str,
+                           negative_slope: float) -> torch.Tensor:
+    """``grad_out * act'(saved)`` in ``saved``'s layout."""
+    return activation_backward(grad_out, saved, Epilogue(activation, negative_slope))
+
+
+@activation_backward_op.register_fake
+def _(grad_out, saved, activation, negative_slope):
+    return torch.empty_like(saved)
+
+
+def _fused_setup(ctx, inputs, output) -> None:
+    x, weight, _, _, stride, padding, dilation, groups, _, activation, slope, before, _ = inputs
+    out, preact = output
+    ctx.epilogue = _epilogue(activation, slope, inputs[3], before)
+    saved = None
+    if ctx.epilogue.activation != "none":
+        saved = preact if preact.numel() else out
+    ctx.save_for_backward(x, weight, saved)
+    ctx.params = (list(stride), list(padding), list(dilation), groups)
+    ctx.x_channels_last = prefers_channels_last(x)
+
+
+def _fused_pre_grads(ctx, grad_out: torch.Tensor, saved: torch.Tensor | None
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    epilogue: Epilogue = ctx.epilogue
+    grad_pre = grad_out
+    if saved is not None:
+        grad_pre = activation_backward_op(grad_out, saved, epilogue.activation, epilogue.negative_slope)
+    grad_res = None
+    if epilogue.has_residual and ctx.needs_input_grad[3]:
+        grad_res = grad_pre if epilogue.residual_before_activation else grad_out
+    return grad_pre, grad_res
+
+
+def _conv2d_fused_backward(ctx, grad_out: torch.Tensor, _grad_preact: torch.Tensor | None):
+    x, weight, saved = ctx.saved_tensors
+    grad_pre, grad_res = _fused_pre_grads(ctx, grad_out, saved)
+    return *_conv2d_grads(ctx, x, weight, grad_pre), grad_res, *([None] * 9)
+
+
+def _conv_transpose2d_fused_backward(ctx, grad_out: torch.Tensor, _grad_preact: torch.Tensor | None):
+    x, weight, saved = ctx.saved_tensors
+    grad_pre, grad_res = _fused_pre_grads(ctx, grad_out, saved)
+    return *_conv_transpose2d_grads(ctx, x, weight, grad_pre), grad_res, *([None] * 9)
+
+
+conv2d_fused_op.register_autograd(_conv2d_fused_backward, setup_context=_fused_setup)
+conv_transpose2d_fused_op.register_autograd(_conv_transpose2d_fused_backward, setup_context=_fused_setup)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -326,8 +453,57 @@ def _adaptive_grad(ctx, grad_out: torch.Tensor):
 
 adaptive_avg_pool2d_op.register_autograd(_adaptive_grad, setup_context=_adaptive_setup)
 
+
+@torch.library.custom_op(f"{NAMESPACE}::adaptive_max_pool2d", mutates_args=())
+def adaptive_max_pool2d_op(x: torch.Tensor, output_size: Sequence[int], channels_last: bool
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adaptive max pooling to ``output_size (P, Q)``: the output and the int64 flat indices ``h*W + w``."""
+    g = adaptive_pool2d_geometry(tuple(x.shape), list(output_size), "adaptive_max_pool2d")
+    out = empty_4d(g.output_shape, x, channels_last)
+    indices = empty_4d(g.output_shape, x, channels_last, torch.int64)
+    max_pool2d_forward(x, g, out, indices)
+    return out, indices
+
+
+@adaptive_max_pool2d_op.register_fake
+def _(x, output_size, channels_last):
+    shape = (x.shape[0], x.shape[1], *output_size)
+    return empty_4d(shape, x, channels_last), empty_4d(shape, x, channels_last, torch.int64)
+
+
+@torch.library.custom_op(f"{NAMESPACE}::adaptive_max_pool2d_backward", mutates_args=())
+def adaptive_max_pool2d_backward_op(grad_out: torch.Tensor, indices: torch.Tensor, input_size: Sequence[int],
+                                    channels_last: bool) -> torch.Tensor:
+    """Gradient ``(N, C, H, W)`` (``input_size``) of adaptive max pooling from the saved indices."""
+    g = adaptive_pool2d_geometry(tuple(input_size), list(grad_out.shape[2:]), "adaptive_max_pool2d")
+    grad_in = empty_4d(tuple(input_size), grad_out, channels_last)
+    max_pool2d_backward(grad_out, indices, g, grad_in)
+    return grad_in
+
+
+@adaptive_max_pool2d_backward_op.register_fake
+def _(grad_out, indices, input_size, channels_last):
+    return empty_4d(tuple(input_size), grad_out, channels_last)
+
+
+def _adaptive_max_setup(ctx, inputs, output) -> None:
+    x, _, channels_last = inputs
+    ctx.save_for_backward(output[1])
+    ctx.input_size = list(x.shape)
+    ctx.channels_last = channels_last
+
+
+def _adaptive_max_grad(ctx, grad_out: torch.Tensor, _grad_indices: torch.Tensor | None):
+    (indices,) = ctx.saved_tensors
+    return adaptive_max_pool2d_backward_op(grad_out, indices, ctx.input_size, ctx.channels_last), None, None
+
+
+adaptive_max_pool2d_op.register_autograd(_adaptive_max_grad, setup_context=_adaptive_max_setup)
+
 OPS = (
     conv2d_op, conv2d_input_grad_op, conv2d_weight_grad_op, channel_sum_op, conv_transpose2d_op,
+    conv2d_fused_op, conv_transpose2d_fused_op, activation_backward_op,
     max_pool2d_op, max_pool2d_backward_op,
     avg_pool2d_op, avg_pool2d_backward_op, adaptive_avg_pool2d_op, adaptive_avg_pool2d_backward_op,
+    adaptive_max_pool2d_op, adaptive_max_pool2d_backward_op,
 )

@@ -89,3 +89,20 @@ def test_module_under_autocast(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_kind() -> None:
     with pytest.raises(ValueError):
         autocast_inputs("matmul")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_epilogue_residual_is_cast_with_the_inputs(dtype: torch.dtype) -> None:
+    """The residual is a floating input like the others: cast to the autocast dtype, its gradient back."""
+    x = torch.randn(2, 4, 6, 6, requires_grad=True)
+    w = torch.randn(4, 4, 3, 3, requires_grad=True)
+    r = torch.randn(2, 4, 6, 6, requires_grad=True)
+    with torch.autocast("cpu", dtype=dtype):
+        ours = conv2d(x, w, padding=1, activation="relu", residual=r, residual_before_activation=True)
+        ref = F.relu(F.conv2d(x, w, padding=1) + r.to(dtype))
+    _check(ours, ref)
+    grad = torch.randn_like(ref)
+    for g_ours, g_ref in zip(torch.autograd.grad(ours, (x, w, r), grad), torch.autograd.grad(ref, (x, w, r), grad),
+                             strict=True):
+        assert g_ours.dtype == torch.float32
+        _check(g_ours, g_ref)

@@ -43,6 +43,18 @@ def _cases() -> list[tuple[object, tuple]]:
         (library.adaptive_avg_pool2d_op, (x, [2, 3], False)),
         (library.adaptive_avg_pool2d_op, (x_cl, [1, 1], True)),
         (library.adaptive_avg_pool2d_backward_op, (_t(1, 2, 2, 3, grad=False), [1, 2, 5, 5], False)),
+        (library.adaptive_max_pool2d_op, (x, [2, 3], False)),
+        (library.adaptive_max_pool2d_op, (x_cl, [3, 2], True)),
+        (library.adaptive_max_pool2d_backward_op, (_t(1, 2, 2, 2, grad=False), idx, [1, 2, 5, 5], False)),
+        (library.conv2d_fused_op, (x, w, b, _t(1, 3, 3, 3), *conv, [3, 3], "gelu", 0.01, False, True)),
+        (library.conv2d_fused_op, (x_cl, w, None, None, *conv, [3, 3], "relu", 0.01, False, True)),
+        (library.conv2d_fused_op, (x, dw, _t(4), _t(1, 4, 3, 3), [1, 1], [0, 0], [1, 1], 2, [3, 3],
+                                   "leaky_relu", 0.2, True, True)),
+        (library.conv_transpose2d_fused_op, (x, _t(2, 3, 3, 3), _t(6), _t(1, 6, 10, 10), [2, 2], [1, 1], [1, 1],
+                                             2, [10, 10], "silu", 0.01, True, True)),
+        (library.conv_transpose2d_fused_op, (x_cl, _t(2, 1, 2, 2), None, None, [2, 2], [0, 0], [1, 1], 2,
+                                             [10, 10], "none", 0.01, False, False)),
+        (library.activation_backward_op, (gy, _t(1, 3, 3, 3, grad=False), "gelu", 0.01)),
     ]
 
 
@@ -64,10 +76,12 @@ def _net(nn) -> torch.nn.Module:
     )
 
 
-def test_compile_fullgraph_matches_torch() -> None:
+def _compile_and_compare(ours: torch.nn.Module, ref: torch.nn.Module, input_shape: tuple[int, ...],
+                         op_names: tuple[str, ...]) -> None:
+    """Compile ``ours`` with ``fullgraph=True`` (aot_eager), check one graph calling each ``kernels.<op>``, and
+    the forward, input gradient and parameter gradients against ``ref`` (same state) in float64."""
     torch._dynamo.reset()
-    ours = _net(kernels.nn).to(device=DEVICE, dtype=F64)
-    ref = _net(torch.nn).to(device=DEVICE, dtype=F64)
+    ours, ref = ours.to(device=DEVICE, dtype=F64), ref.to(device=DEVICE, dtype=F64)
     ref.load_state_dict(ours.state_dict())
     graphs: list[str] = []
 
@@ -76,16 +90,46 @@ def test_compile_fullgraph_matches_torch() -> None:
         return torch._dynamo.lookup_backend("aot_eager")(gm, example_inputs)
 
     compiled = torch.compile(ours, fullgraph=True, backend=backend, dynamic=False)
-    x = torch.randn(2, 2, 6, 6, dtype=F64, device=DEVICE)
+    x = torch.randn(input_shape, dtype=F64, device=DEVICE)
     x_ours, x_ref = x.clone().requires_grad_(), x.clone().requires_grad_()
     out, expected = compiled(x_ours), ref(x_ref)
     torch.testing.assert_close(out, expected)
     assert len(graphs) == 1
-    for name in ("conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"):
-        assert f"kernels.{name}" in graphs[0]
+    for name in op_names:
+        assert f"kernels.{name}" in graphs[0], f"kernels.{name} not in the graph"
     grad = torch.randn_like(expected)
     out.backward(grad)
     expected.backward(grad)
     torch.testing.assert_close(x_ours.grad, x_ref.grad)
     for p, q in zip(ours.parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad)
+
+
+def test_compile_fullgraph_matches_torch() -> None:
+    _compile_and_compare(_net(kernels.nn), _net(torch.nn), (2, 2, 6, 6),
+                         ("conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"))
+
+
+class _FusedBlock(torch.nn.Module):
+    """A residual block with fused epilogues (ours) or the same computation in torch.nn."""
+
+    def __init__(self, nn, fused: bool) -> None:
+        super().__init__()
+        extras = {"activation": "relu"} if fused else {}
+        self.fused = fused
+        self.conv1 = nn.Conv2d(3, 3, 3, padding=1, **extras)
+        extras = {"activation": "gelu", "residual_before_activation": True} if fused else {}
+        self.conv2 = nn.Conv2d(3, 3, 3, padding=1, **extras)
+        self.pool = nn.AdaptiveMaxPool2d((2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused:
+            y = self.conv2(self.conv1(x), residual=x)
+        else:
+            y = torch.nn.functional.gelu(self.conv2(torch.relu(self.conv1(x))) + x)
+        return self.pool(y)
+
+
+def test_compile_fused_epilogues_and_adaptive_max_pool() -> None:
+    _compile_and_compare(_FusedBlock(kernels.nn, fused=True), _FusedBlock(torch.nn, fused=False), (2, 3, 6, 7),
+                         ("conv2d_fused", "adaptive_max_pool2d"))

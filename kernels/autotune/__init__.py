@@ -353,30 +353,33 @@ def _nearest(table: dict[str, store.Timings], prefix: str, problem_bucket: str,
 
 
 def select_config(space: KernelSpace, dtype: torch.dtype, layout: str, problem: dict[str, int],
-                  default: KernelConfig) -> KernelConfig:
+                  default: KernelConfig, variant: Mapping[str, Any] | None = None) -> KernelConfig:
     """The configuration to launch ``space``'s kernel with on ``problem`` (see the module docstring).
 
     ``layout``: ``"nchw"`` or ``"channels_last"`` (:func:`layout_of`); ``problem``: dimension name -> extent,
-    a dimension ``X`` bounding block ``BLOCK_X``; ``default``: the launcher's heuristic pick.
+    a dimension ``X`` bounding block ``BLOCK_X``; ``default``: the launcher's heuristic pick (allowed for the
+    variant); ``variant``: the launch's constexprs, when the space restricts configurations by variant
+    (``KernelSpace.allows``). A variant shares its timings with the others; only its candidates differ.
     """
     forced = _state.forced
     if forced is not None and space.name in forced:
         return forced[space.name]
     tf32 = space.uses_dot and tf32_enabled(dtype)
     device = _device_index()
-    memo = (device, space.name, dtype, tf32, layout, tuple(problem.items()), default)
+    memo = (device, space.name, space.variant_tag(variant), dtype, tf32, layout, tuple(problem.items()), default)
     found = _state.chosen.get(memo)
     if found is not None:
         return found
-    return _select(space, dtype, tf32, layout, problem, default, device, memo)
+    return _select(space, dtype, tf32, layout, problem, default, device, memo, variant)
 
 
 def _select(space: KernelSpace, dtype: torch.dtype, tf32: bool, layout: str, problem: dict[str, int],
-            default: KernelConfig, device: int, memo: tuple) -> KernelConfig:
+            default: KernelConfig, device: int, memo: tuple, variant: Mapping[str, Any] | None = None
+            ) -> KernelConfig:
     tuning = tuning_enabled()
-    candidates = prune(space.for_dtype(dtype, tf32), problem, _smem_budget(device),
+    candidates = prune(space.for_dtype(dtype, tf32, variant), problem, _smem_budget(device),
                        lambda c: shared_memory_estimate(space, c, dtype))
-    prefix = f"{space.name}|{dtype_key(space, dtype)}|{layout}|"
+    prefix = f"{space.name}{space.variant_tag(variant)}|{dtype_key(space, dtype)}|{layout}|"
     key = prefix + bucket(problem)
     table = _timings(_gpu_name(device))
     exact = table.get(key)

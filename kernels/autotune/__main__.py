@@ -56,13 +56,26 @@ def _layer_call(layer, dtype: torch.dtype, channels_last: bool) -> Callable[[], 
         out_channels = w.shape[0] if layer.op == "conv2d" else w.shape[1] * groups
         b = torch.randn(out_channels, dtype=dtype, device="cuda").requires_grad_()
         args = (x, w, b)
+    extras = _epilogue_kwargs(layer, op, args, fmt)
 
     def call() -> None:
-        out = op(*args, **layer.kwargs)
+        out = op(*args, **layer.kwargs, **extras)
         out = out[0] if isinstance(out, tuple) else out
         out.backward(torch.randn_like(out))
 
     return call
+
+
+def _epilogue_kwargs(layer, op: Callable, args: tuple, fmt: torch.memory_format) -> dict:
+    """The fused-epilogue keywords of a suite layer (``Layer.epilogue``), with a residual tensor if it has one."""
+    epilogue = dict(getattr(layer, "epilogue", {}) or {})
+    if not epilogue:
+        return {}
+    if epilogue.pop("residual", False):
+        with torch.no_grad():
+            shape = op(*args, **layer.kwargs).shape
+        epilogue["residual"] = torch.randn(shape, dtype=args[0].dtype, device="cuda").to(memory_format=fmt)
+    return epilogue
 
 
 def _short(config_text: str) -> str:

@@ -13,10 +13,12 @@ The transposed convolution reuses these kernels: its forward is ``conv2d_dgrad_k
 import triton
 import triton.language as tl
 
+from .epilogue import store_epilogue
+
 
 @triton.jit
 def conv2d_fwd_kernel(
-    x_ptr, w_ptr, bias_ptr, y_ptr,
+    x_ptr, w_ptr, bias_ptr, y_ptr, res_ptr, preact_ptr,
     N, H, W, P, Q, CG, KG,
     sxn, sxc, sxh, sxw,
     swk, swc, swr, sws,
@@ -24,9 +26,13 @@ def conv2d_fwd_kernel(
     stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
     R: tl.constexpr, S: tl.constexpr,
     HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr,
+    ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
+    RESIDUAL_BEFORE_ACT: tl.constexpr, STORE_PREACT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
-    """``y[n, k, p, q] = bias[k] + sum_{c, r, s} x[n, g*CG + c, p*sh - ph + r*dh, q*sw - pw + s*dw] * w[k, c, r, s]``.
+    """``y[n, k, p, q] = bias[k] + sum_{c, r, s} x[n, g*CG + c, p*sh - ph + r*dh, q*sw - pw + s*dw] * w[k, c, r, s]``,
+    then the fused epilogue (``kernels.jit.epilogue.store_epilogue``: activation, residual and the
+    pre-activation, which share y's strides).
 
     GEMM view per group g: rows are output pixels (N*P*Q), columns are the group's KG filters, the
     reduction runs over (r, s, c) in one flat loop so that Triton can pipeline it.
@@ -75,12 +81,13 @@ def conv2d_fwd_kernel(
         acc += tl.load(bias_ptr + k_idx * sb, mask=n_mask, other=0.0).to(ACC_DTYPE)[None, :]
     y_offs = (n_idx.to(tl.int64) * syn + (pq // Q).to(tl.int64) * syp + (pq % Q).to(tl.int64) * syq)[:, None] \
         + k_idx.to(tl.int64)[None, :] * syk
-    tl.store(y_ptr + y_offs, acc.to(y_ptr.dtype.element_ty), mask=m_mask[:, None] & n_mask[None, :])
+    store_epilogue(acc, y_ptr, res_ptr, preact_ptr, y_offs, m_mask[:, None] & n_mask[None, :],
+                   ACTIVATION, NEGATIVE_SLOPE, HAS_RESIDUAL, RESIDUAL_BEFORE_ACT, STORE_PREACT)
 
 
 @triton.jit
 def conv2d_dgrad_kernel(
-    dy_ptr, w_ptr, bias_ptr, dx_ptr,
+    dy_ptr, w_ptr, bias_ptr, dx_ptr, res_ptr, preact_ptr,
     N, H, W, P, Q, CG, KG, HP, WP,
     sdyn, sdyk, sdyp, sdyq,
     swk, swc, swr, sws,
@@ -88,11 +95,14 @@ def conv2d_dgrad_kernel(
     stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
     R: tl.constexpr, S: tl.constexpr,
     HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr,
+    ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
+    RESIDUAL_BEFORE_ACT: tl.constexpr, STORE_PREACT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """``dx[n, c, h, w] = bias[c] + sum_{k, r, s} dy[n, k, (h + ph - r*dh)/sh, (w + pw - s*dw)/sw] * w[k, c, r, s]``,
     summed over the taps where both divisions are exact and land inside ``P x Q``. ``bias`` (per input
-    channel) serves the transposed convolution, whose forward this is; a gradient has none.
+    channel) and the fused epilogue (as in ``conv2d_fwd_kernel``) serve the transposed convolution, whose
+    forward this is; a gradient has neither.
 
     Stride-phase decomposition: program axis 2 enumerates (group, phase_h, phase_w); a program covers the
     input pixels ``h = phase_h + i*sh, w = phase_w + j*sw`` (``i < HP = cdiv(H, sh)``, ``j < WP``), for which
@@ -153,7 +163,8 @@ def conv2d_dgrad_kernel(
         acc += tl.load(bias_ptr + c_idx * sb, mask=n_mask, other=0.0).to(ACC_DTYPE)[None, :]
     dx_offs = (n_idx.to(tl.int64) * sdxn + h.to(tl.int64) * sdxh + w.to(tl.int64) * sdxw)[:, None] \
         + c_idx.to(tl.int64)[None, :] * sdxc
-    tl.store(dx_ptr + dx_offs, acc.to(dx_ptr.dtype.element_ty), mask=m_mask[:, None] & n_mask[None, :])
+    store_epilogue(acc, dx_ptr, res_ptr, preact_ptr, dx_offs, m_mask[:, None] & n_mask[None, :],
+                   ACTIVATION, NEGATIVE_SLOPE, HAS_RESIDUAL, RESIDUAL_BEFORE_ACT, STORE_PREACT)
 
 
 @triton.jit

@@ -16,10 +16,12 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from .epilogue import store_epilogue
+
 
 @triton.jit
 def depthwise_fwd_kernel(
-    x_ptr, w_ptr, b_ptr, out_ptr,
+    x_ptr, w_ptr, b_ptr, out_ptr, res_ptr, preact_ptr,
     H, W, K, P, Q, R, S,
     stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, mult,
     sxn, sxc, sxh, sxw,
@@ -27,6 +29,8 @@ def depthwise_fwd_kernel(
     son, sok, sop, soq,
     sb,
     HAS_BIAS: tl.constexpr,
+    ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
+    RESIDUAL_BEFORE_ACT: tl.constexpr, STORE_PREACT: tl.constexpr,
     BLOCK_PIX: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """Forward: ``out[n, k, p, q] = bias[k] + sum_{r,s} x[n, k // mult, p*sh - pad_h + r*dh,
@@ -78,13 +82,14 @@ def depthwise_fwd_kernel(
     if HAS_BIAS:
         bv = tl.load(b_ptr + k64 * sb, mask=k_ok, other=0.0)
         acc += bv.to(ACC)[None, :]
-    out_ptrs = out_ptr + n * son + k64[None, :] * sok + (p.to(tl.int64) * sop + q.to(tl.int64) * soq)[:, None]
-    tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=pix_ok[:, None] & k_ok[None, :])
+    out_offs = n * son + k64[None, :] * sok + (p.to(tl.int64) * sop + q.to(tl.int64) * soq)[:, None]
+    store_epilogue(acc, out_ptr, res_ptr, preact_ptr, out_offs, pix_ok[:, None] & k_ok[None, :],
+                   ACTIVATION, NEGATIVE_SLOPE, HAS_RESIDUAL, RESIDUAL_BEFORE_ACT, STORE_PREACT)
 
 
 @triton.jit
 def depthwise_dgrad_kernel(
-    go_ptr, w_ptr, b_ptr, gi_ptr,
+    go_ptr, w_ptr, b_ptr, gi_ptr, res_ptr, preact_ptr,
     C, H, W, P, Q, R, S,
     stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, mult,
     sgn, sgk, sgp, sgq,
@@ -92,6 +97,8 @@ def depthwise_dgrad_kernel(
     sin, sic, sih, siw,
     sb,
     HAS_BIAS: tl.constexpr,
+    ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
+    RESIDUAL_BEFORE_ACT: tl.constexpr, STORE_PREACT: tl.constexpr,
     BLOCK_PIX: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """Input gradient: ``grad_in[n, c, h, w] = sum_{m < mult} sum_{r,s} grad_out[n, c*mult + m, p, q] *
@@ -155,9 +162,9 @@ def depthwise_dgrad_kernel(
     if HAS_BIAS:
         bv = tl.load(b_ptr + c.to(tl.int64) * sb, mask=c_ok, other=0.0)
         acc += bv.to(ACC)[None, :]
-    gi_ptrs = (gi_ptr + n * sin + c.to(tl.int64)[None, :] * sic
-               + (h.to(tl.int64) * sih + w.to(tl.int64) * siw)[:, None])
-    tl.store(gi_ptrs, acc.to(gi_ptr.dtype.element_ty), mask=pix_ok[:, None] & c_ok[None, :])
+    gi_offs = n * sin + c.to(tl.int64)[None, :] * sic + (h.to(tl.int64) * sih + w.to(tl.int64) * siw)[:, None]
+    store_epilogue(acc, gi_ptr, res_ptr, preact_ptr, gi_offs, pix_ok[:, None] & c_ok[None, :],
+                   ACTIVATION, NEGATIVE_SLOPE, HAS_RESIDUAL, RESIDUAL_BEFORE_ACT, STORE_PREACT)
 
 
 @triton.jit

@@ -1,36 +1,101 @@
-"""Convolution modules: same constructor, parameters, state_dict and repr as torch.nn, our kernels inside."""
+"""Convolution modules: same constructor, parameters, state_dict and repr as torch.nn, our kernels inside.
+
+Keyword-only extras fuse an epilogue into the kernel (see :func:`kernels.conv2d`): ``activation``,
+``negative_slope`` and ``residual_before_activation`` in the constructor, ``residual`` in ``forward``.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from ..ops.conv2d import conv2d
 from ..ops.conv_transpose2d import conv_transpose2d
+from ..ops.epilogue import make_epilogue
 
 
-class Conv2d(torch.nn.Conv2d):
+class _FusedEpilogue:
+    """The epilogue settings of a convolution module. Class-level defaults keep modules made by
+    :func:`kernels.convert` (which only swaps ``__class__``) plain convolutions."""
+
+    activation: str | None = None
+    negative_slope: float = 0.01
+    residual_before_activation: bool = False
+
+    def _set_epilogue(self, activation: str | None, negative_slope: float, residual_before_activation: bool
+                      ) -> None:
+        make_epilogue(activation, negative_slope, None, residual_before_activation)  # validates
+        self.activation = activation
+        self.negative_slope = negative_slope
+        self.residual_before_activation = residual_before_activation
+
+    def _epilogue_kwargs(self, residual: torch.Tensor | None) -> dict[str, Any]:
+        return {"activation": self.activation, "negative_slope": self.negative_slope, "residual": residual,
+                "residual_before_activation": self.residual_before_activation}
+
+    def _epilogue_repr(self) -> str:
+        parts = []
+        if self.activation is not None:
+            parts.append(f"activation={self.activation!r}")
+            if self.activation == "leaky_relu":
+                parts.append(f"negative_slope={self.negative_slope}")
+        if self.residual_before_activation:
+            parts.append("residual_before_activation=True")
+        return "".join(", " + p for p in parts)
+
+
+class Conv2d(_FusedEpilogue, torch.nn.Conv2d):
     """``torch.nn.Conv2d`` whose forward runs Triton kernels. Every ``padding_mode`` is supported: non-zero
-    modes pad the input first (as torch does) and convolve without padding."""
+    modes pad the input first (as torch does) and convolve without padding.
 
-    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
-                      ) -> torch.Tensor:
+    ``forward(input, residual=None)``: with the keyword-only constructor extras, the module computes
+    ``act(conv(input) + bias) + residual`` (or ``act(conv(input) + bias + residual)``) in one kernel.
+    """
+
+    def __init__(self, *args: Any, activation: str | None = None, negative_slope: float = 0.01,
+                 residual_before_activation: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._set_epilogue(activation, negative_slope, residual_before_activation)
+
+    def forward(self, input: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        return self._conv_forward(input, self.weight, self.bias, residual)
+
+    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                      residual: torch.Tensor | None = None) -> torch.Tensor:
+        extras = self._epilogue_kwargs(residual)
         if self.padding_mode != "zeros":
             padded = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
-            return conv2d(padded, weight, bias, self.stride, 0, self.dilation, self.groups)
-        return conv2d(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+            return conv2d(padded, weight, bias, self.stride, 0, self.dilation, self.groups, **extras)
+        return conv2d(input, weight, bias, self.stride, self.padding, self.dilation, self.groups, **extras)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + self._epilogue_repr()
 
 
-class ConvTranspose2d(torch.nn.ConvTranspose2d):
+class ConvTranspose2d(_FusedEpilogue, torch.nn.ConvTranspose2d):
     """``torch.nn.ConvTranspose2d`` whose forward runs Triton kernels. ``output_size`` resolves
     ``output_padding`` exactly as torch does (a strided convolution rounds its output size down, so several
-    input sizes map to one output size; ``output_size`` says which one to go back to)."""
+    input sizes map to one output size; ``output_size`` says which one to go back to).
 
-    def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+    ``forward(input, output_size=None, residual=None)``; the epilogue extras are those of :class:`Conv2d`.
+    """
+
+    def __init__(self, *args: Any, activation: str | None = None, negative_slope: float = 0.01,
+                 residual_before_activation: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._set_epilogue(activation, negative_slope, residual_before_activation)
+
+    def forward(self, input: torch.Tensor, output_size: list[int] | None = None,
+                residual: torch.Tensor | None = None) -> torch.Tensor:
         if self.padding_mode != "zeros":
             raise ValueError("Only `zeros` padding mode is supported for ConvTranspose2d")
         output_padding = self._output_padding(
             input, output_size, self.stride, self.padding, self.kernel_size, 2, self.dilation
         )
         return conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
-                                self.groups, self.dilation)
+                                self.groups, self.dilation, **self._epilogue_kwargs(residual))
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + self._epilogue_repr()

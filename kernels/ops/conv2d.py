@@ -19,6 +19,7 @@ from ..jit.conv2d import conv2d_dgrad_kernel, conv2d_fwd_kernel, conv2d_wgrad_ke
 from ..launch import (
     KernelConfig,
     KernelSpace,
+    VariantLimit,
     batch_chunks,
     closest_config,
     dot_precision,
@@ -29,6 +30,17 @@ from ..launch import (
 )
 from ..shapes import ConvGeometry, PaddingArg, check_float_tensors, conv2d_geometry, empty_4d, prefers_channels_last
 from .depthwise import depthwise_dgrad, depthwise_fwd, depthwise_wgrad
+from .epilogue import (
+    PLAIN,
+    Epilogue,
+    check_residual,
+    epilogue_arguments,
+    epilogue_backward,
+    make_epilogue,
+    saved_for_backward,
+    wants_grad,
+    with_strides_of,
+)
 from .reduce import acc_dtype, channel_sum, choose_split, sum_splits, tl_acc_dtype
 
 # Tensor-core tiles for float16, bfloat16 and TF32; smaller tiles for IEEE float32 and float64, which have no
@@ -47,28 +59,39 @@ _WIDE_TILES = [
 ]
 
 
-def _gemm_space(name: str, kernel) -> KernelSpace:
+# A fused epilogue that both reads a residual tile and stores the pre-activation tile needs more registers than
+# the 128x64 and 64x64 tiles have left (they spill 8-104 bytes on sm_80/sm_90): that variant keeps to the
+# tiles of at most 64x32 outputs.
+_PREACT_AND_RESIDUAL = VariantLimit(
+    "preact+residual",
+    applies=lambda constexprs: bool(constexprs.get("STORE_PREACT")) and bool(constexprs.get("HAS_RESIDUAL")),
+    allows=lambda config: config["BLOCK_M"] * config["BLOCK_N"] <= 64 * 32,
+)
+
+
+def _gemm_space(name: str, kernel, limits: tuple[VariantLimit, ...] = ()) -> KernelSpace:
     return register_space(KernelSpace(name, kernel, list(_GEMM_TILES), uses_dot=True,
-                                      wide_configs=list(_WIDE_TILES)))
+                                      wide_configs=list(_WIDE_TILES), limits=limits))
 
 
-FWD = _gemm_space("conv2d_fwd_kernel", conv2d_fwd_kernel)
-DGRAD = _gemm_space("conv2d_dgrad_kernel", conv2d_dgrad_kernel)
+FWD = _gemm_space("conv2d_fwd_kernel", conv2d_fwd_kernel, (_PREACT_AND_RESIDUAL,))
+DGRAD = _gemm_space("conv2d_dgrad_kernel", conv2d_dgrad_kernel, (_PREACT_AND_RESIDUAL,))
 WGRAD = _gemm_space("conv2d_wgrad_kernel", conv2d_wgrad_kernel)
 
 
 def _pick_tiles(space: KernelSpace, dtype: torch.dtype, rows: int, cols: int, depth: int,
-                layout: str = "nchw") -> KernelConfig:
+                layout: str = "nchw", variant: dict | None = None) -> KernelConfig:
     """The tuned tiles of this GEMM (``kernels.autotune``), else the default heuristic: tile sides near the
-    GEMM's rows, columns and reduction depth (powers of two)."""
-    configs = space.for_dtype(dtype, tf32_enabled(dtype))
+    GEMM's rows, columns and reduction depth (powers of two). ``variant``: the launch's epilogue constexprs,
+    which may limit the tiles."""
+    configs = space.for_dtype(dtype, tf32_enabled(dtype), variant)
     default = closest_config(
         configs,
         BLOCK_M=pow2_at_least(rows, 16, 128),
         BLOCK_N=pow2_at_least(cols, 16, 128),
         BLOCK_K=pow2_at_least(depth, 16, 32),
     )
-    return select_config(space, dtype, layout, {"M": rows, "N": cols, "K": depth}, default)
+    return select_config(space, dtype, layout, {"M": rows, "N": cols, "K": depth}, default, variant)
 
 
 def _common_constexprs(g: ConvGeometry, dtype: torch.dtype) -> dict:
@@ -83,53 +106,66 @@ def _conv_params(g: ConvGeometry) -> tuple[int, ...]:
     return (g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w)
 
 
+def _rows(t: torch.Tensor | None, n0: int, n1: int) -> torch.Tensor | None:
+    return None if t is None else t[n0:n1]
+
+
 @tunable
 def conv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: ConvGeometry,
-                   out: torch.Tensor) -> torch.Tensor:
-    """``out (N, K, P, Q) = conv2d(x (N, C, H, W), weight (K, C/groups, R, S)) + bias``; out is overwritten."""
+                   out: torch.Tensor, epilogue: Epilogue = PLAIN, residual: torch.Tensor | None = None,
+                   preact: torch.Tensor | None = None) -> torch.Tensor:
+    """``out (N, K, P, Q) = conv2d(x (N, C, H, W), weight (K, C/groups, R, S)) + bias``, then ``epilogue``
+    (``residual`` and ``preact``, with out's strides, are its extra input and output); out is overwritten."""
     if g.is_depthwise:
-        depthwise_fwd(x, weight, bias, g, out)
+        depthwise_fwd(x, weight, bias, g, out, epilogue, residual, preact)
         return out
     CG, KG = g.channels_per_group, g.filters_per_group
-    config = _pick_tiles(FWD, x.dtype, g.N * g.P * g.Q, KG, CG * g.R * g.S, layout_of(x))
+    variant = epilogue_arguments(epilogue, out, residual, preact)[1]
+    config = _pick_tiles(FWD, x.dtype, g.N * g.P * g.Q, KG, CG * g.R * g.S, layout_of(x), variant)
     for n0, n1 in batch_chunks(g.N, g.P * g.Q):
         rows = (n1 - n0) * g.P * g.Q
         if rows == 0 or g.K == 0:
             continue
         xs, ys = x[n0:n1], out[n0:n1]
+        extra, fused = epilogue_arguments(epilogue, ys, _rows(residual, n0, n1), _rows(preact, n0, n1))
         grid = (triton.cdiv(rows, config["BLOCK_M"]), triton.cdiv(KG, config["BLOCK_N"]), g.groups)
-        args = (xs, weight, bias if bias is not None else xs, ys,
+        args = (xs, weight, bias if bias is not None else xs, ys, *extra,
                 n1 - n0, g.H, g.W, g.P, g.Q, CG, KG,
                 *xs.stride(), *weight.stride(), *ys.stride(), _bias_stride(bias), *_conv_params(g))
         launch(FWD, grid, args, config, x.dtype, tf32_enabled(x.dtype), HAS_BIAS=bias is not None,
-               **_common_constexprs(g, x.dtype))
+               **_common_constexprs(g, x.dtype), **fused)
     return out
 
 
 @tunable
 def conv2d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeometry,
-                      grad_in: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+                      grad_in: torch.Tensor, bias: torch.Tensor | None = None, epilogue: Epilogue = PLAIN,
+                      residual: torch.Tensor | None = None, preact: torch.Tensor | None = None) -> torch.Tensor:
     """``grad_in (N, C, H, W)`` of a conv2d from ``grad_out (N, K, P, Q)``; grad_in is overwritten.
 
-    Also the forward of the transposed convolution, which adds ``bias (C,)``.
+    Also the forward of the transposed convolution, which adds ``bias (C,)`` and may fuse an ``epilogue``
+    (``residual`` and ``preact`` with grad_in's strides).
     """
     if g.is_depthwise:
-        depthwise_dgrad(grad_out, weight, g, grad_in, bias)
+        depthwise_dgrad(grad_out, weight, g, grad_in, bias, epilogue, residual, preact)
         return grad_in
     CG, KG = g.channels_per_group, g.filters_per_group
     hp, wp = triton.cdiv(g.H, g.stride_h), triton.cdiv(g.W, g.stride_w)
-    config = _pick_tiles(DGRAD, grad_out.dtype, g.N * hp * wp, CG, KG * g.R * g.S, layout_of(grad_out))
+    variant = epilogue_arguments(epilogue, grad_in, residual, preact)[1]
+    config = _pick_tiles(DGRAD, grad_out.dtype, g.N * hp * wp, CG, KG * g.R * g.S, layout_of(grad_out), variant)
     for n0, n1 in batch_chunks(g.N, hp * wp):
         rows = (n1 - n0) * hp * wp
         if rows == 0 or CG == 0:
             continue
         dys, dxs = grad_out[n0:n1], grad_in[n0:n1]
+        extra, fused = epilogue_arguments(epilogue, dxs, _rows(residual, n0, n1), _rows(preact, n0, n1))
         grid = (triton.cdiv(rows, config["BLOCK_M"]), triton.cdiv(CG, config["BLOCK_N"]),
                 g.groups * g.stride_h * g.stride_w)
-        args = (dys, weight, bias if bias is not None else dys, dxs, n1 - n0, g.H, g.W, g.P, g.Q, CG, KG, hp, wp,
+        args = (dys, weight, bias if bias is not None else dys, dxs, *extra,
+                n1 - n0, g.H, g.W, g.P, g.Q, CG, KG, hp, wp,
                 *dys.stride(), *weight.stride(), *dxs.stride(), _bias_stride(bias), *_conv_params(g))
         launch(DGRAD, grid, args, config, grad_out.dtype, tf32_enabled(grad_out.dtype), HAS_BIAS=bias is not None,
-               **_common_constexprs(g, grad_out.dtype))
+               **_common_constexprs(g, grad_out.dtype), **fused)
     return grad_in
 
 
@@ -160,32 +196,37 @@ def conv2d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry)
 
 
 class Conv2dFunction(torch.autograd.Function):
-    """conv2d with every pass in Triton. Inputs are batched ``(N, C, H, W)``; ``g`` is their geometry."""
+    """conv2d with every pass in Triton, and an optional fused epilogue. Inputs are batched ``(N, C, H, W)``;
+    ``g`` is their geometry; ``residual`` (or None) has the output's shape."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                g: ConvGeometry) -> torch.Tensor:
+                residual: torch.Tensor | None, g: ConvGeometry, epilogue: Epilogue = PLAIN) -> torch.Tensor:
         out = empty_4d((g.N, g.K, g.P, g.Q), x, prefers_channels_last(x, weight))
-        conv2d_forward(x, weight, bias, g, out)
-        ctx.save_for_backward(x, weight)
+        preact = torch.empty_like(out) if epilogue.needs_preact(any(ctx.needs_input_grad[:4])) else None
+        residual = None if residual is None else with_strides_of(residual, out)
+        conv2d_forward(x, weight, bias, g, out, epilogue, residual, preact)
+        ctx.save_for_backward(x, weight, saved_for_backward(epilogue, out, preact))
         ctx.geometry = g
+        ctx.epilogue = epilogue
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: torch.Tensor):
-        x, weight = ctx.saved_tensors
+        x, weight, saved = ctx.saved_tensors
         g: ConvGeometry = ctx.geometry
-        need_x, need_w, need_b, _ = ctx.needs_input_grad
+        need_x, need_w, need_b, need_res = ctx.needs_input_grad[:4]
+        grad_pre, grad_res = epilogue_backward(grad_out, saved, ctx.epilogue)
         grad_x = grad_w = grad_b = None
         if need_x:
             grad_x = empty_4d(x.shape, x, prefers_channels_last(x))
-            conv2d_input_grad(grad_out, weight, g, grad_x)
+            conv2d_input_grad(grad_pre, weight, g, grad_x)
         if need_w:
-            grad_w = conv2d_weight_grad(grad_out, x, g)
+            grad_w = conv2d_weight_grad(grad_pre, x, g)
         if need_b:
-            grad_b = channel_sum(grad_out)
-        return grad_x, grad_w, grad_b, None
+            grad_b = channel_sum(grad_pre)
+        return grad_x, grad_w, grad_b, grad_res if need_res else None, None, None
 
 
 @autocast_inputs("conv")
@@ -197,20 +238,45 @@ def conv2d(
     padding: PaddingArg = 0,
     dilation: int | Sequence[int] = 1,
     groups: int = 1,
+    *,
+    activation: str | None = None,
+    negative_slope: float = 0.01,
+    residual: torch.Tensor | None = None,
+    residual_before_activation: bool = False,
 ) -> torch.Tensor:
-    """Drop-in for ``torch.nn.functional.conv2d``.
+    """Drop-in for ``torch.nn.functional.conv2d``, with an optional fused epilogue.
 
     input ``(N, C, H, W)`` or unbatched ``(C, H, W)``; weight ``(K, C/groups, R, S)``; bias ``(K,)``.
     Returns ``(N, K, P, Q)`` (or ``(K, P, Q)``), channels_last when the input or weight is.
+
+    Keyword-only extras, fused into the kernel: ``activation`` (None, ``"relu"``, ``"leaky_relu"`` with
+    ``negative_slope``, ``"gelu"``, ``"silu"``) and ``residual`` (the output's shape and dtype):
+    ``act(conv + bias) + residual``, or ``act(conv + bias + residual)`` with ``residual_before_activation``.
     """
     check_float_tensors("conv2d", input=input, weight=weight, bias=bias)
+    epilogue = make_epilogue(activation, negative_slope, residual, residual_before_activation)
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
     g = conv2d_geometry(x.shape if input.dim() in (3, 4) else input.shape, weight.shape,
                         None if bias is None else bias.shape, stride, padding, dilation, groups)
-    if torch.compiler.is_compiling():
+    if residual is not None:
+        check_residual("conv2d", residual, (g.K, g.P, g.Q) if unbatched else (g.N, g.K, g.P, g.Q), x)
+        residual = residual.unsqueeze(0) if unbatched else residual
+    if not epilogue.is_plain:
+        out = _fused_conv2d(x, weight, bias, residual, g, epilogue)
+    elif torch.compiler.is_compiling():
         out = torch.ops.kernels.conv2d(x, weight, bias, [g.stride_h, g.stride_w], [g.pad_h, g.pad_w],
                                        [g.dil_h, g.dil_w], g.groups, [g.P, g.Q])
     else:
-        out = Conv2dFunction.apply(x, weight, bias, g)
+        out = Conv2dFunction.apply(x, weight, bias, None, g)
     return out.squeeze(0) if unbatched else out
+
+
+def _fused_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor | None,
+                  g: ConvGeometry, epilogue: Epilogue) -> torch.Tensor:
+    if torch.compiler.is_compiling():
+        return torch.ops.kernels.conv2d_fused(
+            x, weight, bias, residual, [g.stride_h, g.stride_w], [g.pad_h, g.pad_w], [g.dil_h, g.dil_w],
+            g.groups, [g.P, g.Q], epilogue.activation, epilogue.negative_slope,
+            epilogue.residual_before_activation, wants_grad(x, weight, bias, residual))[0]
+    return Conv2dFunction.apply(x, weight, bias, residual, g, epilogue)

@@ -22,36 +22,51 @@ from torch.autograd.function import once_differentiable
 from ..autocast import autocast_inputs
 from ..shapes import ConvGeometry, check_float_tensors, conv_transpose2d_geometry, empty_4d, prefers_channels_last
 from .conv2d import conv2d_forward, conv2d_input_grad, conv2d_weight_grad
+from .epilogue import (
+    PLAIN,
+    Epilogue,
+    check_residual,
+    epilogue_backward,
+    make_epilogue,
+    saved_for_backward,
+    wants_grad,
+    with_strides_of,
+)
 from .reduce import channel_sum
 
 
 class ConvTranspose2dFunction(torch.autograd.Function):
-    """conv_transpose2d with every pass in Triton. ``x`` is batched; ``g`` is the transposed geometry."""
+    """conv_transpose2d with every pass in Triton, and an optional fused epilogue. ``x`` is batched; ``g`` is
+    the transposed geometry; ``residual`` (or None) has the output's shape."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                g: ConvGeometry) -> torch.Tensor:
+                residual: torch.Tensor | None, g: ConvGeometry, epilogue: Epilogue = PLAIN) -> torch.Tensor:
         out = empty_4d((g.N, g.C, g.H, g.W), x, prefers_channels_last(x, weight))
-        conv2d_input_grad(x, weight, g, out, bias)
-        ctx.save_for_backward(x, weight)
+        preact = torch.empty_like(out) if epilogue.needs_preact(any(ctx.needs_input_grad[:4])) else None
+        residual = None if residual is None else with_strides_of(residual, out)
+        conv2d_input_grad(x, weight, g, out, bias, epilogue, residual, preact)
+        ctx.save_for_backward(x, weight, saved_for_backward(epilogue, out, preact))
         ctx.geometry = g
+        ctx.epilogue = epilogue
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: torch.Tensor):
-        x, weight = ctx.saved_tensors
+        x, weight, saved = ctx.saved_tensors
         g: ConvGeometry = ctx.geometry
-        need_x, need_w, need_b, _ = ctx.needs_input_grad
+        need_x, need_w, need_b, need_res = ctx.needs_input_grad[:4]
+        grad_pre, grad_res = epilogue_backward(grad_out, saved, ctx.epilogue)
         grad_x = grad_w = grad_b = None
         if need_x:
             grad_x = empty_4d(x.shape, x, prefers_channels_last(x))
-            conv2d_forward(grad_out, weight, None, g, grad_x)
+            conv2d_forward(grad_pre, weight, None, g, grad_x)
         if need_w:
-            grad_w = conv2d_weight_grad(x, grad_out, g)
+            grad_w = conv2d_weight_grad(x, grad_pre, g)
         if need_b:
-            grad_b = channel_sum(grad_out)
-        return grad_x, grad_w, grad_b, None
+            grad_b = channel_sum(grad_pre)
+        return grad_x, grad_w, grad_b, grad_res if need_res else None, None, None
 
 
 @autocast_inputs("conv")
@@ -64,22 +79,42 @@ def conv_transpose2d(
     output_padding: int | Sequence[int] = 0,
     groups: int = 1,
     dilation: int | Sequence[int] = 1,
+    *,
+    activation: str | None = None,
+    negative_slope: float = 0.01,
+    residual: torch.Tensor | None = None,
+    residual_before_activation: bool = False,
 ) -> torch.Tensor:
-    """Drop-in for ``torch.nn.functional.conv_transpose2d``.
+    """Drop-in for ``torch.nn.functional.conv_transpose2d``, with an optional fused epilogue.
 
     input ``(N, Cin, H, W)`` or unbatched ``(Cin, H, W)``; weight ``(Cin, Cout/groups, R, S)``; bias ``(Cout,)``.
     Returns ``(N, Cout, Hout, Wout)`` with ``Hout = (H-1)*stride - 2*padding + dilation*(R-1) +
     output_padding + 1``.
+
+    Keyword-only extras, fused into the kernel, as in :func:`kernels.conv2d`: ``activation``,
+    ``negative_slope``, ``residual`` (the output's shape and dtype) and ``residual_before_activation``.
     """
     check_float_tensors("conv_transpose2d", input=input, weight=weight, bias=bias)
+    epilogue = make_epilogue(activation, negative_slope, residual, residual_before_activation)
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
     g = conv_transpose2d_geometry(x.shape if input.dim() in (3, 4) else input.shape, weight.shape,
                                   None if bias is None else bias.shape, stride, padding, output_padding,
                                   groups, dilation)
-    if torch.compiler.is_compiling():
+    if residual is not None:
+        check_residual("conv_transpose2d", residual, (g.C, g.H, g.W) if unbatched else (g.N, g.C, g.H, g.W), x)
+        residual = residual.unsqueeze(0) if unbatched else residual
+    if not epilogue.is_plain:
+        if torch.compiler.is_compiling():
+            out = torch.ops.kernels.conv_transpose2d_fused(
+                x, weight, bias, residual, [g.stride_h, g.stride_w], [g.pad_h, g.pad_w], [g.dil_h, g.dil_w],
+                g.groups, [g.H, g.W], epilogue.activation, epilogue.negative_slope,
+                epilogue.residual_before_activation, wants_grad(x, weight, bias, residual))[0]
+        else:
+            out = ConvTranspose2dFunction.apply(x, weight, bias, residual, g, epilogue)
+    elif torch.compiler.is_compiling():
         out = torch.ops.kernels.conv_transpose2d(x, weight, bias, [g.stride_h, g.stride_w], [g.pad_h, g.pad_w],
                                                  [g.dil_h, g.dil_w], g.groups, [g.H, g.W])
     else:
-        out = ConvTranspose2dFunction.apply(x, weight, bias, g)
+        out = ConvTranspose2dFunction.apply(x, weight, bias, None, g)
     return out.squeeze(0) if unbatched else out

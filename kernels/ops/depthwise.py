@@ -18,6 +18,7 @@ from ..jit.depthwise import (
 )
 from ..launch import KernelConfig, KernelSpace, closest_config, launch, register_space
 from ..shapes import ConvGeometry
+from .epilogue import PLAIN, Epilogue, epilogue_arguments
 from .reduce import acc_dtype, sum_splits
 
 # Tiles are [BLOCK_PIX, BLOCK_C]; the pixels form a (BLOCK_PIX // BLOCK_W) x BLOCK_W rectangle.
@@ -68,11 +69,12 @@ def _w_strides(w: torch.Tensor) -> tuple[int, int, int]:
 
 
 def depthwise_fwd(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, g: ConvGeometry,
-                  out: torch.Tensor) -> None:
-    """``out = conv2d(x, w, bias, stride, padding, dilation, groups=C)``, bias fused.
+                  out: torch.Tensor, epilogue: Epilogue = PLAIN, residual: torch.Tensor | None = None,
+                  preact: torch.Tensor | None = None) -> None:
+    """``out = conv2d(x, w, bias, stride, padding, dilation, groups=C)``, bias and ``epilogue`` fused.
 
     x ``(N, C, H, W)``, w ``(K, 1, R, S)``, bias ``(K,)`` or None, out ``(N, K, P, Q)`` preallocated
-    (any strides for all of them).
+    (any strides for all of them); ``residual`` and ``preact`` (or None) have out's strides.
     """
     _check_depthwise(g)
     if out.numel() == 0:
@@ -83,21 +85,24 @@ def depthwise_fwd(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, g
     grid = (pixel_tiles, triton.cdiv(g.K, cfg["BLOCK_C"]))
     if grid[1] > _MAX_GRID_YZ:
         raise ValueError(f"depthwise_fwd: too many channels for one launch: {g}")
+    extra, fused = epilogue_arguments(epilogue, out, residual, preact)
     args = (
-        x, w, bias if bias is not None else w, out,
+        x, w, bias if bias is not None else w, out, *extra,
         g.H, g.W, g.K, g.P, g.Q, g.R, g.S,
         g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w, g.K // g.C,
         *x.stride(), *_w_strides(w), *out.stride(), bias.stride(0) if bias is not None else 0,
     )
-    launch(FWD_SPACE, grid, args, cfg, x.dtype, HAS_BIAS=bias is not None)
+    launch(FWD_SPACE, grid, args, cfg, x.dtype, HAS_BIAS=bias is not None, **fused)
 
 
 def depthwise_dgrad(grad_out: torch.Tensor, w: torch.Tensor, g: ConvGeometry, grad_in: torch.Tensor,
-                    bias: torch.Tensor | None = None) -> None:
+                    bias: torch.Tensor | None = None, epilogue: Epilogue = PLAIN,
+                    residual: torch.Tensor | None = None, preact: torch.Tensor | None = None) -> None:
     """Input gradient of the depthwise convolution, written over every element of ``grad_in``.
 
     grad_out ``(N, K, P, Q)``, w ``(K, 1, R, S)``, grad_in ``(N, C, H, W)`` preallocated (any strides).
-    ``bias (C,)``, when given, is added (the forward of a depthwise transposed convolution). Strided
+    ``bias (C,)``, when given, is added and ``epilogue`` fused (the forward of a depthwise transposed
+    convolution; ``residual`` and ``preact`` have grad_in's strides). Strided
     convolutions are split into ``stride_h * stride_w`` phases, so no tap is visited for an input position
     it does not reach.
     """
@@ -114,13 +119,14 @@ def depthwise_dgrad(grad_out: torch.Tensor, w: torch.Tensor, g: ConvGeometry, gr
     )
     if grid[1] > _MAX_GRID_YZ or grid[2] > _MAX_GRID_YZ:
         raise ValueError(f"depthwise_dgrad: too many channels or stride phases for one launch: {g}")
+    extra, fused = epilogue_arguments(epilogue, grad_in, residual, preact)
     args = (
-        grad_out, w, bias if bias is not None else w, grad_in,
+        grad_out, w, bias if bias is not None else w, grad_in, *extra,
         g.C, g.H, g.W, g.P, g.Q, g.R, g.S,
         g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w, g.K // g.C,
         *grad_out.stride(), *_w_strides(w), *grad_in.stride(), bias.stride(0) if bias is not None else 0,
     )
-    launch(DGRAD_SPACE, grid, args, cfg, grad_out.dtype, HAS_BIAS=bias is not None)
+    launch(DGRAD_SPACE, grid, args, cfg, grad_out.dtype, HAS_BIAS=bias is not None, **fused)
 
 
 def depthwise_wgrad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry) -> torch.Tensor:

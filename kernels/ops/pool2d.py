@@ -261,7 +261,9 @@ def _batched(input: torch.Tensor) -> tuple[torch.Tensor, bool, bool]:
 def _max_pool(input: torch.Tensor, g: PoolGeometry, return_indices: bool
               ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     x, unbatched, channels_last = _batched(input)
-    if torch.compiler.is_compiling() and not g.adaptive:
+    if torch.compiler.is_compiling() and g.adaptive:
+        out, indices = torch.ops.kernels.adaptive_max_pool2d(x, [g.P, g.Q], channels_last)
+    elif torch.compiler.is_compiling():
         out, indices = torch.ops.kernels.max_pool2d(x, [g.kh, g.kw], [g.stride_h, g.stride_w],
                                                     [g.pad_h, g.pad_w], [g.dil_h, g.dil_w], g.ceil_mode,
                                                     channels_last)
