@@ -107,6 +107,15 @@ OP_CASES: tuple[OpCase, ...] = (
            channels_last=True, tensor_kwargs={"residual": (2, 6, 8, 8)}),
     OpCase("conv_transpose2d", "depthwise gelu + residual", ((2, 4, 5, 5), (4, 1, 3, 3), (4,)),
            {"padding": 1, "groups": 4, "activation": "gelu"}, tensor_kwargs={"residual": (2, 4, 5, 5)}),
+    # the aligned variant (channels_last, channel counts multiples of 16): the large tiles launch here
+    OpCase("conv2d", "dense aligned NHWC", ((2, 16, 6, 6), (32, 16, 3, 3), (32,)), {"padding": 1},
+           channels_last=True),
+    OpCase("conv2d", "1x1 stride 2 aligned NHWC", ((2, 32, 7, 7), (16, 32, 1, 1), None), {"stride": 2},
+           channels_last=True),
+    OpCase("conv_transpose2d", "stride 2 aligned NHWC", ((2, 16, 4, 4), (16, 32, 2, 2), (32,)), {"stride": 2},
+           channels_last=True),
+    OpCase("conv2d", "dense aligned gelu + residual NHWC", ((2, 16, 6, 6), (32, 16, 3, 3), (32,)),
+           {"padding": 1, "activation": "gelu"}, channels_last=True, tensor_kwargs={"residual": (2, 32, 6, 6)}),
     # pooling(input, ...)
     OpCase("max_pool2d", "3x3 stride 2", ((2, 4, 9, 9),), {"kernel_size": 3, "stride": 2, "padding": 1}),
     OpCase("max_pool2d", "2x2 indices NHWC", ((2, 4, 8, 8),), {"kernel_size": 2, "return_indices": True},
@@ -183,10 +192,10 @@ def _run_case(case: OpCase, variant: DtypeVariant, device: torch.device) -> None
     keyword_tensors = {name: _make_tensor(shape, variant, device, case.channels_last)
                        for name, shape in case.tensor_kwargs.items()}
     out = op(*tensors, **case.kwargs, **keyword_tensors)
-    outs = out if isinstance(out, tuple | list) else (out,)
-    total = sum(o.float().sum() for o in outs if isinstance(o, torch.Tensor) and o.requires_grad)
-    if isinstance(total, torch.Tensor):
-        total.backward()
+    outs = [o for o in (out if isinstance(out, tuple | list) else (out,))
+            if isinstance(o, torch.Tensor) and o.requires_grad]
+    if outs:  # output gradients laid out like the outputs, as a next layer would hand them back
+        torch.autograd.backward(outs, [torch.randn_like(o) for o in outs])
 
 
 def collect_records(cases: Iterable[OpCase] = OP_CASES,

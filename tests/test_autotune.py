@@ -249,11 +249,12 @@ def _spy_launch(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, KernelConfig
 # A conv2d problem (float32, TF32 off) whose GEMM is large enough to keep every configuration of the space.
 CONV_X, CONV_W = (2, 16, 8, 8), (128, 16, 3, 3)
 CONV_PROBLEM = {"M": 2 * 8 * 8, "N": 128, "K": 16 * 9}
-CONV_KEY = f"conv2d_fwd_kernel|float32|nchw|{bucket(CONV_PROBLEM)}"
+# the general variant's keys carry its limit's tag (KernelSpace.variant_tag)
+CONV_KEY = f"conv2d_fwd_kernel+unaligned|float32|nchw|{bucket(CONV_PROBLEM)}"
 
 
 def _conv_candidates() -> list[KernelConfig]:
-    candidates = prune(CONV_FWD.for_dtype(torch.float32, False), CONV_PROBLEM)
+    candidates = prune(CONV_FWD.for_dtype(torch.float32, False, {"VEC": 1}), CONV_PROBLEM)
     if len(candidates) < 2:
         pytest.skip("conv2d's float32 space has a single configuration for this problem")
     return candidates

@@ -118,16 +118,16 @@ def test_channels_last_input_with_strided_residual(geometry: str, forbid_torch_c
     assert_close(out, F.relu(plain) + residual, F64, "output")
 
 
-def test_gradcheck_float64() -> None:
-    x = torch.randn(1, 2, 5, 4, dtype=F64, device=DEVICE, requires_grad=True)
-    w = torch.randn(3, 2, 3, 3, dtype=F64, device=DEVICE, requires_grad=True)
-    b = torch.randn(3, dtype=F64, device=DEVICE, requires_grad=True)
-    r = torch.randn(1, 3, 5, 4, dtype=F64, device=DEVICE, requires_grad=True)
-    for activation, before in (("gelu", True), ("silu", False)):
-        assert torch.autograd.gradcheck(
-            lambda x, w, b, r, a=activation, bf=before: kernels.conv2d(
-                x, w, b, padding=1, activation=a, residual=r, residual_before_activation=bf),
-            (x, w, b, r))
+@pytest.mark.parametrize(("activation", "before", "fast"), [("gelu", True, False), ("silu", False, True)])
+def test_gradcheck_float64(activation: str, before: bool, fast: bool) -> None:
+    x = torch.randn(1, 2, 4, 3, dtype=F64, device=DEVICE, requires_grad=True)
+    w = torch.randn(2, 2, 2, 2, dtype=F64, device=DEVICE, requires_grad=True)
+    b = torch.randn(2, dtype=F64, device=DEVICE, requires_grad=True)
+    r = torch.randn(1, 2, 4, 3, dtype=F64, device=DEVICE, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda x, w, b, r: kernels.conv2d(x, w, b, padding="same", activation=activation, residual=r,
+                                          residual_before_activation=before),
+        (x, w, b, r), fast_mode=fast)
 
 
 def test_unbatched_and_empty_batch(assert_close) -> None:
@@ -226,7 +226,8 @@ def test_heavy_epilogue_keeps_to_small_tiles() -> None:
         allowed = space.for_dtype(torch.float16, False, heavy)
         assert allowed and all(c["BLOCK_M"] * c["BLOCK_N"] <= 2048 for c in allowed)
         assert len(allowed) < len(space.for_dtype(torch.float16, False, {"STORE_PREACT": True}))
-        assert space.variant_tag(heavy) == "+preact+residual" and space.variant_tag({}) == ""
+        assert space.variant_tag(heavy) == "+unaligned+preact+residual"
+        assert space.variant_tag({"VEC": 16}) == "" and space.variant_tag({**heavy, "VEC": 16}) == ""
     large = max(FWD.configs, key=lambda c: c["BLOCK_M"] * c["BLOCK_N"])
     with pytest.raises(ValueError, match="not allowed"):
         launch(FWD, (1,), (), large, torch.float16, **heavy)

@@ -6,6 +6,14 @@ tensor is addressed through its four strides, so NCHW, channels_last and strided
 into memory are computed in 64-bit; flattened pixel indices are 32-bit (launchers split the batch when a
 flattened index would pass 2**31).
 
+Aligned variant (``VEC == 16``): when every channel axis the kernel reads or writes is contiguous (stride 1)
+and every other stride, and CG and KG, are multiples of 16 (channels_last tensors with channel counts that are
+multiples of 16: most real layers), the launcher passes those strides and counts divided by 16 and the kernel
+multiplies them back by the constexpr ``VEC``. The compiler then knows the divisibility and the unit channel
+stride whatever the shape, so it vectorises the loads and stores and needs far fewer registers: the large
+tiles of the space are launched only in this variant (they spill in the general one). ``VEC == 1`` is the
+general kernel: every argument as it is.
+
 The transposed convolution reuses these kernels: its forward is ``conv2d_dgrad_kernel``, its grad-input is
 ``conv2d_fwd_kernel`` and its grad-weight is ``conv2d_wgrad_kernel`` with the operands swapped.
 """
@@ -27,7 +35,7 @@ def conv2d_fwd_kernel(
     R: tl.constexpr, S: tl.constexpr,
     HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr,
     ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
-    RESIDUAL_BEFORE_ACT: tl.constexpr, STORE_PREACT: tl.constexpr,
+    RESIDUAL_BEFORE_ACT: tl.constexpr, STORE_PREACT: tl.constexpr, VEC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """``y[n, k, p, q] = bias[k] + sum_{c, r, s} x[n, g*CG + c, p*sh - ph + r*dh, q*sw - pw + s*dw] * w[k, c, r, s]``,
@@ -38,6 +46,12 @@ def conv2d_fwd_kernel(
     reduction runs over (r, s, c) in one flat loop so that Triton can pipeline it.
     Grid: ``(cdiv(N*P*Q, BLOCK_M), cdiv(KG, BLOCK_N), groups)``.
     """
+    if VEC > 1:  # the aligned variant (module docstring)
+        sxc, swc, syk = 1, 1, 1
+    CG, KG = CG * VEC, KG * VEC
+    sxn, sxh, sxw = sxn * VEC, sxh * VEC, sxw * VEC
+    swk, swr, sws = swk * VEC, swr * VEC, sws * VEC
+    syn, syp, syq = syn * VEC, syp * VEC, syq * VEC
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     group = tl.program_id(2)
@@ -96,7 +110,7 @@ def conv2d_dgrad_kernel(
     R: tl.constexpr, S: tl.constexpr,
     HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr,
     ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
-    RESIDUAL_BEFORE_ACT: tl.constexpr, STORE_PREACT: tl.constexpr,
+    RESIDUAL_BEFORE_ACT: tl.constexpr, STORE_PREACT: tl.constexpr, VEC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """``dx[n, c, h, w] = bias[c] + sum_{k, r, s} dy[n, k, (h + ph - r*dh)/sh, (w + pw - s*dw)/sw] * w[k, c, r, s]``,
@@ -110,6 +124,12 @@ def conv2d_dgrad_kernel(
     work is spent on the zeros a dilated-gradient formulation would insert.
     Grid: ``(cdiv(N*HP*WP, BLOCK_M), cdiv(CG, BLOCK_N), groups*sh*sw)``.
     """
+    if VEC > 1:  # the aligned variant (module docstring)
+        sdyk, swc, sdxc = 1, 1, 1
+    CG, KG = CG * VEC, KG * VEC
+    sdyn, sdyp, sdyq = sdyn * VEC, sdyp * VEC, sdyq * VEC
+    swk, swr, sws = swk * VEC, swr * VEC, sws * VEC
+    sdxn, sdxh, sdxw = sdxn * VEC, sdxh * VEC, sdxw * VEC
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     pid_gp = tl.program_id(2)
@@ -175,7 +195,7 @@ def conv2d_wgrad_kernel(
     sxn, sxc, sxh, sxw,
     stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
     R: tl.constexpr, S: tl.constexpr,
-    PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr,
+    PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr, VEC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """Partial weight gradient over one split of the N*P*Q output pixels:
@@ -186,6 +206,11 @@ def conv2d_wgrad_kernel(
     that the launcher sums over splits.
     Grid: ``(cdiv(KG, BLOCK_M) * cdiv(CG, BLOCK_N), R*S, groups*SPLIT)``.
     """
+    if VEC > 1:  # the aligned variant (module docstring)
+        sdyk, sxc = 1, 1
+    CG, KG = CG * VEC, KG * VEC
+    sdyn, sdyp, sdyq = sdyn * VEC, sdyp * VEC, sdyq * VEC
+    sxn, sxh, sxw = sxn * VEC, sxh * VEC, sxw * VEC
     pid_tile = tl.program_id(0)
     tap = tl.program_id(1)
     pid_gs = tl.program_id(2)

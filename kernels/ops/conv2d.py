@@ -45,13 +45,18 @@ from .reduce import acc_dtype, channel_sum, choose_split, sum_splits, tl_acc_dty
 
 # Tensor-core tiles for float16, bfloat16 and TF32; smaller tiles for IEEE float32 and float64, which have no
 # 16-bit tensor-core path. Every tile here compiles without register spills for sm_90 and sm_80 even with no
-# integer specialisation (odd channel counts and strides); 128x128 tiles, and 64-wide tiles with BLOCK_K=32
-# under TF32, spill in that general case and are left out.
+# integer specialisation (odd channel counts and strides).
 _GEMM_TILES = [
     KernelConfig.of(BLOCK_M=128, BLOCK_N=64, BLOCK_K=32, num_warps=8, num_stages=3),
     KernelConfig.of(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, num_warps=4, num_stages=3),
     KernelConfig.of(BLOCK_M=64, BLOCK_N=32, BLOCK_K=16, num_warps=4, num_stages=2),
     KernelConfig.of(BLOCK_M=64, BLOCK_N=16, BLOCK_K=16, num_warps=4, num_stages=2),
+]
+# Large tiles, launched only by the aligned variant (VEC == 16, see kernels.jit.conv2d): with unit channel strides
+# and divisibility known they compile without spills; in the general variant they spill hundreds of bytes.
+_ALIGNED_TILES = [
+    KernelConfig.of(BLOCK_M=128, BLOCK_N=128, BLOCK_K=32, num_warps=8, num_stages=3),
+    KernelConfig.of(BLOCK_M=128, BLOCK_N=64, BLOCK_K=64, num_warps=4, num_stages=3),
 ]
 _WIDE_TILES = [
     KernelConfig.of(BLOCK_M=32, BLOCK_N=32, BLOCK_K=16, num_warps=4, num_stages=2),
@@ -59,24 +64,62 @@ _WIDE_TILES = [
 ]
 
 
+_UNALIGNED = VariantLimit(
+    "unaligned",
+    applies=lambda constexprs: constexprs.get("VEC", 1) == 1,
+    allows=lambda config: config not in _ALIGNED_TILES,
+)
 # A fused epilogue that both reads a residual tile and stores the pre-activation tile needs more registers than
-# the 128x64 and 64x64 tiles have left (they spill 8-104 bytes on sm_80/sm_90): that variant keeps to the
-# tiles of at most 64x32 outputs.
+# the general variant's 128x64 and 64x64 tiles have left (they spill 8-104 bytes on sm_80/sm_90): there it
+# keeps to the tiles of at most 64x32 outputs. The aligned variant compiles clean with every tile.
 _PREACT_AND_RESIDUAL = VariantLimit(
     "preact+residual",
-    applies=lambda constexprs: bool(constexprs.get("STORE_PREACT")) and bool(constexprs.get("HAS_RESIDUAL")),
+    applies=lambda constexprs: (bool(constexprs.get("STORE_PREACT")) and bool(constexprs.get("HAS_RESIDUAL"))
+                                and constexprs.get("VEC", 1) == 1),
     allows=lambda config: config["BLOCK_M"] * config["BLOCK_N"] <= 64 * 32,
 )
 
 
-def _gemm_space(name: str, kernel, limits: tuple[VariantLimit, ...] = ()) -> KernelSpace:
-    return register_space(KernelSpace(name, kernel, list(_GEMM_TILES), uses_dot=True,
+def _gemm_space(name: str, kernel, limits: tuple[VariantLimit, ...]) -> KernelSpace:
+    return register_space(KernelSpace(name, kernel, _GEMM_TILES + _ALIGNED_TILES, uses_dot=True,
                                       wide_configs=list(_WIDE_TILES), limits=limits))
 
 
-FWD = _gemm_space("conv2d_fwd_kernel", conv2d_fwd_kernel, (_PREACT_AND_RESIDUAL,))
-DGRAD = _gemm_space("conv2d_dgrad_kernel", conv2d_dgrad_kernel, (_PREACT_AND_RESIDUAL,))
-WGRAD = _gemm_space("conv2d_wgrad_kernel", conv2d_wgrad_kernel)
+FWD = _gemm_space("conv2d_fwd_kernel", conv2d_fwd_kernel, (_UNALIGNED, _PREACT_AND_RESIDUAL))
+DGRAD = _gemm_space("conv2d_dgrad_kernel", conv2d_dgrad_kernel, (_UNALIGNED, _PREACT_AND_RESIDUAL))
+WGRAD = _gemm_space("conv2d_wgrad_kernel", conv2d_wgrad_kernel, (_UNALIGNED,))
+
+ALIGN = 16  # the unit of the aligned variant
+
+
+def _strides(t: torch.Tensor) -> list[int]:
+    """``t``'s strides, with 0 for dimensions of size 1 (never stepped along, so any stride serves)."""
+    return [stride if size > 1 else 0 for size, stride in zip(t.shape, t.stride(), strict=True)]
+
+
+def _vector_unit(dtype: torch.dtype, counts: tuple[int, ...], *tensors: torch.Tensor) -> int:
+    """``ALIGN`` when the aligned kernel variant applies (``kernels.jit.conv2d``): a 16-bit dtype, each 4-D
+    tensor's channel axis (dim 1) contiguous, and its other strides and ``counts`` multiples of ``ALIGN`` that
+    stay 32-bit; else 1. (TF32 stays general: its aligned 128x64x64 tiles spill, and even a 64x32 tile keeps
+    an 8-byte stack frame on sm_90.)"""
+    if dtype not in (torch.float16, torch.bfloat16):
+        return 1
+    values = list(counts)
+    for t in tensors:
+        if t.shape[1] > 1 and t.stride(1) != 1:
+            return 1
+        n, _, h, w = _strides(t)
+        values += [n, h, w]
+    return ALIGN if all(v % ALIGN == 0 and v < 2**31 for v in values) else 1
+
+
+def _kernel_strides(t: torch.Tensor, unit: int) -> tuple[int, ...]:
+    """The four strides a kernel gets: as they are (unit 1), or, in the aligned variant, the non-channel ones
+    divided by the unit (the kernel multiplies them back; it takes the channel stride as 1)."""
+    if unit == 1:
+        return tuple(t.stride())
+    n, c, h, w = _strides(t)
+    return n // unit, 1, h // unit, w // unit
 
 
 def _pick_tiles(space: KernelSpace, dtype: torch.dtype, rows: int, cols: int, depth: int,
@@ -120,7 +163,8 @@ def conv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         depthwise_fwd(x, weight, bias, g, out, epilogue, residual, preact)
         return out
     CG, KG = g.channels_per_group, g.filters_per_group
-    variant = epilogue_arguments(epilogue, out, residual, preact)[1]
+    unit = _vector_unit(x.dtype, (CG, KG), x, weight, out)
+    variant = {**epilogue_arguments(epilogue, out, residual, preact)[1], "VEC": unit}
     config = _pick_tiles(FWD, x.dtype, g.N * g.P * g.Q, KG, CG * g.R * g.S, layout_of(x), variant)
     for n0, n1 in batch_chunks(g.N, g.P * g.Q):
         rows = (n1 - n0) * g.P * g.Q
@@ -130,10 +174,11 @@ def conv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         extra, fused = epilogue_arguments(epilogue, ys, _rows(residual, n0, n1), _rows(preact, n0, n1))
         grid = (triton.cdiv(rows, config["BLOCK_M"]), triton.cdiv(KG, config["BLOCK_N"]), g.groups)
         args = (xs, weight, bias if bias is not None else xs, ys, *extra,
-                n1 - n0, g.H, g.W, g.P, g.Q, CG, KG,
-                *xs.stride(), *weight.stride(), *ys.stride(), _bias_stride(bias), *_conv_params(g))
+                n1 - n0, g.H, g.W, g.P, g.Q, CG // unit, KG // unit,
+                *_kernel_strides(xs, unit), *_kernel_strides(weight, unit), *_kernel_strides(ys, unit),
+                _bias_stride(bias), *_conv_params(g))
         launch(FWD, grid, args, config, x.dtype, tf32_enabled(x.dtype), HAS_BIAS=bias is not None,
-               **_common_constexprs(g, x.dtype), **fused)
+               **_common_constexprs(g, x.dtype), **fused, VEC=unit)
     return out
 
 
@@ -151,7 +196,8 @@ def conv2d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeome
         return grad_in
     CG, KG = g.channels_per_group, g.filters_per_group
     hp, wp = triton.cdiv(g.H, g.stride_h), triton.cdiv(g.W, g.stride_w)
-    variant = epilogue_arguments(epilogue, grad_in, residual, preact)[1]
+    unit = _vector_unit(grad_out.dtype, (CG, KG), grad_out, weight, grad_in)
+    variant = {**epilogue_arguments(epilogue, grad_in, residual, preact)[1], "VEC": unit}
     config = _pick_tiles(DGRAD, grad_out.dtype, g.N * hp * wp, CG, KG * g.R * g.S, layout_of(grad_out), variant)
     for n0, n1 in batch_chunks(g.N, hp * wp):
         rows = (n1 - n0) * hp * wp
@@ -162,10 +208,11 @@ def conv2d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeome
         grid = (triton.cdiv(rows, config["BLOCK_M"]), triton.cdiv(CG, config["BLOCK_N"]),
                 g.groups * g.stride_h * g.stride_w)
         args = (dys, weight, bias if bias is not None else dys, dxs, *extra,
-                n1 - n0, g.H, g.W, g.P, g.Q, CG, KG, hp, wp,
-                *dys.stride(), *weight.stride(), *dxs.stride(), _bias_stride(bias), *_conv_params(g))
+                n1 - n0, g.H, g.W, g.P, g.Q, CG // unit, KG // unit, hp, wp,
+                *_kernel_strides(dys, unit), *_kernel_strides(weight, unit), *_kernel_strides(dxs, unit),
+                _bias_stride(bias), *_conv_params(g))
         launch(DGRAD, grid, args, config, grad_out.dtype, tf32_enabled(grad_out.dtype), HAS_BIAS=bias is not None,
-               **_common_constexprs(g, grad_out.dtype), **fused)
+               **_common_constexprs(g, grad_out.dtype), **fused, VEC=unit)
     return grad_in
 
 
@@ -178,7 +225,8 @@ def conv2d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry)
     grad_w = torch.empty((g.K, CG, g.R, g.S), dtype=x.dtype, device=x.device)
     if grad_w.numel() == 0:
         return grad_w
-    config = _pick_tiles(WGRAD, x.dtype, KG, CG, g.N * g.P * g.Q, layout_of(x))
+    unit = _vector_unit(x.dtype, (CG, KG), grad_out, x)
+    config = _pick_tiles(WGRAD, x.dtype, KG, CG, g.N * g.P * g.Q, layout_of(x), {"VEC": unit})
     tiles = triton.cdiv(KG, config["BLOCK_M"]) * triton.cdiv(CG, config["BLOCK_N"])
     chunks = batch_chunks(g.N, g.P * g.Q)
     split = choose_split(tiles * g.R * g.S * g.groups, g.N * g.P * g.Q, config["BLOCK_K"], x.device)
@@ -189,9 +237,10 @@ def conv2d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry)
         dys, xs = grad_out[n0:n1], x[n0:n1]
         grid = (tiles, g.R * g.S, g.groups * split)
         args = (dys, xs, partial[index * split:(index + 1) * split],
-                n1 - n0, g.H, g.W, g.P, g.Q, CG, KG, g.K, pix_per_split, split,
-                *dys.stride(), *xs.stride(), *_conv_params(g))
-        launch(WGRAD, grid, args, config, x.dtype, tf32_enabled(x.dtype), **_common_constexprs(g, x.dtype))
+                n1 - n0, g.H, g.W, g.P, g.Q, CG // unit, KG // unit, g.K, pix_per_split, split,
+                *_kernel_strides(dys, unit), *_kernel_strides(xs, unit), *_conv_params(g))
+        launch(WGRAD, grid, args, config, x.dtype, tf32_enabled(x.dtype), **_common_constexprs(g, x.dtype),
+               VEC=unit)
     return sum_splits(partial.view(partial.shape[0], -1), grad_w)
 
 
