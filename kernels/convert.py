@@ -33,6 +33,7 @@ class ConversionReport:
     converted: list[str] = field(default_factory=list)
     kept: list[tuple[str, str]] = field(default_factory=list)
     already: list[str] = field(default_factory=list)
+    fused: list[tuple[str, str]] = field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [f"converted {len(self.converted)} module(s), kept {len(self.kept)}, "
@@ -40,6 +41,8 @@ class ConversionReport:
         lines += [f"  converted  {name or '<root>'}" for name in self.converted]
         lines += [f"  kept       {name or '<root>'}: {reason}" for name, reason in self.kept]
         lines += [f"  already    {name or '<root>'}" for name in self.already]
+        lines += [f"  fused      {name}: {activation} into the convolution's epilogue"
+                  for name, activation in self.fused]
         return "\n".join(lines)
 
 
@@ -53,13 +56,17 @@ def _unsupported(module: torch.nn.Module) -> str | None:
     return None
 
 
-def convert(model: torch.nn.Module) -> ConversionReport:
+def convert(model: torch.nn.Module, fuse_activations: bool = False) -> ConversionReport:
     """Replace, in place, every module of ``model`` (``model`` itself included) whose type is exactly
     ``torch.nn.Conv2d``, ``ConvTranspose2d``, ``MaxPool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d`` or
     ``AdaptiveMaxPool2d`` by the ``kernels.nn`` twin, sharing every parameter and buffer.
 
     Subclasses of those torch classes (user layers that may override ``forward``) and unsupported options are
-    left alone and reported with the reason. Returns a :class:`ConversionReport`.
+    left alone and reported with the reason. With ``fuse_activations``, a ReLU, LeakyReLU, GELU (erf form) or
+    SiLU that directly follows a converted convolution in an ``nn.Sequential`` moves into the convolution's
+    epilogue and its slot becomes ``nn.Identity`` (``state_dict`` keys are unchanged: activations have no
+    state); modules with hooks, or used in more than one place, are not fused. Returns a
+    :class:`ConversionReport`.
     """
     report = ConversionReport()
     for name, module in model.named_modules(remove_duplicate=True):
@@ -80,4 +87,43 @@ def convert(model: torch.nn.Module) -> ConversionReport:
             continue
         module.__class__ = target
         report.converted.append(name)
+    if fuse_activations:
+        _fuse_activations(model, report)
     return report
+
+
+def _activation_of(module: torch.nn.Module) -> tuple[str, float] | None:
+    """The fused-epilogue activation equal to ``module`` (exact torch classes only), or None."""
+    cls = type(module)
+    if cls is torch.nn.ReLU:
+        return "relu", 0.01
+    if cls is torch.nn.LeakyReLU:
+        return "leaky_relu", float(module.negative_slope)
+    if cls is torch.nn.GELU and module.approximate == "none":
+        return "gelu", 0.01
+    if cls is torch.nn.SiLU:
+        return "silu", 0.01
+    return None
+
+
+def _has_hooks(module: torch.nn.Module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks)
+
+
+def _fuse_activations(model: torch.nn.Module, report: ConversionReport) -> None:
+    uses: dict[int, int] = {}
+    for _, module in model.named_modules(remove_duplicate=False):
+        uses[id(module)] = uses.get(id(module), 0) + 1
+    for seq_name, seq in model.named_modules():
+        if type(seq) is not torch.nn.Sequential:
+            continue
+        keys = list(seq._modules)
+        for key, next_key in zip(keys, keys[1:], strict=False):
+            conv, act = seq._modules[key], seq._modules[next_key]
+            found = _activation_of(act) if act is not None else None
+            if (found is None or not isinstance(conv, (knn.Conv2d, knn.ConvTranspose2d))
+                    or conv.activation is not None or uses[id(conv)] > 1 or _has_hooks(conv) or _has_hooks(act)):
+                continue
+            conv._set_epilogue(found[0], found[1], False)
+            seq._modules[next_key] = torch.nn.Identity()
+            report.fused.append((f"{seq_name}.{key}" if seq_name else key, found[0]))

@@ -69,3 +69,39 @@ def test_convert_root_module_and_unsupported_option() -> None:
     report = convert(torch.nn.Sequential(tconv))
     assert report.converted == [] and "padding_mode='reflect'" in report.kept[0][1]
     assert type(tconv) is torch.nn.ConvTranspose2d
+
+
+def _fusable() -> torch.nn.Sequential:
+    torch.manual_seed(1)
+    shared = torch.nn.Conv2d(4, 4, 3, padding=1)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(inplace=True),
+        torch.nn.Conv2d(4, 4, 3, padding=1), torch.nn.LeakyReLU(0.2),
+        torch.nn.ConvTranspose2d(4, 4, 2, stride=2), torch.nn.GELU(),
+        torch.nn.Conv2d(4, 4, 1), torch.nn.GELU(approximate="tanh"),   # not the erf form: kept
+        shared, torch.nn.SiLU(), shared,                                # used twice: not fused
+        torch.nn.Conv2d(4, 4, 1), torch.nn.Tanh(),                      # no such epilogue: kept
+    ).double()
+
+
+def test_convert_fuses_following_activations() -> None:
+    reference = _fusable()
+    model = copy.deepcopy(reference)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    report = convert(model, fuse_activations=True)
+    assert report.fused == [("0", "relu"), ("2", "leaky_relu"), ("4", "gelu")]
+    assert "fused      2: leaky_relu" in str(report)
+    assert isinstance(model[1], torch.nn.Identity) and isinstance(model[7], torch.nn.GELU)
+    assert model[2].activation == "leaky_relu" and model[2].negative_slope == 0.2
+    assert model[8].activation is None
+    assert model.state_dict().keys() == state.keys()
+    x = torch.randn(2, 3, 6, 5, dtype=torch.float64)
+    torch.testing.assert_close(model(x), reference(x))
+
+
+def test_convert_does_not_fuse_by_default_or_across_hooks() -> None:
+    model = _fusable()
+    assert convert(copy.deepcopy(model)).fused == []
+    model[1].register_forward_hook(lambda module, args, out: None)
+    report = convert(model, fuse_activations=True)
+    assert ("0", "relu") not in report.fused and isinstance(model[1], torch.nn.ReLU)

@@ -125,8 +125,8 @@ def _kernel_strides(t: torch.Tensor, unit: int) -> tuple[int, ...]:
 def _pick_tiles(space: KernelSpace, dtype: torch.dtype, rows: int, cols: int, depth: int,
                 layout: str = "nchw", variant: dict | None = None) -> KernelConfig:
     """The tuned tiles of this GEMM (``kernels.autotune``), else the default heuristic: tile sides near the
-    GEMM's rows, columns and reduction depth (powers of two). ``variant``: the launch's epilogue constexprs,
-    which may limit the tiles."""
+    GEMM's rows, columns and reduction depth (powers of two). ``variant``: the launch's variant constexprs
+    (epilogue flags, ``VEC``), which may limit the tiles."""
     configs = space.for_dtype(dtype, tf32_enabled(dtype), variant)
     default = closest_config(
         configs,
