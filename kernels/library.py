@@ -191,7 +191,8 @@ def _epilogue(activation: str, negative_slope: float, residual: torch.Tensor | N
     return Epilogue(activation, negative_slope, residual is not None, residual_before_activation)
 
 
-def _fused_outputs(out: torch.Tensor, epilogue: Epilogue, store_preact: bool) -> torch.Tensor:
+def _preact_for(out: torch.Tensor, epilogue: Epilogue, store_preact: bool) -> torch.Tensor:
+    """The pre-activation output of a fused op: like ``out`` when the backward needs it, else empty."""
     return torch.empty_like(out) if epilogue.needs_preact(store_preact) else out.new_empty((0,))
 
 
@@ -205,7 +206,7 @@ def conv2d_fused_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     g = _conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups, output_size)
     epilogue = _epilogue(activation, negative_slope, residual, residual_before_activation)
     out = empty_4d((g.N, g.K, g.P, g.Q), x, prefers_channels_last(x, weight))
-    preact = _fused_outputs(out, epilogue, store_preact)
+    preact = _preact_for(out, epilogue, store_preact)
     conv2d_forward(x, weight, bias, g, out, epilogue, None if residual is None else with_strides_of(residual, out),
                    preact if preact.numel() else None)
     return out, preact
@@ -215,7 +216,7 @@ def conv2d_fused_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
 def _(x, weight, bias, residual, stride, padding, dilation, groups, output_size, activation, negative_slope,
       residual_before_activation, store_preact):
     out = empty_4d((x.shape[0], weight.shape[0], *output_size), x, prefers_channels_last(x, weight))
-    return out, _fused_outputs(out, _epilogue(activation, negative_slope, residual, residual_before_activation),
+    return out, _preact_for(out, _epilogue(activation, negative_slope, residual, residual_before_activation),
                                store_preact)
 
 
@@ -230,7 +231,7 @@ def conv_transpose2d_fused_op(x: torch.Tensor, weight: torch.Tensor, bias: torch
     g = _conv_geometry(shape, weight.shape, stride, padding, dilation, groups, x.shape[2:])
     epilogue = _epilogue(activation, negative_slope, residual, residual_before_activation)
     out = empty_4d(shape, x, prefers_channels_last(x, weight))
-    preact = _fused_outputs(out, epilogue, store_preact)
+    preact = _preact_for(out, epilogue, store_preact)
     conv2d_input_grad(x, weight, g, out, bias, epilogue,
                       None if residual is None else with_strides_of(residual, out), preact if preact.numel() else None)
     return out, preact
@@ -240,7 +241,7 @@ def conv_transpose2d_fused_op(x: torch.Tensor, weight: torch.Tensor, bias: torch
 def _(x, weight, bias, residual, stride, padding, dilation, groups, output_size, activation, negative_slope,
       residual_before_activation, store_preact):
     out = empty_4d((x.shape[0], weight.shape[1] * groups, *output_size), x, prefers_channels_last(x, weight))
-    return out, _fused_outputs(out, _epilogue(activation, negative_slope, residual, residual_before_activation),
+    return out, _preact_for(out, _epilogue(activation, negative_slope, residual, residual_before_activation),
                                store_preact)
 
 

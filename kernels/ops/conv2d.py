@@ -311,21 +311,14 @@ def conv2d(
     if residual is not None:
         check_residual("conv2d", residual, (g.K, g.P, g.Q) if unbatched else (g.N, g.K, g.P, g.Q), x)
         residual = residual.unsqueeze(0) if unbatched else residual
-    if not epilogue.is_plain:
-        out = _fused_conv2d(x, weight, bias, residual, g, epilogue)
-    elif torch.compiler.is_compiling():
+    if not torch.compiler.is_compiling():
+        out = Conv2dFunction.apply(x, weight, bias, residual, g, epilogue)
+    elif epilogue.is_plain:
         out = torch.ops.kernels.conv2d(x, weight, bias, [g.stride_h, g.stride_w], [g.pad_h, g.pad_w],
                                        [g.dil_h, g.dil_w], g.groups, [g.P, g.Q])
     else:
-        out = Conv2dFunction.apply(x, weight, bias, None, g)
-    return out.squeeze(0) if unbatched else out
-
-
-def _fused_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor | None,
-                  g: ConvGeometry, epilogue: Epilogue) -> torch.Tensor:
-    if torch.compiler.is_compiling():
-        return torch.ops.kernels.conv2d_fused(
+        out = torch.ops.kernels.conv2d_fused(
             x, weight, bias, residual, [g.stride_h, g.stride_w], [g.pad_h, g.pad_w], [g.dil_h, g.dil_w],
             g.groups, [g.P, g.Q], epilogue.activation, epilogue.negative_slope,
             epilogue.residual_before_activation, wants_grad(x, weight, bias, residual))[0]
-    return Conv2dFunction.apply(x, weight, bias, residual, g, epilogue)
+    return out.squeeze(0) if unbatched else out

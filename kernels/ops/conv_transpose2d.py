@@ -104,17 +104,14 @@ def conv_transpose2d(
     if residual is not None:
         check_residual("conv_transpose2d", residual, (g.C, g.H, g.W) if unbatched else (g.N, g.C, g.H, g.W), x)
         residual = residual.unsqueeze(0) if unbatched else residual
-    if not epilogue.is_plain:
-        if torch.compiler.is_compiling():
-            out = torch.ops.kernels.conv_transpose2d_fused(
-                x, weight, bias, residual, [g.stride_h, g.stride_w], [g.pad_h, g.pad_w], [g.dil_h, g.dil_w],
-                g.groups, [g.H, g.W], epilogue.activation, epilogue.negative_slope,
-                epilogue.residual_before_activation, wants_grad(x, weight, bias, residual))[0]
-        else:
-            out = ConvTranspose2dFunction.apply(x, weight, bias, residual, g, epilogue)
-    elif torch.compiler.is_compiling():
+    if not torch.compiler.is_compiling():
+        out = ConvTranspose2dFunction.apply(x, weight, bias, residual, g, epilogue)
+    elif epilogue.is_plain:
         out = torch.ops.kernels.conv_transpose2d(x, weight, bias, [g.stride_h, g.stride_w], [g.pad_h, g.pad_w],
                                                  [g.dil_h, g.dil_w], g.groups, [g.H, g.W])
     else:
-        out = ConvTranspose2dFunction.apply(x, weight, bias, None, g)
+        out = torch.ops.kernels.conv_transpose2d_fused(
+            x, weight, bias, residual, [g.stride_h, g.stride_w], [g.pad_h, g.pad_w], [g.dil_h, g.dil_w],
+            g.groups, [g.H, g.W], epilogue.activation, epilogue.negative_slope,
+            epilogue.residual_before_activation, wants_grad(x, weight, bias, residual))[0]
     return out.squeeze(0) if unbatched else out
