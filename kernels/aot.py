@@ -64,6 +64,7 @@ class OpCase:
     ``tensors``: shapes of the positional tensor arguments; ``None`` passes ``None`` (e.g. no bias);
     ``tensor_kwargs``: shapes of keyword tensor arguments (e.g. a residual). Every tensor requires grad, so
     the backward pass launches every gradient kernel. ``channels_last`` lays the 4-D tensors out as NHWC.
+    ``double_backward`` also differentiates the gradients (the kernels only a second backward launches).
     """
 
     op: str
@@ -72,6 +73,7 @@ class OpCase:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     channels_last: bool = False
     tensor_kwargs: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    double_backward: bool = False
 
 
 # One entry per geometry; a new op is one more entry. The shapes are tiny: nothing runs under recording, only
@@ -120,6 +122,8 @@ OP_CASES: tuple[OpCase, ...] = (
     OpCase("max_pool2d", "3x3 stride 2", ((2, 4, 9, 9),), {"kernel_size": 3, "stride": 2, "padding": 1}),
     OpCase("max_pool2d", "2x2 indices NHWC", ((2, 4, 8, 8),), {"kernel_size": 2, "return_indices": True},
            channels_last=True),
+    OpCase("max_pool2d", "3x3 stride 2 double backward", ((2, 4, 9, 9),),
+           {"kernel_size": 3, "stride": 2, "padding": 1}, double_backward=True),
     OpCase("avg_pool2d", "3x3 stride 2", ((2, 4, 9, 9),), {"kernel_size": 3, "stride": 2, "padding": 1}),
     OpCase("avg_pool2d", "2x2 ceil NHWC", ((2, 4, 7, 7),),
            {"kernel_size": 2, "ceil_mode": True, "count_include_pad": False}, channels_last=True),
@@ -194,8 +198,16 @@ def _run_case(case: OpCase, variant: DtypeVariant, device: torch.device) -> None
     out = op(*tensors, **case.kwargs, **keyword_tensors)
     outs = [o for o in (out if isinstance(out, tuple | list) else (out,))
             if isinstance(o, torch.Tensor) and o.requires_grad]
-    if outs:  # output gradients laid out like the outputs, as a next layer would hand them back
-        torch.autograd.backward(outs, [torch.randn_like(o) for o in outs])
+    if not outs:
+        return
+    # laid out like the outputs, as a next layer hands them back; differentiable for a double backward
+    grad_outs = [torch.randn_like(o).requires_grad_(case.double_backward) for o in outs]
+    if case.double_backward:
+        inputs = [t for t in (*tensors, *keyword_tensors.values()) if t is not None]
+        grads = torch.autograd.grad(outs, inputs, grad_outs, create_graph=True)
+        torch.autograd.backward(grads, [torch.randn_like(g) for g in grads])
+    else:
+        torch.autograd.backward(outs, grad_outs)
 
 
 def collect_records(cases: Iterable[OpCase] = OP_CASES,

@@ -188,6 +188,34 @@ def max_pool2d_bwd_kernel(
 
 
 @triton.jit
+def max_pool2d_gather_kernel(
+    src_ptr, idx_ptr, out_ptr,
+    N, C, H, W, P, Q,
+    ssn, ssc, ssh, ssw,
+    sin, sic, sip, siq,
+    son, soc, sop, soq,
+    BLOCK_PIX: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """``out[n, c, p, q] = src[n, c, h, w]`` with ``h*W + w = idx[n, c, p, q]``: the values at the saved
+    maxima, the gradient of the max-pooling backward with respect to its output gradient (double backward).
+
+    src ``(N, C, H, W)``, idx and out ``(N, C, P, Q)``, any strides.
+    Grid: ``(cdiv(N*P*Q, BLOCK_PIX) * cdiv(C, BLOCK_C),)``, pixel blocks fastest.
+    """
+    n, p, q, pix_ok, c, c_ok = _pixel_channel_tile(N, C, P, Q, BLOCK_PIX, BLOCK_C)
+    mask = pix_ok[:, None] & c_ok[None, :]
+    n64 = n.to(tl.int64)
+    c64 = c.to(tl.int64)[None, :]
+    ind = tl.load(idx_ptr + (n64 * sin + p.to(tl.int64) * sip + q.to(tl.int64) * siq)[:, None] + c64 * sic,
+                  mask=mask, other=0)
+    h = ind // W
+    w = ind - h * W
+    v = tl.load(src_ptr + (n64 * ssn)[:, None] + c64 * ssc + h * ssh + w * ssw, mask=mask, other=0.0)
+    tl.store(out_ptr + (n64 * son + p.to(tl.int64) * sop + q.to(tl.int64) * soq)[:, None] + c64 * soc, v,
+             mask=mask)
+
+
+@triton.jit
 def avg_pool2d_fwd_kernel(
     x_ptr, y_ptr,
     N, C, H, W, P, Q,

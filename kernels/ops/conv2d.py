@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 import torch
 import triton
-from torch.autograd.function import once_differentiable
 
 from ..autocast import autocast_inputs
 from ..autotune import layout_of, select_config, tunable
@@ -41,7 +40,7 @@ from .epilogue import (
     wants_grad,
     with_strides_of,
 )
-from .reduce import acc_dtype, channel_sum, choose_split, sum_splits, tl_acc_dtype
+from .reduce import ChannelSumFunction, acc_dtype, choose_split, sum_splits, tl_acc_dtype
 
 # Tensor-core tiles for float16, bfloat16 and TF32; smaller tiles for IEEE float32 and float64, which have no
 # 16-bit tensor-core path. Every tile here compiles without register spills for sm_90 and sm_80 even with no
@@ -246,36 +245,86 @@ def conv2d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry)
 
 class Conv2dFunction(torch.autograd.Function):
     """conv2d with every pass in Triton, and an optional fused epilogue. Inputs are batched ``(N, C, H, W)``;
-    ``g`` is their geometry; ``residual`` (or None) has the output's shape."""
+    ``g`` is their geometry; ``residual`` (or None) has the output's shape; ``channels_last`` (None: torch's
+    rule) fixes the output's layout.
+
+    The backward is made of differentiable Functions (:class:`Conv2dInputGrad`, :class:`Conv2dWeightGrad`,
+    the bias's channel sum, the activation's derivative), so gradients of gradients work too: the three
+    convolution passes are bilinear, and each one's gradients are the other two.
+    """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                residual: torch.Tensor | None, g: ConvGeometry, epilogue: Epilogue = PLAIN) -> torch.Tensor:
-        out = empty_4d((g.N, g.K, g.P, g.Q), x, prefers_channels_last(x, weight))
+                residual: torch.Tensor | None, g: ConvGeometry, epilogue: Epilogue = PLAIN,
+                channels_last: bool | None = None) -> torch.Tensor:
+        if channels_last is None:
+            channels_last = prefers_channels_last(x, weight)
+        out = empty_4d((g.N, g.K, g.P, g.Q), x, channels_last)
         preact = torch.empty_like(out) if epilogue.needs_preact(any(ctx.needs_input_grad[:4])) else None
+        # a curved activation's pre-activation also depends on bias and residual (see ActivationBackward)
+        anchors = (bias, residual) if epilogue.curved else ()
         residual = None if residual is None else with_strides_of(residual, out)
         conv2d_forward(x, weight, bias, g, out, epilogue, residual, preact)
-        ctx.save_for_backward(x, weight, saved_for_backward(epilogue, out, preact))
+        ctx.save_for_backward(x, weight, saved_for_backward(epilogue, out, preact), *anchors)
         ctx.geometry = g
         ctx.epilogue = epilogue
         return out
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_out: torch.Tensor):
-        x, weight, saved = ctx.saved_tensors
+        x, weight, saved, *anchors = ctx.saved_tensors
         g: ConvGeometry = ctx.geometry
         need_x, need_w, need_b, need_res = ctx.needs_input_grad[:4]
-        grad_pre, grad_res = epilogue_backward(grad_out, saved, ctx.epilogue)
-        grad_x = grad_w = grad_b = None
-        if need_x:
-            grad_x = empty_4d(x.shape, x, prefers_channels_last(x))
-            conv2d_input_grad(grad_pre, weight, g, grad_x)
-        if need_w:
-            grad_w = conv2d_weight_grad(grad_pre, x, g)
-        if need_b:
-            grad_b = channel_sum(grad_pre)
-        return grad_x, grad_w, grad_b, grad_res if need_res else None, None, None
+        grad_pre, grad_res = epilogue_backward(grad_out, saved, ctx.epilogue, (x, weight, *anchors))
+        grad_x = Conv2dInputGrad.apply(grad_pre, weight, g, prefers_channels_last(x)) if need_x else None
+        grad_w = Conv2dWeightGrad.apply(grad_pre, x, g) if need_w else None
+        grad_b = ChannelSumFunction.apply(grad_pre) if need_b else None
+        return grad_x, grad_w, grad_b, grad_res if need_res else None, None, None, None
+
+
+class Conv2dInputGrad(torch.autograd.Function):
+    """``grad_in (N, C, H, W) = conv2d_input_grad(grad_out (N, K, P, Q), weight)`` as a differentiable op:
+    its gradients are a conv2d of the incoming gradient (for grad_out) and a weight gradient (for weight)."""
+
+    @staticmethod
+    def forward(ctx, grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeometry,
+                channels_last: bool) -> torch.Tensor:
+        grad_in = empty_4d((g.N, g.C, g.H, g.W), grad_out, channels_last)
+        conv2d_input_grad(grad_out, weight, g, grad_in)
+        ctx.save_for_backward(grad_out, weight)
+        ctx.geometry = g
+        return grad_in
+
+    @staticmethod
+    def backward(ctx, grad_grad_in: torch.Tensor):
+        grad_out, weight = ctx.saved_tensors
+        g: ConvGeometry = ctx.geometry
+        need_grad_out, need_w = ctx.needs_input_grad[:2]
+        d_grad_out = (Conv2dFunction.apply(grad_grad_in, weight, None, None, g, PLAIN,
+                                           prefers_channels_last(grad_out)) if need_grad_out else None)
+        d_w = Conv2dWeightGrad.apply(grad_out, grad_grad_in, g) if need_w else None
+        return d_grad_out, d_w, None, None
+
+
+class Conv2dWeightGrad(torch.autograd.Function):
+    """``grad_weight (K, C/groups, R, S) = conv2d_weight_grad(grad_out (N, K, P, Q), x (N, C, H, W))`` as a
+    differentiable op: its gradients are a conv2d (for grad_out) and an input gradient (for x)."""
+
+    @staticmethod
+    def forward(ctx, grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry) -> torch.Tensor:
+        ctx.save_for_backward(grad_out, x)
+        ctx.geometry = g
+        return conv2d_weight_grad(grad_out, x, g)
+
+    @staticmethod
+    def backward(ctx, grad_grad_w: torch.Tensor):
+        grad_out, x = ctx.saved_tensors
+        g: ConvGeometry = ctx.geometry
+        need_grad_out, need_x = ctx.needs_input_grad[:2]
+        d_grad_out = (Conv2dFunction.apply(x, grad_grad_w, None, None, g, PLAIN, prefers_channels_last(grad_out))
+                      if need_grad_out else None)
+        d_x = Conv2dInputGrad.apply(grad_out, grad_grad_w, g, prefers_channels_last(x)) if need_x else None
+        return d_grad_out, d_x, None
 
 
 @autocast_inputs("conv")

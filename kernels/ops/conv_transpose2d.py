@@ -17,11 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from ..autocast import autocast_inputs
 from ..shapes import ConvGeometry, check_float_tensors, conv_transpose2d_geometry, empty_4d, prefers_channels_last
-from .conv2d import conv2d_forward, conv2d_input_grad, conv2d_weight_grad
+from .conv2d import Conv2dFunction, Conv2dWeightGrad, conv2d_input_grad
 from .epilogue import (
     PLAIN,
     Epilogue,
@@ -32,40 +31,39 @@ from .epilogue import (
     wants_grad,
     with_strides_of,
 )
-from .reduce import channel_sum
+from .reduce import ChannelSumFunction
 
 
 class ConvTranspose2dFunction(torch.autograd.Function):
     """conv_transpose2d with every pass in Triton, and an optional fused epilogue. ``x`` is batched; ``g`` is
-    the transposed geometry; ``residual`` (or None) has the output's shape."""
+    the transposed geometry; ``residual`` (or None) has the output's shape. The backward is made of
+    conv2d's differentiable Functions, so gradients of gradients work too."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                 residual: torch.Tensor | None, g: ConvGeometry, epilogue: Epilogue = PLAIN) -> torch.Tensor:
         out = empty_4d((g.N, g.C, g.H, g.W), x, prefers_channels_last(x, weight))
         preact = torch.empty_like(out) if epilogue.needs_preact(any(ctx.needs_input_grad[:4])) else None
+        # a curved activation's pre-activation also depends on bias and residual (see ActivationBackward)
+        anchors = (bias, residual) if epilogue.curved else ()
         residual = None if residual is None else with_strides_of(residual, out)
         conv2d_input_grad(x, weight, g, out, bias, epilogue, residual, preact)
-        ctx.save_for_backward(x, weight, saved_for_backward(epilogue, out, preact))
+        ctx.save_for_backward(x, weight, saved_for_backward(epilogue, out, preact), *anchors)
         ctx.geometry = g
         ctx.epilogue = epilogue
         return out
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_out: torch.Tensor):
-        x, weight, saved = ctx.saved_tensors
+        x, weight, saved, *anchors = ctx.saved_tensors
         g: ConvGeometry = ctx.geometry
         need_x, need_w, need_b, need_res = ctx.needs_input_grad[:4]
-        grad_pre, grad_res = epilogue_backward(grad_out, saved, ctx.epilogue)
-        grad_x = grad_w = grad_b = None
+        grad_pre, grad_res = epilogue_backward(grad_out, saved, ctx.epilogue, (x, weight, *anchors))
+        grad_x = None
         if need_x:
-            grad_x = empty_4d(x.shape, x, prefers_channels_last(x))
-            conv2d_forward(grad_pre, weight, None, g, grad_x)
-        if need_w:
-            grad_w = conv2d_weight_grad(x, grad_pre, g)
-        if need_b:
-            grad_b = channel_sum(grad_pre)
+            grad_x = Conv2dFunction.apply(grad_pre, weight, None, None, g, PLAIN, prefers_channels_last(x))
+        grad_w = Conv2dWeightGrad.apply(x, grad_pre, g) if need_w else None
+        grad_b = ChannelSumFunction.apply(grad_pre) if need_b else None
         return grad_x, grad_w, grad_b, grad_res if need_res else None, None, None
 
 

@@ -20,6 +20,8 @@ from ..jit.epilogue import activation_backward_kernel
 from ..launch import KernelConfig, KernelSpace, launch, register_space
 
 ACTIVATIONS = ("none", "relu", "leaky_relu", "gelu", "silu")
+# Activations whose derivative is piecewise constant: a second backward through them needs no new kernel.
+PIECEWISE_LINEAR = ("relu", "leaky_relu")
 
 ACTIVATION_BACKWARD = register_space(KernelSpace(
     name="activation_backward_kernel",
@@ -53,6 +55,11 @@ class Epilogue:
         """``act'`` can be read off the output (no pre-activation needs storing)."""
         sign_kept = self.activation == "relu" or (self.activation == "leaky_relu" and self.negative_slope > 0)
         return sign_kept and not (self.has_residual and not self.residual_before_activation)
+
+    @property
+    def curved(self) -> bool:
+        """The activation has a second derivative that is not zero (gelu, silu): double backward raises."""
+        return self.activation not in ("none", *PIECEWISE_LINEAR)
 
     def needs_preact(self, needs_grad: bool) -> bool:
         """Whether the forward must store the pre-activation for a backward."""
@@ -134,6 +141,35 @@ def activation_backward(grad_out: torch.Tensor, saved: torch.Tensor, epilogue: E
     return grad_pre
 
 
+class ActivationBackward(torch.autograd.Function):
+    """:func:`activation_backward` as an op that can be differentiated again. relu and leaky_relu have a
+    piecewise-constant ``act'``, so the op is linear in ``grad_out`` and flat in ``saved``: its gradient is
+    itself applied to the incoming gradient. gelu and silu would need ``act''``, which no kernel computes: a
+    second backward through them raises. ``inputs`` are the convolution's inputs the pre-activation depends
+    on; they keep the op in the graph so that such a second backward reaches it (and raises) rather than
+    silently leaving the ``act''`` terms out."""
+
+    @staticmethod
+    def forward(ctx, grad_out: torch.Tensor, saved: torch.Tensor, epilogue: Epilogue,
+                *inputs: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(saved)
+        ctx.epilogue = epilogue
+        ctx.input_count = len(inputs)
+        return activation_backward(grad_out, saved, epilogue)
+
+    @staticmethod
+    def backward(ctx, grad_grad_pre: torch.Tensor):
+        epilogue: Epilogue = ctx.epilogue
+        if epilogue.curved:
+            raise RuntimeError(
+                f"double backward through a fused {epilogue.activation} epilogue is not supported (it needs the "
+                f"activation's second derivative); apply torch.nn.functional.{epilogue.activation} after an "
+                "unfused convolution instead")
+        (saved,) = ctx.saved_tensors
+        grad = ActivationBackward.apply(grad_grad_pre, saved, epilogue) if ctx.needs_input_grad[0] else None
+        return grad, None, None, *(None,) * ctx.input_count
+
+
 def saved_for_backward(epilogue: Epilogue, out: torch.Tensor, preact: torch.Tensor | None) -> torch.Tensor | None:
     """The tensor the backward reads ``act'`` from: the pre-activation, the output, or None (no activation)."""
     if epilogue.activation == "none":
@@ -141,11 +177,12 @@ def saved_for_backward(epilogue: Epilogue, out: torch.Tensor, preact: torch.Tens
     return preact if preact is not None else out
 
 
-def epilogue_backward(grad_out: torch.Tensor, saved: torch.Tensor | None, epilogue: Epilogue
-                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+def epilogue_backward(grad_out: torch.Tensor, saved: torch.Tensor | None, epilogue: Epilogue,
+                      inputs: tuple[torch.Tensor | None, ...] = ()) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(grad_pre, grad_residual)`` from the output gradient: the gradient at the activation's input (what
-    the convolution's own gradients consume) and the residual's (None without a residual)."""
-    grad_pre = grad_out if saved is None else activation_backward(grad_out, saved, epilogue)
+    the convolution's own gradients consume) and the residual's (None without a residual). ``inputs``: the
+    convolution's inputs (see :class:`ActivationBackward`)."""
+    grad_pre = grad_out if saved is None else ActivationBackward.apply(grad_out, saved, epilogue, *inputs)
     if not epilogue.has_residual:
         return grad_pre, None
     return grad_pre, grad_pre if epilogue.residual_before_activation else grad_out

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 import torch
 import triton
-from torch.autograd.function import once_differentiable
 
 from ..autotune import layout_of, select_config, tunable
 from ..jit.pool2d import (
@@ -21,6 +20,7 @@ from ..jit.pool2d import (
     global_avg_pool2d_kernel,
     max_pool2d_bwd_kernel,
     max_pool2d_fwd_kernel,
+    max_pool2d_gather_kernel,
 )
 from ..launch import (
     KernelConfig,
@@ -73,6 +73,7 @@ def _space(name: str, kernel, configs: list[KernelConfig]) -> KernelSpace:
 
 MAX_FWD = _space("max_pool2d_fwd_kernel", max_pool2d_fwd_kernel, _WINDOW_TILES)
 MAX_BWD = _space("max_pool2d_bwd_kernel", max_pool2d_bwd_kernel, _WINDOW_TILES)
+MAX_GATHER = _space("max_pool2d_gather_kernel", max_pool2d_gather_kernel, _WINDOW_TILES)
 AVG_FWD = _space("avg_pool2d_fwd_kernel", avg_pool2d_fwd_kernel, _WINDOW_TILES)
 AVG_BWD = _space("avg_pool2d_bwd_kernel", avg_pool2d_bwd_kernel, _WINDOW_TILES)
 GLOBAL_AVG = _space("global_avg_pool2d_kernel", global_avg_pool2d_kernel, _GLOBAL_TILES)
@@ -139,6 +140,19 @@ def max_pool2d_backward(grad_out: torch.Tensor, indices: torch.Tensor, g: PoolGe
                 g.cover_h, g.cover_w, *_window_params(g),
                 g.dil_h * (g.kh - 1) + 1, g.dil_w * (g.kw - 1) + 1)
         launch(MAX_BWD, grid, args, config, grad_in.dtype, ADAPTIVE=g.adaptive)
+
+
+@tunable
+def max_pool2d_gather(src: torch.Tensor, indices: torch.Tensor, g: PoolGeometry, out: torch.Tensor) -> None:
+    """``out (N, C, P, Q)``: the elements of ``src (N, C, H, W)`` at the saved ``indices``; out is overwritten."""
+    if out.numel() == 0:
+        return
+    config = _pick_window_tile(MAX_GATHER, out, g.N * g.P * g.Q)
+    for n0, n1 in batch_chunks(g.N, g.P * g.Q):
+        srcs, ids, outs = src[n0:n1], indices[n0:n1], out[n0:n1]
+        grid = (triton.cdiv((n1 - n0) * g.P * g.Q, config["BLOCK_PIX"]) * triton.cdiv(g.C, config["BLOCK_C"]),)
+        args = (srcs, ids, outs, n1 - n0, g.C, g.H, g.W, g.P, g.Q, *srcs.stride(), *ids.stride(), *outs.stride())
+        launch(MAX_GATHER, grid, args, config, out.dtype)
 
 
 @tunable
@@ -216,18 +230,54 @@ class MaxPool2dFunction(torch.autograd.Function):
         return out, indices
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_out: torch.Tensor, _grad_indices: torch.Tensor | None):
         (indices,) = ctx.saved_tensors
-        g: PoolGeometry = ctx.geometry
-        grad_in = empty_4d(g.input_shape, grad_out, ctx.channels_last)
+        return MaxPool2dBackward.apply(grad_out, indices, ctx.geometry, ctx.channels_last), None, None, None
+
+
+class MaxPool2dBackward(torch.autograd.Function):
+    """The max-pooling input gradient as a differentiable op: linear in ``grad_out``, whose gradient takes
+    the incoming gradient at the saved maxima (:func:`max_pool2d_gather`)."""
+
+    @staticmethod
+    def forward(ctx, grad_out: torch.Tensor, indices: torch.Tensor, g: PoolGeometry,
+                channels_last: bool) -> torch.Tensor:
+        grad_in = empty_4d(g.input_shape, grad_out, channels_last)
         max_pool2d_backward(grad_out, indices, g, grad_in)
-        return grad_in, None, None, None
+        ctx.save_for_backward(indices)
+        ctx.geometry = g
+        ctx.out_channels_last = prefers_channels_last(grad_out)
+        return grad_in
+
+    @staticmethod
+    def backward(ctx, grad_grad_in: torch.Tensor):
+        (indices,) = ctx.saved_tensors
+        return MaxPool2dGather.apply(grad_grad_in, indices, ctx.geometry, ctx.out_channels_last), None, None, None
+
+
+class MaxPool2dGather(torch.autograd.Function):
+    """``(N, C, H, W) -> (N, C, P, Q)``: the elements at the saved maxima; its gradient is the max-pooling
+    backward, so the pair closes under differentiation."""
+
+    @staticmethod
+    def forward(ctx, src: torch.Tensor, indices: torch.Tensor, g: PoolGeometry, channels_last: bool
+                ) -> torch.Tensor:
+        out = empty_4d(g.output_shape, src, channels_last)
+        max_pool2d_gather(src, indices, g, out)
+        ctx.save_for_backward(indices)
+        ctx.geometry = g
+        ctx.src_channels_last = prefers_channels_last(src)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        (indices,) = ctx.saved_tensors
+        return MaxPool2dBackward.apply(grad_out, indices, ctx.geometry, ctx.src_channels_last), None, None, None
 
 
 class AvgPool2dFunction(torch.autograd.Function):
     """Average pooling (strided or adaptive windows) on a batched ``(N, C, H, W)`` input. Only the
-    geometry is saved for the backward."""
+    geometry is saved for the backward, which is itself differentiable (:class:`AvgPool2dBackward`)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, g: PoolGeometry, channels_last: bool) -> torch.Tensor:
@@ -238,12 +288,25 @@ class AvgPool2dFunction(torch.autograd.Function):
         return out
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_out: torch.Tensor):
-        g: PoolGeometry = ctx.geometry
-        grad_in = empty_4d(g.input_shape, grad_out, ctx.channels_last)
+        return AvgPool2dBackward.apply(grad_out, ctx.geometry, ctx.channels_last), None, None
+
+
+class AvgPool2dBackward(torch.autograd.Function):
+    """The average-pooling input gradient as a differentiable op: linear, and its gradient is the average
+    pooling of the incoming gradient."""
+
+    @staticmethod
+    def forward(ctx, grad_out: torch.Tensor, g: PoolGeometry, channels_last: bool) -> torch.Tensor:
+        grad_in = empty_4d(g.input_shape, grad_out, channels_last)
         avg_pool2d_backward(grad_out, g, grad_in)
-        return grad_in, None, None
+        ctx.geometry = g
+        ctx.out_channels_last = prefers_channels_last(grad_out)
+        return grad_in
+
+    @staticmethod
+    def backward(ctx, grad_grad_in: torch.Tensor):
+        return AvgPool2dFunction.apply(grad_grad_in, ctx.geometry, ctx.out_channels_last), None, None
 
 
 # --------------------------------------------------------------------------------------------------------
