@@ -133,3 +133,41 @@ def test_max_pool2d_gather_writes_every_element(channels_last: bool) -> None:
     max_pool2d_gather(source, indices, max_pool2d_geometry(shape, 3, 2, 1, 1, False), out)
     expected = source.flatten(2).gather(2, indices.flatten(2)).view_as(out)
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+def _maml_outer_grads(ops, x: torch.Tensor, target: torch.Tensor, params: dict[str, torch.Tensor]
+                      ) -> dict[str, torch.Tensor]:
+    """One MAML step: an inner SGD step on the parameters, with its graph kept, then the outer loss's
+    gradients with respect to the original parameters (second order through every weight and bias
+    gradient)."""
+
+    def loss(p: dict[str, torch.Tensor]) -> torch.Tensor:
+        y = ops.conv2d(x, p["w1"], p["b1"], padding=1)
+        y = ops.conv_transpose2d(F.leaky_relu(y, 0.1), p["w2"], p["b2"], stride=2)
+        y = ops.avg_pool2d(y, 2)
+        return (y.to(target.dtype) - target).square().mean()
+
+    inner = torch.autograd.grad(loss(params), list(params.values()), create_graph=True)
+    adapted = {k: v - 0.5 * g for (k, v), g in zip(params.items(), inner, strict=True)}
+    outer = torch.autograd.grad(loss(adapted), list(params.values()))
+    return dict(zip(params, outer, strict=True))
+
+
+@pytest.mark.parametrize(("dtype", "channels_last", "channels"),
+                         [(torch.float64, False, 3), (torch.bfloat16, True, 16)])
+def test_maml_second_order_matches_torch(dtype: torch.dtype, channels_last: bool, channels: int,
+                                         assert_close, forbid_torch_conv) -> None:
+    """Second order through weight and bias gradients (a bias gradient's gradient is a broadcast, stride-0
+    view fed to the next kernel); in bf16 channels_last with 16 channels the aligned variant runs."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(2, channels, 5, 5, device=DEVICE).to(dtype).contiguous(memory_format=fmt)
+    target = torch.randn(2, channels, 5, 5, device=DEVICE, dtype=F64 if dtype == F64 else torch.float32)
+    base = {"w1": torch.randn(channels, channels, 3, 3) / channels, "b1": torch.randn(channels),
+            "w2": torch.randn(channels, channels, 2, 2) / channels, "b2": torch.randn(channels)}
+    ours_params = {k: v.to(dtype=dtype, device=DEVICE).requires_grad_() for k, v in base.items()}
+    with forbid_torch_conv():
+        ours = _maml_outer_grads(kernels, x, target, ours_params)
+    ref_params = {k: v.to(dtype=F64, device=DEVICE).requires_grad_() for k, v in base.items()}
+    ref = _maml_outer_grads(F, x.to(F64), target.to(F64), ref_params)
+    for k in base:
+        assert_close(ours[k], ref[k], dtype, f"outer grad wrt {k}")
