@@ -8,6 +8,7 @@ the real argument types of each kernel and compile it with every configuration i
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -29,8 +30,12 @@ class KernelConfig:
     def of(num_warps: int = 4, num_stages: int = 2, **blocks: int) -> KernelConfig:
         return KernelConfig(tuple(sorted(blocks.items())), num_warps, num_stages)
 
+    @functools.cached_property
+    def _sizes(self) -> dict[str, int]:
+        return dict(self.blocks)
+
     def __getitem__(self, name: str) -> int:
-        return dict(self.blocks)[name]
+        return self._sizes[name]
 
     def as_kwargs(self) -> dict[str, int]:
         return {**dict(self.blocks), "num_warps": self.num_warps, "num_stages": self.num_stages}
@@ -148,6 +153,12 @@ def dot_precision(dtype: torch.dtype) -> str:
     return "tf32" if tf32_enabled(dtype) else "ieee"
 
 
+def cdiv(a: int, b: int) -> int:
+    """Ceiling division of host integers. (``triton.cdiv`` is a constexpr function now, several times slower
+    to call from host code, and launchers call this on every launch.)"""
+    return -(-a // b)
+
+
 def pow2_at_least(n: int, low: int, high: int) -> int:
     """Smallest power of two >= n, clamped to [low, high]."""
     p = low
@@ -156,16 +167,29 @@ def pow2_at_least(n: int, low: int, high: int) -> int:
     return p
 
 
-def closest_config(configs: list[KernelConfig], **wanted: int) -> KernelConfig:
-    """The configuration whose block sizes are closest (in log2 distance) to ``wanted``."""
+def closest_config(configs: Sequence[KernelConfig], **wanted: int) -> KernelConfig:
+    """The configuration whose block sizes are closest (in log2 distance) to ``wanted`` (memoised: launchers
+    ask this on every call)."""
+    return _closest_config(tuple(configs), tuple(wanted.items()))
 
+
+@functools.lru_cache(maxsize=4096)
+def _closest_config(configs: tuple[KernelConfig, ...], wanted: tuple[tuple[str, int], ...]) -> KernelConfig:
     def distance(cfg: KernelConfig) -> float:
-        return sum(abs(math.log2(cfg[k]) - math.log2(max(v, 1))) for k, v in wanted.items())
+        return sum(abs(math.log2(cfg[k]) - math.log2(max(v, 1))) for k, v in wanted)
 
     return min(configs, key=distance)
 
 
 INDEX_LIMIT = 2**31 - 1
+
+
+def batch_rows(t: torch.Tensor | None, n0: int, n1: int) -> torch.Tensor | None:
+    """``t[n0:n1]`` (None stays None); ``t`` itself when that is all of it, since a view costs microseconds of
+    host time on every launch and one chunk is the ordinary case."""
+    if t is None or (n0 == 0 and n1 == t.shape[0]):
+        return t
+    return t[n0:n1]
 
 
 def batch_chunks(batch: int, items_per_sample: int, limit: int = INDEX_LIMIT) -> list[tuple[int, int]]:

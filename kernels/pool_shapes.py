@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .shapes import FLOAT_DTYPES
+from .shapes import FLOAT_DTYPES, memoised_check
 
 IntPair = int | Sequence[int]
 
@@ -252,6 +252,7 @@ def _window_geometry(shape: Sequence[int], op: str, kernel_size: object, stride:
     return (*k, *s, *p, *d), (N, C, H, W, P, Q)
 
 
+@memoised_check
 def max_pool2d_geometry(shape: Sequence[int], kernel_size: IntPair, stride: IntPair | None = None,
                         padding: IntPair = 0, dilation: IntPair = 1, ceil_mode: bool = False) -> PoolGeometry:
     """Check ``max_pool2d`` arguments for an input of ``shape`` (3-D or 4-D) as torch does."""
@@ -260,6 +261,7 @@ def max_pool2d_geometry(shape: Sequence[int], kernel_size: IntPair, stride: IntP
     return PoolGeometry(N, C, H, W, P, Q, kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode)
 
 
+@memoised_check
 def avg_pool2d_geometry(shape: Sequence[int], kernel_size: IntPair, stride: IntPair | None = None,
                         padding: IntPair = 0, ceil_mode: bool = False, count_include_pad: bool = True,
                         divisor_override: int | None = None) -> PoolGeometry:
@@ -306,6 +308,7 @@ def adaptive_output_size(shape: Sequence[int], output_size: object, op: str) -> 
     return out[0], out[1]
 
 
+@memoised_check
 def adaptive_pool2d_geometry(shape: Sequence[int], output_size: object, op: str) -> PoolGeometry:
     """Check adaptive pooling arguments (``op``: 'adaptive_avg_pool2d' or 'adaptive_max_pool2d')."""
     dims = len(shape)

@@ -6,14 +6,44 @@ message in the same words where that helps a user search for it.
 
 from __future__ import annotations
 
+import functools
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 PaddingArg = int | Sequence[int] | str
+Result = TypeVar("Result")
+
+
+def _plain_value(value: object) -> bool:
+    """An argument a memoised check may key on: None, a str, a bool, an int, or a tuple (or torch.Size) of
+    ints that are not bools (the cache is typed, so ``True`` and ``1`` are told apart at the top level).
+    Lists, floats and anything else take the unmemoised path, so that every wrong argument still reaches
+    the check that rejects it."""
+    if value is None or type(value) in (int, bool, str):
+        return True
+    return type(value) in (tuple, torch.Size) and all(type(v) is int for v in value)
+
+
+def memoised_check(fn: Callable[..., Result]) -> Callable[..., Result]:
+    """Memoise a pure shape check over plain arguments: launchers run it on every call with the same few
+    argument sets, and its Python costs more than the rest of a launch. A check that raises is not
+    memoised (the next call raises again); its result must be immutable. While torch.compile traces, the
+    check runs unmemoised (dynamo traces through it and would warn about the cache)."""
+    cached = functools.lru_cache(maxsize=4096, typed=True)(fn)
+
+    @functools.wraps(fn)
+    def check(*args: object, **kwargs: object) -> Result:
+        if not kwargs and not torch.compiler.is_compiling() and all(_plain_value(a) for a in args):
+            return cached(*args)
+        return fn(*args, **kwargs)
+
+    check.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+    return check
 
 
 def as_pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
@@ -159,6 +189,7 @@ def _check_ranks(input_shape: Sequence[int], weight_shape: Sequence[int], op: st
         )
 
 
+@memoised_check
 def conv2d_geometry(
     input_shape: Sequence[int],
     weight_shape: Sequence[int],
@@ -218,6 +249,7 @@ def conv_transpose2d_output_size(size: int, kernel: int, stride: int, padding: i
     return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 
 
+@memoised_check
 def conv_transpose2d_geometry(
     input_shape: Sequence[int],
     weight_shape: Sequence[int],

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import triton
 
 from ..autocast import autocast_inputs
 from ..autotune import layout_of, select_config, tunable
@@ -20,6 +19,8 @@ from ..launch import (
     KernelSpace,
     VariantLimit,
     batch_chunks,
+    batch_rows,
+    cdiv,
     closest_config,
     dot_precision,
     launch,
@@ -91,34 +92,32 @@ WGRAD = _gemm_space("conv2d_wgrad_kernel", conv2d_wgrad_kernel, (_UNALIGNED,))
 ALIGN = 16  # the unit of the aligned variant
 
 
-def _strides(t: torch.Tensor) -> list[int]:
-    """``t``'s strides, with 0 for dimensions of size 1 (never stepped along, so any stride serves)."""
-    return [stride if size > 1 else 0 for size, stride in zip(t.shape, t.stride(), strict=True)]
-
-
 def _vector_unit(dtype: torch.dtype, counts: tuple[int, ...], *tensors: torch.Tensor) -> int:
     """``ALIGN`` when the aligned kernel variant applies (``kernels.jit.conv2d``): a 16-bit dtype, each 4-D
-    tensor's channel axis (dim 1) contiguous, and its other strides and ``counts`` multiples of ``ALIGN`` that
-    stay 32-bit; else 1. (TF32 stays general: its aligned 128x64x64 tiles spill, and even a 64x32 tile keeps
-    an 8-byte stack frame on sm_90.)"""
-    if dtype not in (torch.float16, torch.bfloat16):
+    tensor's channel axis (dim 1) contiguous, and its other strides (those of dimensions longer than 1) and
+    ``counts`` multiples of ``ALIGN`` that stay 32-bit; else 1. (TF32 stays general: its aligned 128x64x64
+    tiles spill, and even a 64x32 tile keeps an 8-byte stack frame on sm_90.)"""
+    if dtype not in (torch.float16, torch.bfloat16) or any(c % ALIGN for c in counts):
         return 1
-    values = list(counts)
     for t in tensors:
-        if t.shape[1] > 1 and t.stride(1) != 1:
+        shape, strides = t.shape, t.stride()
+        if shape[1] > 1 and strides[1] != 1:
             return 1
-        n, _, h, w = _strides(t)
-        values += [n, h, w]
-    return ALIGN if all(v % ALIGN == 0 and v < 2**31 for v in values) else 1
+        for dim in (0, 2, 3):
+            if shape[dim] > 1 and (strides[dim] % ALIGN or strides[dim] >= 2**31):
+                return 1
+    return ALIGN
 
 
 def _kernel_strides(t: torch.Tensor, unit: int) -> tuple[int, ...]:
     """The four strides a kernel gets: as they are (unit 1), or, in the aligned variant, the non-channel ones
     divided by the unit (the kernel multiplies them back; it takes the channel stride as 1)."""
+    strides = t.stride()
     if unit == 1:
-        return tuple(t.stride())
-    n, c, h, w = _strides(t)
-    return n // unit, 1, h // unit, w // unit
+        return strides
+    shape = t.shape
+    n, h, w = ((strides[d] if shape[d] > 1 else 0) // unit for d in (0, 2, 3))
+    return n, 1, h, w
 
 
 def _pick_tiles(space: KernelSpace, dtype: torch.dtype, rows: int, cols: int, depth: int,
@@ -126,14 +125,19 @@ def _pick_tiles(space: KernelSpace, dtype: torch.dtype, rows: int, cols: int, de
     """The tuned tiles of this GEMM (``kernels.autotune``), else the default heuristic: tile sides near the
     GEMM's rows, columns and reduction depth (powers of two). ``variant``: the launch's variant constexprs
     (epilogue flags, ``VEC``), which may limit the tiles."""
-    configs = space.for_dtype(dtype, tf32_enabled(dtype), variant)
-    default = closest_config(
-        configs,
-        BLOCK_M=pow2_at_least(rows, 16, 128),
-        BLOCK_N=pow2_at_least(cols, 16, 128),
-        BLOCK_K=pow2_at_least(depth, 16, 32),
-    )
+    tf32 = tf32_enabled(dtype)
+    wanted = (pow2_at_least(rows, 16, 128), pow2_at_least(cols, 16, 128), pow2_at_least(depth, 16, 32))
+    key = (id(space), dtype, tf32, space.variant_tag(variant), wanted)
+    default = _DEFAULT_TILES.get(key)
+    if default is None:
+        configs = space.for_dtype(dtype, tf32, variant)
+        default = closest_config(configs, BLOCK_M=wanted[0], BLOCK_N=wanted[1], BLOCK_K=wanted[2])
+        _DEFAULT_TILES[key] = default
     return select_config(space, dtype, layout, {"M": rows, "N": cols, "K": depth}, default, variant)
+
+
+# The heuristic's pick per (space, dtype, TF32, variant, wanted tile): the spaces are module constants.
+_DEFAULT_TILES: dict[tuple, KernelConfig] = {}
 
 
 def _common_constexprs(g: ConvGeometry, dtype: torch.dtype) -> dict:
@@ -146,10 +150,6 @@ def _bias_stride(bias: torch.Tensor | None) -> int:
 
 def _conv_params(g: ConvGeometry) -> tuple[int, ...]:
     return (g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w)
-
-
-def _rows(t: torch.Tensor | None, n0: int, n1: int) -> torch.Tensor | None:
-    return None if t is None else t[n0:n1]
 
 
 @tunable
@@ -169,9 +169,10 @@ def conv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         rows = (n1 - n0) * g.P * g.Q
         if rows == 0 or g.K == 0:
             continue
-        xs, ys = x[n0:n1], out[n0:n1]
-        extra, fused = epilogue_arguments(epilogue, ys, _rows(residual, n0, n1), _rows(preact, n0, n1))
-        grid = (triton.cdiv(rows, config["BLOCK_M"]), triton.cdiv(KG, config["BLOCK_N"]), g.groups)
+        xs, ys = batch_rows(x, n0, n1), batch_rows(out, n0, n1)
+        extra, fused = epilogue_arguments(epilogue, ys, batch_rows(residual, n0, n1),
+                                          batch_rows(preact, n0, n1))
+        grid = (cdiv(rows, config["BLOCK_M"]), cdiv(KG, config["BLOCK_N"]), g.groups)
         args = (xs, weight, bias if bias is not None else xs, ys, *extra,
                 n1 - n0, g.H, g.W, g.P, g.Q, CG // unit, KG // unit,
                 *_kernel_strides(xs, unit), *_kernel_strides(weight, unit), *_kernel_strides(ys, unit),
@@ -194,7 +195,7 @@ def conv2d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeome
         depthwise_dgrad(grad_out, weight, g, grad_in, bias, epilogue, residual, preact)
         return grad_in
     CG, KG = g.channels_per_group, g.filters_per_group
-    hp, wp = triton.cdiv(g.H, g.stride_h), triton.cdiv(g.W, g.stride_w)
+    hp, wp = cdiv(g.H, g.stride_h), cdiv(g.W, g.stride_w)
     unit = _vector_unit(grad_out.dtype, (CG, KG), grad_out, weight, grad_in)
     variant = {**epilogue_arguments(epilogue, grad_in, residual, preact)[1], "VEC": unit}
     config = _pick_tiles(DGRAD, grad_out.dtype, g.N * hp * wp, CG, KG * g.R * g.S, layout_of(grad_out), variant)
@@ -202,9 +203,10 @@ def conv2d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeome
         rows = (n1 - n0) * hp * wp
         if rows == 0 or CG == 0:
             continue
-        dys, dxs = grad_out[n0:n1], grad_in[n0:n1]
-        extra, fused = epilogue_arguments(epilogue, dxs, _rows(residual, n0, n1), _rows(preact, n0, n1))
-        grid = (triton.cdiv(rows, config["BLOCK_M"]), triton.cdiv(CG, config["BLOCK_N"]),
+        dys, dxs = batch_rows(grad_out, n0, n1), batch_rows(grad_in, n0, n1)
+        extra, fused = epilogue_arguments(epilogue, dxs, batch_rows(residual, n0, n1),
+                                          batch_rows(preact, n0, n1))
+        grid = (cdiv(rows, config["BLOCK_M"]), cdiv(CG, config["BLOCK_N"]),
                 g.groups * g.stride_h * g.stride_w)
         args = (dys, weight, bias if bias is not None else dys, dxs, *extra,
                 n1 - n0, g.H, g.W, g.P, g.Q, CG // unit, KG // unit, hp, wp,
@@ -226,14 +228,14 @@ def conv2d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry)
         return grad_w
     unit = _vector_unit(x.dtype, (CG, KG), grad_out, x)
     config = _pick_tiles(WGRAD, x.dtype, KG, CG, g.N * g.P * g.Q, layout_of(x), {"VEC": unit})
-    tiles = triton.cdiv(KG, config["BLOCK_M"]) * triton.cdiv(CG, config["BLOCK_N"])
+    tiles = cdiv(KG, config["BLOCK_M"]) * cdiv(CG, config["BLOCK_N"])
     chunks = batch_chunks(g.N, g.P * g.Q)
     split = choose_split(tiles * g.R * g.S * g.groups, g.N * g.P * g.Q, config["BLOCK_K"], x.device)
     partial = torch.empty((len(chunks) * split, *grad_w.shape), dtype=acc_dtype(x.dtype), device=x.device)
     for index, (n0, n1) in enumerate(chunks):
         npq = (n1 - n0) * g.P * g.Q
-        pix_per_split = triton.cdiv(triton.cdiv(max(npq, 1), split), config["BLOCK_K"]) * config["BLOCK_K"]
-        dys, xs = grad_out[n0:n1], x[n0:n1]
+        pix_per_split = cdiv(cdiv(max(npq, 1), split), config["BLOCK_K"]) * config["BLOCK_K"]
+        dys, xs = batch_rows(grad_out, n0, n1), batch_rows(x, n0, n1)
         grid = (tiles, g.R * g.S, g.groups * split)
         args = (dys, xs, partial[index * split:(index + 1) * split],
                 n1 - n0, g.H, g.W, g.P, g.Q, CG // unit, KG // unit, g.K, pix_per_split, split,

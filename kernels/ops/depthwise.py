@@ -8,7 +8,6 @@ width follows the image's.
 from __future__ import annotations
 
 import torch
-import triton
 
 from ..autotune import layout_of, select_config
 from ..jit.depthwise import (
@@ -16,7 +15,7 @@ from ..jit.depthwise import (
     depthwise_fwd_kernel,
     depthwise_wgrad_kernel,
 )
-from ..launch import KernelConfig, KernelSpace, closest_config, launch, register_space
+from ..launch import KernelConfig, KernelSpace, cdiv, closest_config, launch, register_space
 from ..shapes import ConvGeometry
 from .epilogue import PLAIN, Epilogue, epilogue_arguments
 from .reduce import acc_dtype, sum_splits
@@ -81,8 +80,8 @@ def depthwise_fwd(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, g
         return
     cfg = _pick_tile(FWD_SPACE, x.dtype, x, g.Q, g.P, g.K)
     block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
-    pixel_tiles = g.N * triton.cdiv(g.P, block_h) * triton.cdiv(g.Q, cfg["BLOCK_W"])
-    grid = (pixel_tiles, triton.cdiv(g.K, cfg["BLOCK_C"]))
+    pixel_tiles = g.N * cdiv(g.P, block_h) * cdiv(g.Q, cfg["BLOCK_W"])
+    grid = (pixel_tiles, cdiv(g.K, cfg["BLOCK_C"]))
     if grid[1] > _MAX_GRID_YZ:
         raise ValueError(f"depthwise_fwd: too many channels for one launch: {g}")
     extra, fused = epilogue_arguments(epilogue, out, residual, preact)
@@ -109,12 +108,12 @@ def depthwise_dgrad(grad_out: torch.Tensor, w: torch.Tensor, g: ConvGeometry, gr
     _check_depthwise(g)
     if grad_in.numel() == 0:
         return
-    rows, cols = triton.cdiv(g.H, g.stride_h), triton.cdiv(g.W, g.stride_w)
+    rows, cols = cdiv(g.H, g.stride_h), cdiv(g.W, g.stride_w)
     cfg = _pick_tile(DGRAD_SPACE, grad_out.dtype, grad_in, cols, rows, g.C)
     block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
     grid = (
-        g.N * triton.cdiv(rows, block_h) * triton.cdiv(cols, cfg["BLOCK_W"]),
-        triton.cdiv(g.C, cfg["BLOCK_C"]),
+        g.N * cdiv(rows, block_h) * cdiv(cols, cfg["BLOCK_W"]),
+        cdiv(g.C, cfg["BLOCK_C"]),
         g.stride_h * g.stride_w,
     )
     if grid[1] > _MAX_GRID_YZ or grid[2] > _MAX_GRID_YZ:
@@ -142,11 +141,11 @@ def depthwise_wgrad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry) ->
         return grad_w.zero_()
     cfg = _pick_tile(WGRAD_SPACE, x.dtype, x, g.Q, g.P, g.K)
     block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
-    tiles = g.N * triton.cdiv(g.P, block_h) * triton.cdiv(g.Q, cfg["BLOCK_W"])
-    base = triton.cdiv(g.K, cfg["BLOCK_C"]) * g.R * g.S
-    split = max(1, min(triton.cdiv(_WGRAD_PROGRAMS, base), tiles // _MIN_TILES, _MAX_GRID_YZ))
-    tiles_per_split = triton.cdiv(tiles, split)
-    split = triton.cdiv(tiles, tiles_per_split)
+    tiles = g.N * cdiv(g.P, block_h) * cdiv(g.Q, cfg["BLOCK_W"])
+    base = cdiv(g.K, cfg["BLOCK_C"]) * g.R * g.S
+    split = max(1, min(cdiv(_WGRAD_PROGRAMS, base), tiles // _MIN_TILES, _MAX_GRID_YZ))
+    tiles_per_split = cdiv(tiles, split)
+    split = cdiv(tiles, tiles_per_split)
     ws = torch.empty((split, g.K, g.R * g.S), dtype=acc_dtype(x.dtype), device=x.device)
     args = (
         grad_out, x, ws,

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import triton
 
 from ..jit.epilogue import activation_backward_kernel
-from ..launch import KernelConfig, KernelSpace, launch, register_space
+from ..launch import KernelConfig, KernelSpace, cdiv, launch, register_space
 
 ACTIVATIONS = ("none", "relu", "leaky_relu", "gelu", "silu")
 # Activations whose derivative is piecewise constant: a second backward through them needs no new kernel.
@@ -133,7 +132,7 @@ def activation_backward(grad_out: torch.Tensor, saved: torch.Tensor, epilogue: E
         raise ValueError("activation_backward: the saved tensor must be dense (NCHW or channels_last)")
     config = ACTIVATION_BACKWARD.for_dtype(saved.dtype, False)[0]
     _, C, H, W = saved.shape
-    grid = (triton.cdiv(numel, config["BLOCK"]),)
+    grid = (cdiv(numel, config["BLOCK"]),)
     args = (grad_out, saved, grad_pre, numel, C, H, W, *grad_out.stride())
     launch(ACTIVATION_BACKWARD, grid, args, config, saved.dtype, ACTIVATION=epilogue.activation,
            NEGATIVE_SLOPE=epilogue.slope_constexpr,

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import triton
 
 from ..autotune import layout_of, select_config, tunable
 from ..jit.pool2d import (
@@ -26,6 +25,8 @@ from ..launch import (
     KernelConfig,
     KernelSpace,
     batch_chunks,
+    batch_rows,
+    cdiv,
     closest_config,
     launch,
     pow2_at_least,
@@ -112,9 +113,9 @@ def max_pool2d_forward(x: torch.Tensor, g: PoolGeometry, out: torch.Tensor, indi
     config = _pick_window_tile(MAX_FWD, x, g.N * g.P * g.Q)
     store = indices is not None
     for n0, n1 in batch_chunks(g.N, g.P * g.Q):
-        xs, ys = x[n0:n1], out[n0:n1]
-        ids = indices[n0:n1] if indices is not None else ys
-        grid = (triton.cdiv((n1 - n0) * g.P * g.Q, config["BLOCK_PIX"]) * triton.cdiv(g.C, config["BLOCK_C"]),)
+        xs, ys = batch_rows(x, n0, n1), batch_rows(out, n0, n1)
+        ids = batch_rows(indices, n0, n1) if indices is not None else ys
+        grid = (cdiv((n1 - n0) * g.P * g.Q, config["BLOCK_PIX"]) * cdiv(g.C, config["BLOCK_C"]),)
         args = (xs, ys, ids, n1 - n0, g.C, g.H, g.W, g.P, g.Q,
                 *xs.stride(), *ys.stride(), *ids.stride(),
                 g.kh, g.kw, *_window_params(g), g.dil_h, g.dil_w)
@@ -133,8 +134,8 @@ def max_pool2d_backward(grad_out: torch.Tensor, indices: torch.Tensor, g: PoolGe
         return
     config = _pick_window_tile(MAX_BWD, grad_in, g.N * g.H * g.W)
     for n0, n1 in batch_chunks(g.N, g.H * g.W):
-        gys, ids, gxs = grad_out[n0:n1], indices[n0:n1], grad_in[n0:n1]
-        grid = (triton.cdiv((n1 - n0) * g.H * g.W, config["BLOCK_PIX"]) * triton.cdiv(g.C, config["BLOCK_C"]),)
+        gys, ids, gxs = batch_rows(grad_out, n0, n1), batch_rows(indices, n0, n1), batch_rows(grad_in, n0, n1)
+        grid = (cdiv((n1 - n0) * g.H * g.W, config["BLOCK_PIX"]) * cdiv(g.C, config["BLOCK_C"]),)
         args = (gys, ids, gxs, n1 - n0, g.C, g.H, g.W, g.P, g.Q,
                 *gys.stride(), *ids.stride(), *gxs.stride(),
                 g.cover_h, g.cover_w, *_window_params(g),
@@ -149,8 +150,8 @@ def max_pool2d_gather(src: torch.Tensor, indices: torch.Tensor, g: PoolGeometry,
         return
     config = _pick_window_tile(MAX_GATHER, out, g.N * g.P * g.Q)
     for n0, n1 in batch_chunks(g.N, g.P * g.Q):
-        srcs, ids, outs = src[n0:n1], indices[n0:n1], out[n0:n1]
-        grid = (triton.cdiv((n1 - n0) * g.P * g.Q, config["BLOCK_PIX"]) * triton.cdiv(g.C, config["BLOCK_C"]),)
+        srcs, ids, outs = batch_rows(src, n0, n1), batch_rows(indices, n0, n1), batch_rows(out, n0, n1)
+        grid = (cdiv((n1 - n0) * g.P * g.Q, config["BLOCK_PIX"]) * cdiv(g.C, config["BLOCK_C"]),)
         args = (srcs, ids, outs, n1 - n0, g.C, g.H, g.W, g.P, g.Q, *srcs.stride(), *ids.stride(), *outs.stride())
         launch(MAX_GATHER, grid, args, config, out.dtype)
 
@@ -166,8 +167,8 @@ def avg_pool2d_forward(x: torch.Tensor, g: PoolGeometry, out: torch.Tensor) -> N
         return
     config = _pick_window_tile(AVG_FWD, x, g.N * g.P * g.Q)
     for n0, n1 in batch_chunks(g.N, g.P * g.Q):
-        xs, ys = x[n0:n1], out[n0:n1]
-        grid = (triton.cdiv((n1 - n0) * g.P * g.Q, config["BLOCK_PIX"]) * triton.cdiv(g.C, config["BLOCK_C"]),)
+        xs, ys = batch_rows(x, n0, n1), batch_rows(out, n0, n1)
+        grid = (cdiv((n1 - n0) * g.P * g.Q, config["BLOCK_PIX"]) * cdiv(g.C, config["BLOCK_C"]),)
         args = (xs, ys, n1 - n0, g.C, g.H, g.W, g.P, g.Q, *xs.stride(), *ys.stride(),
                 g.kh, g.kw, *_window_params(g), g.divisor)
         launch(AVG_FWD, grid, args, config, x.dtype, ADAPTIVE=g.adaptive,
@@ -181,7 +182,7 @@ def _global_avg(x: torch.Tensor, g: PoolGeometry, out: torch.Tensor) -> None:
     else:
         default = closest_config(configs, BLOCK_C=1, BLOCK_HW=64 if g.H * g.W <= 128 else 512)
     config = select_config(GLOBAL_AVG, x.dtype, layout_of(x), {"N": g.N, "HW": g.H * g.W, "C": g.C}, default)
-    grid = (g.N * triton.cdiv(g.C, config["BLOCK_C"]),)
+    grid = (g.N * cdiv(g.C, config["BLOCK_C"]),)
     args = (x, out, g.C, g.H, g.W, *x.stride(), out.stride(0), out.stride(1))
     launch(GLOBAL_AVG, grid, args, config, x.dtype)
 
@@ -197,8 +198,8 @@ def avg_pool2d_backward(grad_out: torch.Tensor, g: PoolGeometry, grad_in: torch.
         return
     config = _pick_window_tile(AVG_BWD, grad_in, g.N * g.H * g.W)
     for n0, n1 in batch_chunks(g.N, g.H * g.W):
-        gys, gxs = grad_out[n0:n1], grad_in[n0:n1]
-        grid = (triton.cdiv((n1 - n0) * g.H * g.W, config["BLOCK_PIX"]) * triton.cdiv(g.C, config["BLOCK_C"]),)
+        gys, gxs = batch_rows(grad_out, n0, n1), batch_rows(grad_in, n0, n1)
+        grid = (cdiv((n1 - n0) * g.H * g.W, config["BLOCK_PIX"]) * cdiv(g.C, config["BLOCK_C"]),)
         args = (gys, gxs, n1 - n0, g.C, g.H, g.W, g.P, g.Q, *gys.stride(), *gxs.stride(),
                 g.cover_h, g.cover_w, g.kh, g.kw, *_window_params(g), g.divisor)
         launch(AVG_BWD, grid, args, config, grad_in.dtype, ADAPTIVE=g.adaptive,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import torch
-import triton
 import triton.language as tl
 
 from ..autotune import layout_of, select_config, tunable
 from ..jit.reduce import channel_sum_kernel, split_sum_kernel
-from ..launch import KernelConfig, KernelSpace, closest_config, launch, register_space
+from ..launch import KernelConfig, KernelSpace, cdiv, closest_config, launch, register_space
 
 CHANNEL_SUM = register_space(KernelSpace(
     name="channel_sum_kernel",
@@ -47,8 +46,8 @@ def choose_split(independent_programs: int, reduction_length: int, block: int, d
     """How many splits of a long reduction keep the GPU busy: about four waves of programs in all, and
     at least eight blocks of the reduction per split."""
     target = 4 * multiprocessor_count(device)
-    wanted = triton.cdiv(target, max(independent_programs, 1))
-    return max(1, min(wanted, triton.cdiv(reduction_length, 8 * block), 256))
+    wanted = cdiv(target, max(independent_programs, 1))
+    return max(1, min(wanted, cdiv(reduction_length, 8 * block), 256))
 
 
 def sum_splits(partial: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -58,7 +57,7 @@ def sum_splits(partial: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         return out
     assert partial.is_contiguous() and out.is_contiguous()
     config = SPLIT_SUM.for_dtype(out.dtype, tf32=False)[0]
-    grid = (triton.cdiv(numel, config["BLOCK"]),)
+    grid = (cdiv(numel, config["BLOCK"]),)
     launch(SPLIT_SUM, grid, (partial, out, partial.shape[0], numel), config, out.dtype)
     return out
 
@@ -73,10 +72,10 @@ def channel_sum(x: torch.Tensor) -> torch.Tensor:
     channels_last = x.stride(1) == 1 and C > 1
     default = closest_config(CHANNEL_SUM.configs, BLOCK_C=64 if channels_last else 16)
     config = select_config(CHANNEL_SUM, x.dtype, layout_of(x), {"PIX": N * H * W, "C": C}, default)
-    c_blocks = triton.cdiv(C, config["BLOCK_C"])
+    c_blocks = cdiv(C, config["BLOCK_C"])
     npix = N * H * W
     split = choose_split(c_blocks, npix, config["BLOCK_PIX"], x.device)
-    pix_per_split = triton.cdiv(triton.cdiv(npix, split), config["BLOCK_PIX"]) * config["BLOCK_PIX"]
+    pix_per_split = cdiv(cdiv(npix, split), config["BLOCK_PIX"]) * config["BLOCK_PIX"]
     partial = torch.empty((split, C), dtype=acc_dtype(x.dtype), device=x.device)
     launch(CHANNEL_SUM, (c_blocks, split), (x, partial, N, C, H, W, pix_per_split, *x.stride()), config,
            x.dtype, ACC_DTYPE=tl_acc_dtype(x.dtype))
