@@ -112,7 +112,8 @@ def draw_roofline(data: dict, out_dir: Path) -> Path | None:
 
 
 def draw_scaling(data: dict, out_dir: Path) -> Path | None:
-    """Time against batch for each base layer of the scaling suite (names ``<base>_b<batch>``)."""
+    """Time against batch for each base layer of the scaling suite (names ``<base>_b<batch>``), with our
+    host time per call (``ours_host``, dash-dotted): where the GPU time meets it, the layer is launch-bound."""
     plt = _pyplot()
     meta = data["meta"]
     rows = [r for r in data["rows"] if r["suite"] == "scaling"]
@@ -120,7 +121,7 @@ def draw_scaling(data: dict, out_dir: Path) -> Path | None:
         return None
     bases = list(dict.fromkeys(r["layer"].rsplit("_b", 1)[0] for r in rows))
     fig, axes = plt.subplots(1, len(bases), figsize=(5.5 * len(bases), 4.2), squeeze=False)
-    styles = {"ours": "-", "eager": "--", "compile": ":"}
+    styles = {"ours": "-", "eager": "--", "compile": ":", "ours_host": "-."}
     for ax, base in zip(axes[0], bases, strict=True):
         mine = [r for r in rows if r["layer"].rsplit("_b", 1)[0] == base]
         for variant in dict.fromkeys((r["dtype"], r["layout"], r["mode"]) for r in mine):

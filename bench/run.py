@@ -17,6 +17,7 @@ import datetime
 import json
 import math
 import platform
+import statistics
 import subprocess
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 import triton
 
 import kernels
+from kernels.launch import recording
 from kernels.pool_shapes import adaptive_pool2d_geometry, avg_pool2d_geometry, max_pool2d_geometry, pool2d_bytes
 from kernels.shapes import conv2d_geometry, conv_transpose2d_geometry
 
@@ -129,6 +131,19 @@ def timer(fn: Callable[[], object]) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
+def host_time(fn: Callable[[], object], reps: int = 20) -> float:
+    """Median milliseconds of host work per call with our kernel launches recorded, not run: the Python in
+    front of the GPU. A layer whose GPU time is below this (plus Triton's own launch) is launch-bound."""
+    with recording():
+        fn()
+        samples = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1e3
+
+
 def ceilings() -> dict:
     """The measured ceilings of this device: bf16 GEMM TFLOP/s (torch.matmul) and device copy GB/s."""
     n, elements = (8192, 1 << 28) if on_gpu() else (256, 1 << 20)
@@ -222,7 +237,10 @@ def measure(layer: Layer, dtype_name: str, layout: str, modes: list[str], use_co
                      "intensity": flop / nbytes}
         for impl, fn in fns.items():
             try:
-                row[f"{impl}_ms"] = timer(_call(fn, args, layer.kwargs, mode))
+                call = _call(fn, args, layer.kwargs, mode)
+                row[f"{impl}_ms"] = timer(call)
+                if impl == "ours":
+                    row["ours_host_ms"] = host_time(call)
             except Exception as exc:  # noqa: BLE001  (recorded; the other implementations and layers go on)
                 row[f"{impl}_ms"] = None
                 row[f"{impl}_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
