@@ -69,15 +69,23 @@ class KernelSpace:
     uses_dot: bool = False
     wide_configs: list[KernelConfig] = field(default_factory=list)
     limits: tuple[VariantLimit, ...] = ()
+    _filtered: dict[tuple, tuple[KernelConfig, ...]] = field(default_factory=dict, init=False, repr=False,
+                                                            compare=False)
 
     def for_dtype(self, dtype: torch.dtype, tf32: bool, constexprs: Mapping[str, Any] | None = None
-                  ) -> list[KernelConfig]:
-        """The configurations for this dtype (and, given its constexprs, this variant of the kernel)."""
+                  ) -> tuple[KernelConfig, ...]:
+        """The configurations for this dtype (and, given its constexprs, this variant of the kernel).
+        Memoised per (wide or not, limits applying): launchers ask on every call, and spaces are constants."""
         wide = dtype == torch.float64 or (dtype == torch.float32 and not (tf32 and self.uses_dot))
-        configs = self.wide_configs if (wide and self.wide_configs) else self.configs
-        for limit in self.applying_limits(constexprs):
-            configs = [c for c in configs if limit.allows(c)]
-        return configs
+        limits = self.applying_limits(constexprs)
+        key = (wide, tuple(limit.name for limit in limits))
+        found = self._filtered.get(key)
+        if found is None:
+            configs = self.wide_configs if (wide and self.wide_configs) else self.configs
+            for limit in limits:
+                configs = [c for c in configs if limit.allows(c)]
+            found = self._filtered[key] = tuple(configs)
+        return found
 
     def applying_limits(self, constexprs: Mapping[str, Any] | None) -> list[VariantLimit]:
         return [] if constexprs is None else [limit for limit in self.limits if limit.applies(constexprs)]

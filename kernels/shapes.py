@@ -42,7 +42,6 @@ def memoised_check(fn: Callable[..., Result]) -> Callable[..., Result]:
             return cached(*args)
         return fn(*args, **kwargs)
 
-    check.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
     return check
 
 

@@ -125,19 +125,14 @@ def _pick_tiles(space: KernelSpace, dtype: torch.dtype, rows: int, cols: int, de
     """The tuned tiles of this GEMM (``kernels.autotune``), else the default heuristic: tile sides near the
     GEMM's rows, columns and reduction depth (powers of two). ``variant``: the launch's variant constexprs
     (epilogue flags, ``VEC``), which may limit the tiles."""
-    tf32 = tf32_enabled(dtype)
-    wanted = (pow2_at_least(rows, 16, 128), pow2_at_least(cols, 16, 128), pow2_at_least(depth, 16, 32))
-    key = (id(space), dtype, tf32, space.variant_tag(variant), wanted)
-    default = _DEFAULT_TILES.get(key)
-    if default is None:
-        configs = space.for_dtype(dtype, tf32, variant)
-        default = closest_config(configs, BLOCK_M=wanted[0], BLOCK_N=wanted[1], BLOCK_K=wanted[2])
-        _DEFAULT_TILES[key] = default
+    configs = space.for_dtype(dtype, tf32_enabled(dtype), variant)
+    default = closest_config(
+        configs,
+        BLOCK_M=pow2_at_least(rows, 16, 128),
+        BLOCK_N=pow2_at_least(cols, 16, 128),
+        BLOCK_K=pow2_at_least(depth, 16, 32),
+    )
     return select_config(space, dtype, layout, {"M": rows, "N": cols, "K": depth}, default, variant)
-
-
-# The heuristic's pick per (space, dtype, TF32, variant, wanted tile): the spaces are module constants.
-_DEFAULT_TILES: dict[tuple, KernelConfig] = {}
 
 
 def _common_constexprs(g: ConvGeometry, dtype: torch.dtype) -> dict:

@@ -95,6 +95,11 @@ def _pick_window_tile(space: KernelSpace, t: torch.Tensor, pixels: int) -> Kerne
     return select_config(space, t.dtype, layout_of(t), {"PIX": pixels, "C": t.shape[1]}, default)
 
 
+def _tile_grid(pixels: int, channels: int, config: KernelConfig) -> tuple[int]:
+    """The 1-D grid of ``[BLOCK_PIX, BLOCK_C]`` tiles over ``pixels`` x ``channels`` (``_pixel_channel_tile``)."""
+    return (cdiv(pixels, config["BLOCK_PIX"]) * cdiv(channels, config["BLOCK_C"]),)
+
+
 def _window_params(g: PoolGeometry) -> tuple[int, ...]:
     return (g.stride_h, g.stride_w, g.pad_h, g.pad_w)
 
@@ -115,7 +120,7 @@ def max_pool2d_forward(x: torch.Tensor, g: PoolGeometry, out: torch.Tensor, indi
     for n0, n1 in batch_chunks(g.N, g.P * g.Q):
         xs, ys = batch_rows(x, n0, n1), batch_rows(out, n0, n1)
         ids = batch_rows(indices, n0, n1) if indices is not None else ys
-        grid = (cdiv((n1 - n0) * g.P * g.Q, config["BLOCK_PIX"]) * cdiv(g.C, config["BLOCK_C"]),)
+        grid = _tile_grid((n1 - n0) * g.P * g.Q, g.C, config)
         args = (xs, ys, ids, n1 - n0, g.C, g.H, g.W, g.P, g.Q,
                 *xs.stride(), *ys.stride(), *ids.stride(),
                 g.kh, g.kw, *_window_params(g), g.dil_h, g.dil_w)
@@ -135,7 +140,7 @@ def max_pool2d_backward(grad_out: torch.Tensor, indices: torch.Tensor, g: PoolGe
     config = _pick_window_tile(MAX_BWD, grad_in, g.N * g.H * g.W)
     for n0, n1 in batch_chunks(g.N, g.H * g.W):
         gys, ids, gxs = batch_rows(grad_out, n0, n1), batch_rows(indices, n0, n1), batch_rows(grad_in, n0, n1)
-        grid = (cdiv((n1 - n0) * g.H * g.W, config["BLOCK_PIX"]) * cdiv(g.C, config["BLOCK_C"]),)
+        grid = _tile_grid((n1 - n0) * g.H * g.W, g.C, config)
         args = (gys, ids, gxs, n1 - n0, g.C, g.H, g.W, g.P, g.Q,
                 *gys.stride(), *ids.stride(), *gxs.stride(),
                 g.cover_h, g.cover_w, *_window_params(g),
@@ -151,7 +156,7 @@ def max_pool2d_gather(src: torch.Tensor, indices: torch.Tensor, g: PoolGeometry,
     config = _pick_window_tile(MAX_GATHER, out, g.N * g.P * g.Q)
     for n0, n1 in batch_chunks(g.N, g.P * g.Q):
         srcs, ids, outs = batch_rows(src, n0, n1), batch_rows(indices, n0, n1), batch_rows(out, n0, n1)
-        grid = (cdiv((n1 - n0) * g.P * g.Q, config["BLOCK_PIX"]) * cdiv(g.C, config["BLOCK_C"]),)
+        grid = _tile_grid((n1 - n0) * g.P * g.Q, g.C, config)
         args = (srcs, ids, outs, n1 - n0, g.C, g.H, g.W, g.P, g.Q, *srcs.stride(), *ids.stride(), *outs.stride())
         launch(MAX_GATHER, grid, args, config, out.dtype)
 
@@ -168,7 +173,7 @@ def avg_pool2d_forward(x: torch.Tensor, g: PoolGeometry, out: torch.Tensor) -> N
     config = _pick_window_tile(AVG_FWD, x, g.N * g.P * g.Q)
     for n0, n1 in batch_chunks(g.N, g.P * g.Q):
         xs, ys = batch_rows(x, n0, n1), batch_rows(out, n0, n1)
-        grid = (cdiv((n1 - n0) * g.P * g.Q, config["BLOCK_PIX"]) * cdiv(g.C, config["BLOCK_C"]),)
+        grid = _tile_grid((n1 - n0) * g.P * g.Q, g.C, config)
         args = (xs, ys, n1 - n0, g.C, g.H, g.W, g.P, g.Q, *xs.stride(), *ys.stride(),
                 g.kh, g.kw, *_window_params(g), g.divisor)
         launch(AVG_FWD, grid, args, config, x.dtype, ADAPTIVE=g.adaptive,
@@ -199,7 +204,7 @@ def avg_pool2d_backward(grad_out: torch.Tensor, g: PoolGeometry, grad_in: torch.
     config = _pick_window_tile(AVG_BWD, grad_in, g.N * g.H * g.W)
     for n0, n1 in batch_chunks(g.N, g.H * g.W):
         gys, gxs = batch_rows(grad_out, n0, n1), batch_rows(grad_in, n0, n1)
-        grid = (cdiv((n1 - n0) * g.H * g.W, config["BLOCK_PIX"]) * cdiv(g.C, config["BLOCK_C"]),)
+        grid = _tile_grid((n1 - n0) * g.H * g.W, g.C, config)
         args = (gys, gxs, n1 - n0, g.C, g.H, g.W, g.P, g.Q, *gys.stride(), *gxs.stride(),
                 g.cover_h, g.cover_w, g.kh, g.kw, *_window_params(g), g.divisor)
         launch(AVG_BWD, grid, args, config, grad_in.dtype, ADAPTIVE=g.adaptive,
