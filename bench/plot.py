@@ -3,7 +3,8 @@
 Reads every ``bench/results/*.json`` written on a GPU (``"timings": true``) and draws, per GPU:
 
 * ``<gpu>_<suite>_speedup.png``: speedup of our kernels over torch eager (cuDNN) per layer, one bar per
-  (dtype, layout, mode), with the targets of ``bench.report`` as dashed lines;
+  (dtype, layout, mode), with the targets of ``bench.report`` as dashed lines; a black tick on a bar is the
+  same speedup from CUDA-graph replays (GPU time, host work taken out), where measured;
 * ``<gpu>_roofline.png``: every layer (bf16, channels_last when present) at its arithmetic intensity and
   achieved TFLOP/s, under the measured GEMM ceiling and copy-bandwidth slope;
 * ``<gpu>_scaling.png``: time against batch of the scaling suite, ours against torch.
@@ -49,13 +50,21 @@ def draw_speedup(data: dict, out_dir: Path) -> list[Path]:
         suite_rows = [r for r in rows if r["suite"] == suite]
         layers = list(dict.fromkeys(r["layer"] for r in suite_rows))
         variants = list(dict.fromkeys((r["dtype"], r["layout"], r["mode"]) for r in suite_rows))
-        fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(layers) * max(len(variants), 2)), 4.5))
+        fig, ax = plt.subplots(figsize=(min(16.0, max(6.0, 0.5 * len(layers) * max(len(variants), 2))), 5.0))
         width = 0.8 / max(len(variants), 1)
+        drawn_graph_label = False
         for i, variant in enumerate(variants):
             values = {r["layer"]: r.get("speedup_vs_eager") or 0.0 for r in suite_rows
                       if (r["dtype"], r["layout"], r["mode"]) == variant}
             xs = [j + i * width for j in range(len(layers))]
             ax.bar(xs, [values.get(layer, 0.0) for layer in layers], width, label=" ".join(variant))
+            graph = {r["layer"]: r["speedup_graph_vs_eager"] for r in suite_rows
+                     if (r["dtype"], r["layout"], r["mode"]) == variant and r.get("speedup_graph_vs_eager")}
+            if graph:
+                ax.scatter([x for x, layer in zip(xs, layers, strict=True) if layer in graph],
+                           [graph[layer] for layer in layers if layer in graph], marker="_", s=120, color="black",
+                           zorder=3, label=None if drawn_graph_label else "GPU time (CUDA graphs)")
+                drawn_graph_label = True
         ax.axhline(1.0, color="black", linewidth=0.8)
         for t in TARGETS:
             if t.suite == suite and t.metric == "speedup_vs_eager":

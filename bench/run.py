@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import math
 import platform
@@ -131,6 +132,41 @@ def timer(fn: Callable[[], object]) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
+_GRAPH_CAPTURE = {"ok": True}  # a failed capture turns graph timing off for the rest of the process
+
+
+def graph_timer(make_call: Callable[[], Callable[[], object]], rep_ms: float = 20.0) -> float:
+    """Median milliseconds of one call replayed from a CUDA graph: the GPU time with the host's launch work
+    taken out. ``make_call`` builds the timed closure (for ``bwd``, running the forward it differentiates):
+    it is built, warmed up and captured on one side stream, so the backward runs on the capturing stream.
+    Inputs stay in L2 between replays (no flush)."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+    def timed(graph: torch.cuda.CUDAGraph) -> float:
+        start.record(stream)
+        graph.replay()
+        end.record(stream)
+        torch.cuda.synchronize()
+        return start.elapsed_time(end)
+
+    with torch.cuda.stream(stream):
+        fn = make_call()
+        fn()
+        fn()
+        torch.cuda.synchronize()
+        single = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(single, stream=stream):
+            fn()
+        repeat = int(min(max(rep_ms / max(timed(single), 1e-3), 1), 1000))
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=stream):
+            for _ in range(repeat):
+                fn()
+        return statistics.median(timed(graph) / repeat for _ in range(10))
+
+
 def host_time(fn: Callable[[], object], reps: int = 20) -> float:
     """Median milliseconds of host work per call with our kernel launches recorded, not run: the Python in
     front of the GPU. A layer whose GPU time is below this (plus Triton's own launch) is launch-bound."""
@@ -211,9 +247,11 @@ def _call(fn: Callable, args: tuple, kwargs: dict, mode: str) -> Callable[[], ob
 
 
 def measure(layer: Layer, dtype_name: str, layout: str, modes: list[str], use_compile: bool,
-            meta_ceilings: dict) -> list[dict]:
-    """One row per mode for ``layer`` in one dtype and layout; a failing implementation records its error."""
+            meta_ceilings: dict, graphs: bool = False) -> list[dict]:
+    """One row per mode for ``layer`` in one dtype and layout; a failing implementation records its error.
+    ``graphs``: also time each implementation replayed from a CUDA graph (``<impl>_graph_ms``)."""
     dtype = DTYPES[dtype_name]
+    graphs = graphs and _GRAPH_CAPTURE["ok"]
     device = "cuda" if on_gpu() else "cpu"
     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
     x = torch.randn(layer.input_shape, dtype=dtype, device=device).to(memory_format=fmt).requires_grad_()
@@ -244,6 +282,14 @@ def measure(layer: Layer, dtype_name: str, layout: str, modes: list[str], use_co
             except Exception as exc:  # noqa: BLE001  (recorded; the other implementations and layers go on)
                 row[f"{impl}_ms"] = None
                 row[f"{impl}_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+            if graphs:
+                try:
+                    row[f"{impl}_graph_ms"] = graph_timer(functools.partial(_call, fn, args, layer.kwargs, mode))
+                except Exception as exc:  # noqa: BLE001  (recorded; a failed capture can leave CUDA unusable,
+                    # so graph timing stops for the rest of the run)
+                    row[f"{impl}_graph_ms"] = None
+                    row[f"{impl}_graph_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+                    graphs = _GRAPH_CAPTURE["ok"] = False
         for impl in fns:
             ms = row[f"{impl}_ms"]
             row[f"{impl}_tflops"] = row["flop"] / ms / 1e9 if ms else None
@@ -254,6 +300,15 @@ def measure(layer: Layer, dtype_name: str, layout: str, modes: list[str], use_co
                 row[f"speedup_vs_{base}"] = row[f"{base}_ms"] / row["ours_ms"] if ok else None
         row["frac_gemm"] = row["ours_tflops"] / meta_ceilings["gemm_tflops"] if row["ours_tflops"] else None
         row["frac_copy"] = row["ours_gbps"] / meta_ceilings["copy_gbps"] if row["ours_gbps"] else None
+        if graphs:
+            ours_graph = row["ours_graph_ms"]
+            for base in fns:
+                if base != "ours":
+                    ok = ours_graph and row[f"{base}_graph_ms"]
+                    row[f"speedup_graph_vs_{base}"] = row[f"{base}_graph_ms"] / ours_graph if ok else None
+            tflops, gbps = (row["flop"] / ours_graph / 1e9, row["bytes"] / ours_graph / 1e6) if ours_graph else (0, 0)
+            row["frac_gemm_graph"] = tflops / meta_ceilings["gemm_tflops"] if ours_graph else None
+            row["frac_copy_graph"] = gbps / meta_ceilings["copy_gbps"] if ours_graph else None
         rows.append(row)
     return rows
 
@@ -271,7 +326,7 @@ def default_out(results_dir: Path, meta: dict, smoke: bool) -> Path:
 
 def run(suites: list[str], dtypes: list[str], layouts: list[str], modes: list[str], *, out: Path | None = None,
         results_dir: Path = RESULTS, smoke: bool = False, use_compile: bool = False,
-        budget_s: float | None = None) -> Path:
+        budget_s: float | None = None, graphs: bool = True) -> Path:
     """Measure every (suite layer, dtype, layout, mode), the first dtype and layout first; stop at
     ``budget_s`` (the rest is listed as skipped). The JSON is rewritten after every layer, so an
     interrupted run leaves its data. Returns the JSON path."""
@@ -288,7 +343,8 @@ def run(suites: list[str], dtypes: list[str], layouts: list[str], modes: list[st
     torch.backends.cudnn.allow_tf32 = False  # fp32 means fp32, for cuDNN as for our kernels
     torch.backends.cuda.matmul.allow_tf32 = False
     meta = environment()
-    meta.update({"smoke": smoke, "compile": use_compile, "budget_s": budget_s, "fp32_tf32": False,
+    graphs = graphs and on_gpu()
+    meta.update({"graphs": graphs, "smoke": smoke, "compile": use_compile, "budget_s": budget_s, "fp32_tf32": False,
                  "timer": "triton.testing.do_bench median" if on_gpu() else "one wall-clock run (interpreter)"})
     meta["ceilings"] = ceilings()
     out = out or default_out(results_dir, meta, smoke)
@@ -307,7 +363,7 @@ def run(suites: list[str], dtypes: list[str], layouts: list[str], modes: list[st
                 skipped = [f"{s}/{lay.name} {d} {lo}" for s, lay, d, lo in jobs[i:]]
                 print(f"time budget of {budget_s:.0f} s spent: skipped {len(skipped)} layer runs")
                 break
-            for row in measure(layer, dtype, layout, modes, use_compile, meta["ceilings"]):
+            for row in measure(layer, dtype, layout, modes, use_compile, meta["ceilings"], graphs):
                 rows.append({"suite": suite, **row})
                 speed = row.get("speedup_vs_eager")
                 print(f"{suite:10s} {layer.name:20s} {dtype:5s} {layout:13s} {row['mode']:7s} ours "
@@ -338,6 +394,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--mode", action="append", choices=MODES, help="repeatable; default all three")
     parser.add_argument("--compile", action="store_true",
                         help="also time torch.compile(mode='max-autotune') (minutes of compile per layer)")
+    parser.add_argument("--no-graphs", action="store_true",
+                        help="skip the second timing of each implementation replayed from a CUDA graph")
     parser.add_argument("--smoke", action="store_true", help="the tiny smoke layers (always so without a GPU)")
     parser.add_argument("--budget-s", type=float, help="stop starting new layers after this many seconds")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where the JSON goes (default bench/results)")
@@ -345,7 +403,7 @@ def main(argv: list[str] | None = None) -> Path:
     args = parser.parse_args(argv)
     return run(args.suite or list(registry()), args.dtype or ["bf16", "fp16", "fp32"],
                args.layout or list(LAYOUTS), args.mode or list(MODES), out=args.out, results_dir=args.results_dir,
-               smoke=args.smoke, use_compile=args.compile, budget_s=args.budget_s)
+               smoke=args.smoke, use_compile=args.compile, budget_s=args.budget_s, graphs=not args.no_graphs)
 
 
 if __name__ == "__main__":

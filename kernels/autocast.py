@@ -28,9 +28,14 @@ def _device_type(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
     return None
 
 
+# the devices our kernels run on (others are refused by the device check); a fixed set rather than
+# ``torch.amp.is_autocast_available``, which dynamo cannot trace in some torch releases
+_AUTOCAST_DEVICES = frozenset({"cuda", "cpu"})
+
+
 def _autocast_dtype(device_type: str | None) -> torch.dtype | None:
     """The autocast dtype active for ``device_type``, or None when autocast is off there."""
-    if device_type is None or not torch.amp.is_autocast_available(device_type):
+    if device_type not in _AUTOCAST_DEVICES:
         return None
     if not torch.is_autocast_enabled(device_type):
         return None

@@ -23,7 +23,7 @@ from .ops.epilogue import Epilogue, activation_backward, with_strides_of
 from .ops.pool2d import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
 from .ops.reduce import channel_sum
 from .pool_shapes import PoolGeometry, adaptive_pool2d_geometry, avg_pool2d_geometry, max_pool2d_geometry
-from .shapes import ConvGeometry, empty_4d, prefers_channels_last
+from .shapes import ConvGeometry, conv_output_channels_last, empty_4d, prefers_channels_last
 
 __all__ = ["OPS"]
 
@@ -51,14 +51,14 @@ def conv2d_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, 
               output_size: Sequence[int]) -> torch.Tensor:
     """``(N, K, P, Q)`` conv2d of batched ``x``; ``padding`` is top/left, ``output_size`` is ``(P, Q)``."""
     g = _conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups, output_size)
-    out = empty_4d((g.N, g.K, g.P, g.Q), x, prefers_channels_last(x, weight))
+    out = empty_4d((g.N, g.K, g.P, g.Q), x, conv_output_channels_last(x, weight))
     return conv2d_forward(x, weight, bias, g, out)
 
 
 @conv2d_op.register_fake
 def _(x, weight, bias, stride, padding, dilation, groups, output_size):
     shape = (x.shape[0], weight.shape[0], *output_size)
-    return empty_4d(shape, x, prefers_channels_last(x, weight))
+    return empty_4d(shape, x, conv_output_channels_last(x, weight))
 
 
 @torch.library.custom_op(f"{NAMESPACE}::conv2d_input_grad", mutates_args=())
@@ -143,14 +143,14 @@ def conv_transpose2d_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     Cout/groups, R, S)``; ``output_size`` is ``(Hout, Wout)`` with output_padding already resolved."""
     shape = (x.shape[0], weight.shape[1] * groups, *output_size)
     g = _conv_geometry(shape, weight.shape, stride, padding, dilation, groups, x.shape[2:])
-    out = empty_4d(shape, x, prefers_channels_last(x, weight))
+    out = empty_4d(shape, x, conv_output_channels_last(x, weight))
     return conv2d_input_grad(x, weight, g, out, bias)
 
 
 @conv_transpose2d_op.register_fake
 def _(x, weight, bias, stride, padding, dilation, groups, output_size):
     shape = (x.shape[0], weight.shape[1] * groups, *output_size)
-    return empty_4d(shape, x, prefers_channels_last(x, weight))
+    return empty_4d(shape, x, conv_output_channels_last(x, weight))
 
 
 def _conv_transpose2d_setup(ctx, inputs, output) -> None:
@@ -205,7 +205,7 @@ def conv2d_fused_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     """conv2d with a fused epilogue (``kernels.ops.epilogue``): ``(out, preact)``."""
     g = _conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups, output_size)
     epilogue = _epilogue(activation, negative_slope, residual, residual_before_activation)
-    out = empty_4d((g.N, g.K, g.P, g.Q), x, prefers_channels_last(x, weight))
+    out = empty_4d((g.N, g.K, g.P, g.Q), x, conv_output_channels_last(x, weight))
     preact = _preact_for(out, epilogue, store_preact)
     conv2d_forward(x, weight, bias, g, out, epilogue, None if residual is None else with_strides_of(residual, out),
                    preact if preact.numel() else None)
@@ -215,7 +215,7 @@ def conv2d_fused_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
 @conv2d_fused_op.register_fake
 def _(x, weight, bias, residual, stride, padding, dilation, groups, output_size, activation, negative_slope,
       residual_before_activation, store_preact):
-    out = empty_4d((x.shape[0], weight.shape[0], *output_size), x, prefers_channels_last(x, weight))
+    out = empty_4d((x.shape[0], weight.shape[0], *output_size), x, conv_output_channels_last(x, weight))
     return out, _preact_for(out, _epilogue(activation, negative_slope, residual, residual_before_activation),
                                store_preact)
 
@@ -230,7 +230,7 @@ def conv_transpose2d_fused_op(x: torch.Tensor, weight: torch.Tensor, bias: torch
     shape = (x.shape[0], weight.shape[1] * groups, *output_size)
     g = _conv_geometry(shape, weight.shape, stride, padding, dilation, groups, x.shape[2:])
     epilogue = _epilogue(activation, negative_slope, residual, residual_before_activation)
-    out = empty_4d(shape, x, prefers_channels_last(x, weight))
+    out = empty_4d(shape, x, conv_output_channels_last(x, weight))
     preact = _preact_for(out, epilogue, store_preact)
     conv2d_input_grad(x, weight, g, out, bias, epilogue,
                       None if residual is None else with_strides_of(residual, out), preact if preact.numel() else None)
@@ -240,7 +240,7 @@ def conv_transpose2d_fused_op(x: torch.Tensor, weight: torch.Tensor, bias: torch
 @conv_transpose2d_fused_op.register_fake
 def _(x, weight, bias, residual, stride, padding, dilation, groups, output_size, activation, negative_slope,
       residual_before_activation, store_preact):
-    out = empty_4d((x.shape[0], weight.shape[1] * groups, *output_size), x, prefers_channels_last(x, weight))
+    out = empty_4d((x.shape[0], weight.shape[1] * groups, *output_size), x, conv_output_channels_last(x, weight))
     return out, _preact_for(out, _epilogue(activation, negative_slope, residual, residual_before_activation),
                                store_preact)
 

@@ -333,6 +333,14 @@ def prefers_channels_last(*tensors: torch.Tensor | None) -> bool:
     return any(t is not None and t.dim() == 4 and _strides_like_channels_last(t) for t in tensors)
 
 
+def conv_output_channels_last(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Torch's rule for a convolution's (or transposed convolution's) output layout: channels_last when the
+    input's or the weight's strides are, except in float64 on CUDA, where torch's rule gives contiguous."""
+    if x.is_cuda and torch.float64 in (x.dtype, weight.dtype):
+        return False
+    return prefers_channels_last(x, weight)
+
+
 def empty_4d(shape: Sequence[int], like: torch.Tensor, channels_last: bool, dtype: torch.dtype | None = None
              ) -> torch.Tensor:
     """An uninitialised ``(N, C, H, W)`` tensor on ``like``'s device in the requested layout."""

@@ -128,6 +128,27 @@ def _layout(t: torch.Tensor) -> tuple[bool, bool]:
     return t.is_contiguous(), cl
 
 
+def reference_layout(op: Callable[..., torch.Tensor], ref: torch.Tensor, *args, **kwargs) -> tuple[bool, bool]:
+    """Torch's output layout for the dtype under test. It is the float64 reference's, except on CUDA, where
+    torch's convolutions choose the layout per dtype (float64: contiguous whatever the inputs' layout); there
+    it is read off torch's ``op`` run on ``args`` in their own dtype."""
+    if not ref.is_cuda:
+        return _layout(ref)
+    with torch.no_grad():
+        return _layout(op(*(a.detach() if isinstance(a, torch.Tensor) else a for a in args), **kwargs))
+
+
+@pytest.fixture(autouse=True)
+def _default_device_is_the_kernels() -> Iterator[None]:
+    """Tests that create tensors without naming a device get them where the kernels run (the GPU, when the
+    kernels are compiled for it)."""
+    if DEVICE.type == "cpu":
+        yield
+        return
+    with torch.device(DEVICE):
+        yield
+
+
 def _identity(t):
     return t
 
@@ -173,9 +194,10 @@ def _check_conv2d(
     assert out.dtype == dtype, f"output dtype {out.dtype}, expected {dtype}"
     assert out.device == x.device
     assert out.shape == ref.shape, f"output shape {tuple(out.shape)}, torch gives {tuple(ref.shape)}"
-    assert _layout(out) == _layout(ref), (
-        f"output layout (contiguous, channels_last) = {_layout(out)}, torch gives {_layout(ref)}; "
-        f"output strides {out.stride()}, torch's {ref.stride()}"
+    expected_layout = reference_layout(F.conv2d, ref, *args, **conv_kwargs)
+    assert _layout(out) == expected_layout, (
+        f"output layout (contiguous, channels_last) = {_layout(out)}, torch gives {expected_layout}; "
+        f"output strides {out.stride()}"
     )
     assert torch.isfinite(out).all(), "output has non-finite values"
     _assert_close(out, ref, dtype, "output")
@@ -183,7 +205,7 @@ def _check_conv2d(
 
     if any(grads):
         # the upstream gradient in the output's layout, as the next layer of a network would hand it back
-        fmt = torch.channels_last if _layout(ref) == (False, True) else torch.contiguous_format
+        fmt = torch.channels_last if expected_layout == (False, True) else torch.contiguous_format
         grad_out = torch.randn(ref.shape, dtype=dtype, device=x.device).contiguous(memory_format=fmt)
         with _ForbidTorchConvolution():
             out.backward(grad_out)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import DEVICE
 
 import kernels
 from kernels import autotune
@@ -203,9 +204,9 @@ def test_concurrent_writers_merge_into_one_valid_file(tmp_path: Path) -> None:
 
 
 def _conv_and_pool() -> None:
-    x = torch.randn(1, 4, 6, 6, requires_grad=True)
-    w = torch.randn(8, 4, 3, 3, requires_grad=True)
-    b = torch.randn(8, requires_grad=True)
+    x = torch.randn(1, 4, 6, 6, requires_grad=True, device=DEVICE)
+    w = torch.randn(8, 4, 3, 3, requires_grad=True, device=DEVICE)
+    b = torch.randn(8, requires_grad=True, device=DEVICE)
     kernels.conv2d(x, w, b, padding=1).sum().backward()
     kernels.max_pool2d(x, 2).sum().backward()
 
@@ -222,6 +223,8 @@ def test_no_timing_on_the_hot_path_unless_asked(tuned_dir: Path, monkeypatch: py
         warnings.simplefilter("always")
         _conv_and_pool()
     assert not autotune.tuning_enabled() and autotune.results() == []
+    if not kernels.INTERPRETING:
+        return
     # asked for where it cannot time (the interpreter): one warning, the defaults, still no timing
     monkeypatch.setenv(autotune.ENV_TUNE, "1")
     autotune.reset()
@@ -262,7 +265,7 @@ def _conv_candidates() -> list[KernelConfig]:
 
 @pytest.mark.filterwarnings("ignore::kernels.autotune.AutotuneWarning")
 def test_launcher_uses_the_stored_winner(tuned_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    x, w = torch.randn(CONV_X), torch.randn(CONV_W)
+    x, w = torch.randn(CONV_X, device=DEVICE), torch.randn(CONV_W, device=DEVICE)
     seen = _spy_launch(monkeypatch)
     kernels.conv2d(x, w, padding=1)
     default = seen[-1][1]
@@ -276,7 +279,7 @@ def test_launcher_uses_the_stored_winner(tuned_dir: Path, monkeypatch: pytest.Mo
 
 @pytest.mark.filterwarnings("ignore::kernels.autotune.AutotuneWarning")
 def test_online_tuning_times_the_pruned_candidates_and_saves(tuned_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    x, w = torch.randn(CONV_X), torch.randn(CONV_W)
+    x, w = torch.randn(CONV_X, device=DEVICE), torch.randn(CONV_W, device=DEVICE)
     candidates = _conv_candidates()
     winner = candidates[-1]
     timed: list[KernelConfig] = []
@@ -315,11 +318,12 @@ def test_suites_name_real_ops_and_the_pooling_smoke_layers_run() -> None:
         for layers in table.values():
             assert all(callable(getattr(kernels, layer.op)) for layer in layers)
     for layer in POOL_SMOKE["pooling"]:
-        x = torch.randn(layer.input_shape)
+        x = torch.randn(layer.input_shape, device=DEVICE)
         op = getattr(kernels, layer.op)
         torch.testing.assert_close(op(x, **layer.kwargs), getattr(F, layer.op)(x, **layer.kwargs))
 
 
+@pytest.mark.skipif(not kernels.INTERPRETING, reason="a GPU is here")
 def test_tune_without_a_gpu_fails_clearly(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["tune", "--suite", "resnet50"]) == 2
     assert "no CUDA GPU" in capsys.readouterr().err

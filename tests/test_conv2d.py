@@ -268,7 +268,8 @@ def test_channels_last(case: Case, x_cl: bool, w_cl: bool, check_conv2d):
     if w_cl:
         w = w.to(memory_format=CL)
     out = check_conv2d(x, w, b, **case.kwargs)
-    assert out.is_contiguous(memory_format=CL)
+    # (torch's CUDA convolutions give float64 outputs contiguous; check_conv2d holds us to that)
+    assert out.is_contiguous(memory_format=CL) or (out.is_cuda and out.dtype == torch.float64)
 
 
 VIEWS = {

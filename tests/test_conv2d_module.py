@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import _layout, reference_layout
 
 import kernels
 
@@ -60,8 +61,9 @@ def _compare(ours: torch.nn.Conv2d, x: torch.Tensor, assert_close, forbid_torch_
     expected = ref(x64)
     assert out.dtype == dtype and out.shape == expected.shape
     if out.dim() == 4:
-        cl = torch.channels_last
-        assert out.is_contiguous(memory_format=cl) == expected.is_contiguous(memory_format=cl)
+        same_dtype = torch.nn.Conv2d(**kwargs, device=DEVICE, dtype=dtype)
+        same_dtype.weight.data = ours.weight.detach().clone(memory_format=torch.preserve_format)  # and layout
+        assert _layout(out) == reference_layout(same_dtype, expected, x)
     assert torch.isfinite(out).all()
     assert_close(out, expected, dtype, "output")
 

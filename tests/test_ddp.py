@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+import kernels
 import kernels.nn as knn
 
 WORLD = 2
@@ -70,6 +71,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
+@pytest.mark.skipif(not kernels.INTERPRETING, reason="a CPU test (gloo, CPU tensors): the kernels run on the GPU here")
 def test_ddp_gradients_match_single_process(tmp_path: Path) -> None:
     context = mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=False)
     deadline = time.monotonic() + TIME_LIMIT_S

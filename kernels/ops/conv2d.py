@@ -28,7 +28,15 @@ from ..launch import (
     register_space,
     tf32_enabled,
 )
-from ..shapes import ConvGeometry, PaddingArg, check_float_tensors, conv2d_geometry, empty_4d, prefers_channels_last
+from ..shapes import (
+    ConvGeometry,
+    PaddingArg,
+    check_float_tensors,
+    conv2d_geometry,
+    conv_output_channels_last,
+    empty_4d,
+    prefers_channels_last,
+)
 from .depthwise import depthwise_dgrad, depthwise_fwd, depthwise_wgrad
 from .epilogue import (
     PLAIN,
@@ -255,7 +263,7 @@ class Conv2dFunction(torch.autograd.Function):
                 residual: torch.Tensor | None, g: ConvGeometry, epilogue: Epilogue = PLAIN,
                 channels_last: bool | None = None) -> torch.Tensor:
         if channels_last is None:
-            channels_last = prefers_channels_last(x, weight)
+            channels_last = conv_output_channels_last(x, weight)
         out = empty_4d((g.N, g.K, g.P, g.Q), x, channels_last)
         preact = torch.empty_like(out) if epilogue.needs_preact(any(ctx.needs_input_grad[:4])) else None
         # a curved activation's pre-activation also depends on bias and residual (see ActivationBackward)

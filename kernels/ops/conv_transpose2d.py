@@ -19,7 +19,14 @@ from collections.abc import Sequence
 import torch
 
 from ..autocast import autocast_inputs
-from ..shapes import ConvGeometry, check_float_tensors, conv_transpose2d_geometry, empty_4d, prefers_channels_last
+from ..shapes import (
+    ConvGeometry,
+    check_float_tensors,
+    conv_output_channels_last,
+    conv_transpose2d_geometry,
+    empty_4d,
+    prefers_channels_last,
+)
 from .conv2d import Conv2dFunction, Conv2dWeightGrad, conv2d_input_grad
 from .epilogue import (
     PLAIN,
@@ -42,7 +49,7 @@ class ConvTranspose2dFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                 residual: torch.Tensor | None, g: ConvGeometry, epilogue: Epilogue = PLAIN) -> torch.Tensor:
-        out = empty_4d((g.N, g.C, g.H, g.W), x, prefers_channels_last(x, weight))
+        out = empty_4d((g.N, g.C, g.H, g.W), x, conv_output_channels_last(x, weight))
         preact = torch.empty_like(out) if epilogue.needs_preact(any(ctx.needs_input_grad[:4])) else None
         # a curved activation's pre-activation also depends on bias and residual (see ActivationBackward)
         anchors = (bias, residual) if epilogue.curved else ()
