@@ -37,6 +37,7 @@ from ..shapes import (
     empty_4d,
     prefers_channels_last,
 )
+from ._autograd import backward_is_recorded
 from .depthwise import depthwise_dgrad, depthwise_fwd, depthwise_wgrad
 from .epilogue import (
     PLAIN,
@@ -49,7 +50,7 @@ from .epilogue import (
     wants_grad,
     with_strides_of,
 )
-from .reduce import ChannelSumFunction, acc_dtype, choose_split, sum_splits, tl_acc_dtype
+from .reduce import ChannelSumFunction, acc_dtype, channel_sum, choose_split, sum_splits, tl_acc_dtype
 
 # Tensor-core tiles for float16, bfloat16 and TF32; smaller tiles for IEEE float32 and float64, which have no
 # 16-bit tensor-core path. Every tile here compiles without register spills for sm_90 and sm_80 even with no
@@ -248,6 +249,18 @@ def conv2d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry)
     return sum_splits(partial.view(partial.shape[0], -1), grad_w)
 
 
+def plain_conv2d(x: torch.Tensor, weight: torch.Tensor, g: ConvGeometry, channels_last: bool) -> torch.Tensor:
+    """A new ``(N, K, P, Q)`` tensor (channels_last or contiguous): ``conv2d(x, weight)``, no bias."""
+    out = empty_4d((g.N, g.K, g.P, g.Q), x, channels_last)
+    return conv2d_forward(x, weight, None, g, out)
+
+
+def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeometry, channels_last: bool) -> torch.Tensor:
+    """A new ``(N, C, H, W)`` tensor (channels_last or contiguous): the input gradient of a conv2d."""
+    grad_in = empty_4d((g.N, g.C, g.H, g.W), grad_out, channels_last)
+    return conv2d_input_grad(grad_out, weight, g, grad_in)
+
+
 class Conv2dFunction(torch.autograd.Function):
     """conv2d with every pass in Triton, and an optional fused epilogue. Inputs are batched ``(N, C, H, W)``;
     ``g`` is their geometry; ``residual`` (or None) has the output's shape; ``channels_last`` (None: torch's
@@ -281,9 +294,15 @@ class Conv2dFunction(torch.autograd.Function):
         g: ConvGeometry = ctx.geometry
         need_x, need_w, need_b, need_res = ctx.needs_input_grad[:4]
         grad_pre, grad_res = epilogue_backward(grad_out, saved, ctx.epilogue, (x, weight, *anchors))
-        grad_x = Conv2dInputGrad.apply(grad_pre, weight, g, prefers_channels_last(x)) if need_x else None
-        grad_w = Conv2dWeightGrad.apply(grad_pre, x, g) if need_w else None
-        grad_b = ChannelSumFunction.apply(grad_pre) if need_b else None
+        x_channels_last = prefers_channels_last(x)
+        if backward_is_recorded():
+            grad_x = Conv2dInputGrad.apply(grad_pre, weight, g, x_channels_last) if need_x else None
+            grad_w = Conv2dWeightGrad.apply(grad_pre, x, g) if need_w else None
+            grad_b = ChannelSumFunction.apply(grad_pre) if need_b else None
+        else:
+            grad_x = input_grad(grad_pre, weight, g, x_channels_last) if need_x else None
+            grad_w = conv2d_weight_grad(grad_pre, x, g) if need_w else None
+            grad_b = channel_sum(grad_pre) if need_b else None
         return grad_x, grad_w, grad_b, grad_res if need_res else None, None, None, None
 
 
@@ -294,8 +313,7 @@ class Conv2dInputGrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx, grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeometry,
                 channels_last: bool) -> torch.Tensor:
-        grad_in = empty_4d((g.N, g.C, g.H, g.W), grad_out, channels_last)
-        conv2d_input_grad(grad_out, weight, g, grad_in)
+        grad_in = input_grad(grad_out, weight, g, channels_last)
         ctx.save_for_backward(grad_out, weight)
         ctx.geometry = g
         return grad_in

@@ -27,7 +27,8 @@ from ..shapes import (
     empty_4d,
     prefers_channels_last,
 )
-from .conv2d import Conv2dFunction, Conv2dWeightGrad, conv2d_input_grad
+from ._autograd import backward_is_recorded
+from .conv2d import Conv2dFunction, Conv2dWeightGrad, conv2d_input_grad, conv2d_weight_grad, plain_conv2d
 from .epilogue import (
     PLAIN,
     Epilogue,
@@ -38,7 +39,7 @@ from .epilogue import (
     wants_grad,
     with_strides_of,
 )
-from .reduce import ChannelSumFunction
+from .reduce import ChannelSumFunction, channel_sum
 
 
 class ConvTranspose2dFunction(torch.autograd.Function):
@@ -66,11 +67,15 @@ class ConvTranspose2dFunction(torch.autograd.Function):
         g: ConvGeometry = ctx.geometry
         need_x, need_w, need_b, need_res = ctx.needs_input_grad[:4]
         grad_pre, grad_res = epilogue_backward(grad_out, saved, ctx.epilogue, (x, weight, *anchors))
-        grad_x = None
-        if need_x:
-            grad_x = Conv2dFunction.apply(grad_pre, weight, None, None, g, PLAIN, prefers_channels_last(x))
-        grad_w = Conv2dWeightGrad.apply(x, grad_pre, g) if need_w else None
-        grad_b = ChannelSumFunction.apply(grad_pre) if need_b else None
+        x_channels_last = prefers_channels_last(x)
+        if backward_is_recorded():
+            grad_x = Conv2dFunction.apply(grad_pre, weight, None, None, g, PLAIN, x_channels_last) if need_x else None
+            grad_w = Conv2dWeightGrad.apply(x, grad_pre, g) if need_w else None
+            grad_b = ChannelSumFunction.apply(grad_pre) if need_b else None
+        else:
+            grad_x = plain_conv2d(grad_pre, weight, g, x_channels_last) if need_x else None
+            grad_w = conv2d_weight_grad(x, grad_pre, g) if need_w else None
+            grad_b = channel_sum(grad_pre) if need_b else None
         return grad_x, grad_w, grad_b, grad_res if need_res else None, None, None
 
 

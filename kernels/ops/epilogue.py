@@ -17,6 +17,7 @@ import torch
 
 from ..jit.epilogue import activation_backward_kernel
 from ..launch import KernelConfig, KernelSpace, cdiv, launch, register_space
+from ._autograd import backward_is_recorded
 
 ACTIVATIONS = ("none", "relu", "leaky_relu", "gelu", "silu")
 # Activations whose derivative is piecewise constant: a second backward through them needs no new kernel.
@@ -181,7 +182,12 @@ def epilogue_backward(grad_out: torch.Tensor, saved: torch.Tensor | None, epilog
     """``(grad_pre, grad_residual)`` from the output gradient: the gradient at the activation's input (what
     the convolution's own gradients consume) and the residual's (None without a residual). ``inputs``: the
     convolution's inputs (see :class:`ActivationBackward`)."""
-    grad_pre = grad_out if saved is None else ActivationBackward.apply(grad_out, saved, epilogue, *inputs)
+    if saved is None:
+        grad_pre = grad_out
+    elif backward_is_recorded():
+        grad_pre = ActivationBackward.apply(grad_out, saved, epilogue, *inputs)
+    else:
+        grad_pre = activation_backward(grad_out, saved, epilogue)
     if not epilogue.has_residual:
         return grad_pre, None
     return grad_pre, grad_pre if epilogue.residual_before_activation else grad_out

@@ -42,6 +42,7 @@ from ..pool_shapes import (
     pool2d_bytes,
 )
 from ..shapes import empty_4d, prefers_channels_last
+from ._autograd import backward_is_recorded
 
 __all__ = [
     "AvgPool2dFunction",
@@ -215,6 +216,21 @@ def avg_pool2d_backward(grad_out: torch.Tensor, g: PoolGeometry, grad_in: torch.
 # Autograd
 
 
+def max_pool2d_input_grad(grad_out: torch.Tensor, indices: torch.Tensor, g: PoolGeometry, channels_last: bool
+                          ) -> torch.Tensor:
+    """A new ``(N, C, H, W)`` tensor: the max-pooling input gradient of ``grad_out (N, C, P, Q)``."""
+    grad_in = empty_4d(g.input_shape, grad_out, channels_last)
+    max_pool2d_backward(grad_out, indices, g, grad_in)
+    return grad_in
+
+
+def avg_pool2d_input_grad(grad_out: torch.Tensor, g: PoolGeometry, channels_last: bool) -> torch.Tensor:
+    """A new ``(N, C, H, W)`` tensor: the average-pooling input gradient of ``grad_out (N, C, P, Q)``."""
+    grad_in = empty_4d(g.input_shape, grad_out, channels_last)
+    avg_pool2d_backward(grad_out, g, grad_in)
+    return grad_in
+
+
 class MaxPool2dFunction(torch.autograd.Function):
     """Max pooling (strided or adaptive windows) on a batched ``(N, C, H, W)`` input; returns the output
     and the int64 indices (an empty placeholder when neither returned nor needed for the backward)."""
@@ -238,7 +254,9 @@ class MaxPool2dFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor, _grad_indices: torch.Tensor | None):
         (indices,) = ctx.saved_tensors
-        return MaxPool2dBackward.apply(grad_out, indices, ctx.geometry, ctx.channels_last), None, None, None
+        if backward_is_recorded():
+            return MaxPool2dBackward.apply(grad_out, indices, ctx.geometry, ctx.channels_last), None, None, None
+        return max_pool2d_input_grad(grad_out, indices, ctx.geometry, ctx.channels_last), None, None, None
 
 
 class MaxPool2dBackward(torch.autograd.Function):
@@ -248,8 +266,7 @@ class MaxPool2dBackward(torch.autograd.Function):
     @staticmethod
     def forward(ctx, grad_out: torch.Tensor, indices: torch.Tensor, g: PoolGeometry,
                 channels_last: bool) -> torch.Tensor:
-        grad_in = empty_4d(g.input_shape, grad_out, channels_last)
-        max_pool2d_backward(grad_out, indices, g, grad_in)
+        grad_in = max_pool2d_input_grad(grad_out, indices, g, channels_last)
         ctx.save_for_backward(indices)
         ctx.geometry = g
         ctx.out_channels_last = prefers_channels_last(grad_out)
@@ -295,7 +312,9 @@ class AvgPool2dFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        return AvgPool2dBackward.apply(grad_out, ctx.geometry, ctx.channels_last), None, None
+        if backward_is_recorded():
+            return AvgPool2dBackward.apply(grad_out, ctx.geometry, ctx.channels_last), None, None
+        return avg_pool2d_input_grad(grad_out, ctx.geometry, ctx.channels_last), None, None
 
 
 class AvgPool2dBackward(torch.autograd.Function):
@@ -304,8 +323,7 @@ class AvgPool2dBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, grad_out: torch.Tensor, g: PoolGeometry, channels_last: bool) -> torch.Tensor:
-        grad_in = empty_4d(g.input_shape, grad_out, channels_last)
-        avg_pool2d_backward(grad_out, g, grad_in)
+        grad_in = avg_pool2d_input_grad(grad_out, g, channels_last)
         ctx.geometry = g
         ctx.out_channels_last = prefers_channels_last(grad_out)
         return grad_in

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import triton.language as tl
 
@@ -38,8 +40,13 @@ def tl_acc_dtype(dtype: torch.dtype) -> tl.dtype:
 def multiprocessor_count(device: torch.device) -> int:
     """Streaming multiprocessors of a CUDA device; a small number for the interpreter."""
     if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).multi_processor_count
+        return _cuda_multiprocessors(device.index if device.index is not None else torch.cuda.current_device())
     return 2
+
+
+@functools.cache
+def _cuda_multiprocessors(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
 
 
 def choose_split(independent_programs: int, reduction_length: int, block: int, device: torch.device) -> int:
