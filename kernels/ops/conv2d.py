@@ -249,6 +249,20 @@ def conv2d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry)
     return sum_splits(partial.view(partial.shape[0], -1), grad_w)
 
 
+def conv2d_output(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor | None,
+                  g: ConvGeometry, epilogue: Epilogue = PLAIN, channels_last: bool | None = None,
+                  store_preact: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A new ``(N, K, P, Q)`` output of conv2d with its fused epilogue (layout: ``channels_last``, None for
+    torch's rule), and the pre-activation beside it when ``store_preact`` (else None)."""
+    if channels_last is None:
+        channels_last = conv_output_channels_last(x, weight)
+    out = empty_4d((g.N, g.K, g.P, g.Q), x, channels_last)
+    preact = torch.empty_like(out) if store_preact else None
+    residual = None if residual is None else with_strides_of(residual, out)
+    conv2d_forward(x, weight, bias, g, out, epilogue, residual, preact)
+    return out, preact
+
+
 def plain_conv2d(x: torch.Tensor, weight: torch.Tensor, g: ConvGeometry, channels_last: bool) -> torch.Tensor:
     """A new ``(N, K, P, Q)`` tensor (channels_last or contiguous): ``conv2d(x, weight)``, no bias."""
     out = empty_4d((g.N, g.K, g.P, g.Q), x, channels_last)
@@ -275,14 +289,10 @@ class Conv2dFunction(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                 residual: torch.Tensor | None, g: ConvGeometry, epilogue: Epilogue = PLAIN,
                 channels_last: bool | None = None) -> torch.Tensor:
-        if channels_last is None:
-            channels_last = conv_output_channels_last(x, weight)
-        out = empty_4d((g.N, g.K, g.P, g.Q), x, channels_last)
-        preact = torch.empty_like(out) if epilogue.needs_preact(any(ctx.needs_input_grad[:4])) else None
+        out, preact = conv2d_output(x, weight, bias, residual, g, epilogue, channels_last,
+                                    epilogue.needs_preact(any(ctx.needs_input_grad[:4])))
         # a curved activation's pre-activation also depends on bias and residual (see ActivationBackward)
         anchors = (bias, residual) if epilogue.curved else ()
-        residual = None if residual is None else with_strides_of(residual, out)
-        conv2d_forward(x, weight, bias, g, out, epilogue, residual, preact)
         ctx.save_for_backward(x, weight, saved_for_backward(epilogue, out, preact), *anchors)
         ctx.geometry = g
         ctx.epilogue = epilogue
@@ -384,7 +394,10 @@ def conv2d(
         check_residual("conv2d", residual, (g.K, g.P, g.Q) if unbatched else (g.N, g.K, g.P, g.Q), x)
         residual = residual.unsqueeze(0) if unbatched else residual
     if not torch.compiler.is_compiling():
-        out = Conv2dFunction.apply(x, weight, bias, residual, g, epilogue)
+        if wants_grad(x, weight, bias, residual):
+            out = Conv2dFunction.apply(x, weight, bias, residual, g, epilogue)
+        else:  # nothing to differentiate: the kernels without autograd's bookkeeping
+            out = conv2d_output(x, weight, bias, residual, g, epilogue)[0]
     elif epilogue.is_plain:
         out = torch.ops.kernels.conv2d(x, weight, bias, [g.stride_h, g.stride_w], [g.pad_h, g.pad_w],
                                        [g.dil_h, g.dil_w], g.groups, [g.P, g.Q])

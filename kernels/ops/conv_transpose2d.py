@@ -42,6 +42,18 @@ from .epilogue import (
 from .reduce import ChannelSumFunction, channel_sum
 
 
+def conv_transpose2d_output(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                            residual: torch.Tensor | None, g: ConvGeometry, epilogue: Epilogue = PLAIN,
+                            store_preact: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A new ``(N, C_out, H_out, W_out)`` output of conv_transpose2d with its fused epilogue (torch's layout
+    rule), and the pre-activation beside it when ``store_preact`` (else None)."""
+    out = empty_4d((g.N, g.C, g.H, g.W), x, conv_output_channels_last(x, weight))
+    preact = torch.empty_like(out) if store_preact else None
+    residual = None if residual is None else with_strides_of(residual, out)
+    conv2d_input_grad(x, weight, g, out, bias, epilogue, residual, preact)
+    return out, preact
+
+
 class ConvTranspose2dFunction(torch.autograd.Function):
     """conv_transpose2d with every pass in Triton, and an optional fused epilogue. ``x`` is batched; ``g`` is
     the transposed geometry; ``residual`` (or None) has the output's shape. The backward is made of
@@ -50,12 +62,10 @@ class ConvTranspose2dFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                 residual: torch.Tensor | None, g: ConvGeometry, epilogue: Epilogue = PLAIN) -> torch.Tensor:
-        out = empty_4d((g.N, g.C, g.H, g.W), x, conv_output_channels_last(x, weight))
-        preact = torch.empty_like(out) if epilogue.needs_preact(any(ctx.needs_input_grad[:4])) else None
+        out, preact = conv_transpose2d_output(x, weight, bias, residual, g, epilogue,
+                                              epilogue.needs_preact(any(ctx.needs_input_grad[:4])))
         # a curved activation's pre-activation also depends on bias and residual (see ActivationBackward)
         anchors = (bias, residual) if epilogue.curved else ()
-        residual = None if residual is None else with_strides_of(residual, out)
-        conv2d_input_grad(x, weight, g, out, bias, epilogue, residual, preact)
         ctx.save_for_backward(x, weight, saved_for_backward(epilogue, out, preact), *anchors)
         ctx.geometry = g
         ctx.epilogue = epilogue
@@ -115,7 +125,10 @@ def conv_transpose2d(
         check_residual("conv_transpose2d", residual, (g.C, g.H, g.W) if unbatched else (g.N, g.C, g.H, g.W), x)
         residual = residual.unsqueeze(0) if unbatched else residual
     if not torch.compiler.is_compiling():
-        out = ConvTranspose2dFunction.apply(x, weight, bias, residual, g, epilogue)
+        if wants_grad(x, weight, bias, residual):
+            out = ConvTranspose2dFunction.apply(x, weight, bias, residual, g, epilogue)
+        else:  # nothing to differentiate: the kernels without autograd's bookkeeping
+            out = conv_transpose2d_output(x, weight, bias, residual, g, epilogue)[0]
     elif epilogue.is_plain:
         out = torch.ops.kernels.conv_transpose2d(x, weight, bias, [g.stride_h, g.stride_w], [g.pad_h, g.pad_w],
                                                  [g.dil_h, g.dil_w], g.groups, [g.H, g.W])

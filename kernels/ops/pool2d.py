@@ -231,19 +231,34 @@ def avg_pool2d_input_grad(grad_out: torch.Tensor, g: PoolGeometry, channels_last
     return grad_in
 
 
+def max_pool2d_output(x: torch.Tensor, g: PoolGeometry, with_indices: bool, channels_last: bool
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """New ``(N, C, P, Q)`` max-pooling output and int64 indices (an empty placeholder unless
+    ``with_indices``)."""
+    out = empty_4d(g.output_shape, x, channels_last)
+    if with_indices:
+        indices = empty_4d(g.output_shape, x, channels_last, torch.int64)
+    else:
+        indices = torch.empty(0, dtype=torch.int64, device=x.device)
+    max_pool2d_forward(x, g, out, indices if with_indices else None)
+    return out, indices
+
+
+def avg_pool2d_output(x: torch.Tensor, g: PoolGeometry, channels_last: bool) -> torch.Tensor:
+    """A new ``(N, C, P, Q)`` average-pooling output."""
+    out = empty_4d(g.output_shape, x, channels_last)
+    avg_pool2d_forward(x, g, out)
+    return out
+
+
 class MaxPool2dFunction(torch.autograd.Function):
     """Max pooling (strided or adaptive windows) on a batched ``(N, C, H, W)`` input; returns the output
     and the int64 indices (an empty placeholder when neither returned nor needed for the backward)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, g: PoolGeometry, return_indices: bool, channels_last: bool):
-        out = empty_4d(g.output_shape, x, channels_last)
         need_grad = ctx.needs_input_grad[0]
-        if return_indices or need_grad:
-            indices = empty_4d(g.output_shape, x, channels_last, torch.int64)
-        else:
-            indices = torch.empty(0, dtype=torch.int64, device=x.device)
-        max_pool2d_forward(x, g, out, indices if indices.dim() == 4 else None)
+        out, indices = max_pool2d_output(x, g, return_indices or need_grad, channels_last)
         ctx.mark_non_differentiable(indices)
         if need_grad:
             ctx.save_for_backward(indices)
@@ -304,8 +319,7 @@ class AvgPool2dFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, g: PoolGeometry, channels_last: bool) -> torch.Tensor:
-        out = empty_4d(g.output_shape, x, channels_last)
-        avg_pool2d_forward(x, g, out)
+        out = avg_pool2d_output(x, g, channels_last)
         ctx.geometry = g
         ctx.channels_last = channels_last
         return out
@@ -354,8 +368,10 @@ def _max_pool(input: torch.Tensor, g: PoolGeometry, return_indices: bool
         out, indices = torch.ops.kernels.max_pool2d(x, [g.kh, g.kw], [g.stride_h, g.stride_w],
                                                     [g.pad_h, g.pad_w], [g.dil_h, g.dil_w], g.ceil_mode,
                                                     channels_last)
-    else:
+    elif torch.is_grad_enabled() and x.requires_grad:
         out, indices = MaxPool2dFunction.apply(x, g, return_indices, channels_last)
+    else:  # nothing to differentiate: the kernel without autograd's bookkeeping
+        out, indices = max_pool2d_output(x, g, return_indices, channels_last)
     if unbatched:
         out, indices = out.squeeze(0), indices.squeeze(0)
     return (out, indices) if return_indices else out
@@ -369,8 +385,10 @@ def _avg_pool(input: torch.Tensor, g: PoolGeometry) -> torch.Tensor:
         else:
             out = torch.ops.kernels.avg_pool2d(x, [g.kh, g.kw], [g.stride_h, g.stride_w], [g.pad_h, g.pad_w],
                                                g.ceil_mode, g.count_include_pad, g.divisor, channels_last)
-    else:
+    elif torch.is_grad_enabled() and x.requires_grad:
         out = AvgPool2dFunction.apply(x, g, channels_last)
+    else:  # nothing to differentiate: the kernel without autograd's bookkeeping
+        out = avg_pool2d_output(x, g, channels_last)
     return out.squeeze(0) if unbatched else out
 
 
