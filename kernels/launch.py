@@ -151,6 +151,39 @@ def launch(
     space.kernel[tuple(grid)](*args, **constexprs, **config.as_kwargs())
 
 
+@dataclass(frozen=True)
+class LaunchPlan:
+    """What a launcher worked out for one problem, kept for the next call of the same problem: the grid,
+    the runtime arguments after the tensors, the configuration, whether TF32 is on, and the constexprs.
+    Only the tensors (their data) change from call to call."""
+
+    grid: tuple[int, ...]
+    scalars: tuple
+    config: KernelConfig
+    tf32: bool
+    constexprs: Mapping[str, Any]
+
+
+class PlanCache:
+    """Launch plans of one launcher, by problem key (a key holds everything the plan depends on: shapes,
+    strides, dtypes, device, variant flags and the autotuner's decisions generation). Bounded: cleared when
+    full, as a workload has few distinct problems."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.plans: dict[tuple, LaunchPlan] = {}
+        self.limit = limit
+
+    def get(self, key: tuple | None) -> LaunchPlan | None:
+        return None if key is None else self.plans.get(key)
+
+    def put(self, key: tuple | None, plan: LaunchPlan) -> None:
+        if key is None:
+            return
+        if len(self.plans) >= self.limit:
+            self.plans.clear()
+        self.plans[key] = plan
+
+
 def tf32_enabled(dtype: torch.dtype) -> bool:
     """TF32 for float32 convolutions exactly when cuDNN would use it."""
     return dtype == torch.float32 and bool(torch.backends.cudnn.allow_tf32)

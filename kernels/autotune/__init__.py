@@ -52,6 +52,7 @@ __all__ = [
     "TuneResult",
     "bucket",
     "config_dir",
+    "decisions_generation",
     "enable_tuning",
     "layout_of",
     "prune",
@@ -202,6 +203,24 @@ def reset() -> None:
     """Forget every cached decision, loaded file and in-memory timing; re-read the environment."""
     global _state
     _state = _State()
+    _decisions_changed()
+
+
+_generation = 0
+
+
+def _decisions_changed() -> None:
+    global _generation
+    _generation += 1
+
+
+def decisions_generation() -> int | None:
+    """A number that changes whenever a configuration chosen earlier may no longer hold (a reset, tuning
+    switched on or off, new timings); None while choices are in flux (online tuning asked for, or a
+    configuration being timed). Launchers reuse a launch plan only under the generation it was made in."""
+    if _state.forced is not None or _state.probe is not None or _requested():
+        return None
+    return _generation
 
 
 def config_dir() -> Path:
@@ -294,6 +313,7 @@ def enable_tuning(on: bool = True, save_at_exit: bool = False) -> None:
     """
     _state.requested = bool(on)
     _state.chosen.clear()
+    _decisions_changed()
     if on and save_at_exit:
         _arm_save_at_exit()
 
@@ -480,6 +500,7 @@ def _tune_key(p: _Pending, gpu: str, run: Callable[[], Any]) -> None:
     if timings:
         _state.session.setdefault(gpu, {}).setdefault(p.key, {}).update(timings)
     _state.chosen.clear()
+    _decisions_changed()
     best = _winner(timings, p.candidates) if timings else None
     _state.results.append(TuneResult(p.key, p.default, default_ms, best,
                                      plain[store.config_id(best)] if best else None, plain))

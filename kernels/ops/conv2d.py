@@ -12,11 +12,13 @@ from collections.abc import Sequence
 import torch
 
 from ..autocast import autocast_inputs
-from ..autotune import layout_of, select_config, tunable
+from ..autotune import decisions_generation, layout_of, select_config, tunable
 from ..jit.conv2d import conv2d_dgrad_kernel, conv2d_fwd_kernel, conv2d_wgrad_kernel
 from ..launch import (
     KernelConfig,
     KernelSpace,
+    LaunchPlan,
+    PlanCache,
     VariantLimit,
     batch_chunks,
     batch_rows,
@@ -156,6 +158,23 @@ def _conv_params(g: ConvGeometry) -> tuple[int, ...]:
     return (g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w)
 
 
+_FWD_PLANS, _DGRAD_PLANS, _WGRAD_PLANS = PlanCache(), PlanCache(), PlanCache()
+
+
+def _plan_key(chunks: list[tuple[int, int]], g: ConvGeometry, epilogue: Epilogue,
+              *tensors: torch.Tensor | bool | None) -> tuple | None:
+    """The launch-plan key of a problem: geometry, epilogue, each tensor's strides (None for an absent one;
+    flags as they are), the first one's dtype and device, TF32, and the autotuner's decisions generation.
+    None, so no plan is used or kept, while configuration choices are in flux and when the batch is split
+    into several chunks (plans hold one launch)."""
+    generation = decisions_generation()
+    if generation is None or len(chunks) != 1:
+        return None
+    first = tensors[0]
+    described = tuple(t.stride() if isinstance(t, torch.Tensor) else t for t in tensors)
+    return (generation, g, epilogue, first.dtype, first.device, tf32_enabled(first.dtype), described)
+
+
 @tunable
 def conv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: ConvGeometry,
                    out: torch.Tensor, epilogue: Epilogue = PLAIN, residual: torch.Tensor | None = None,
@@ -165,11 +184,20 @@ def conv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     if g.is_depthwise:
         depthwise_fwd(x, weight, bias, g, out, epilogue, residual, preact)
         return out
+    chunks = batch_chunks(g.N, g.P * g.Q)
+    key = _plan_key(chunks, g, epilogue, x, weight, bias, out, residual is not None, preact is not None)
+    plan = _FWD_PLANS.get(key)
+    if plan is not None:
+        tensors = (x, weight, bias if bias is not None else x, out, *epilogue_arguments(epilogue, out, residual,
+                                                                                         preact)[0])
+        launch(FWD, plan.grid, (*tensors, *plan.scalars), plan.config, x.dtype, plan.tf32, **plan.constexprs)
+        return out
     CG, KG = g.channels_per_group, g.filters_per_group
     unit = _vector_unit(x.dtype, (CG, KG), x, weight, out)
     variant = {**epilogue_arguments(epilogue, out, residual, preact)[1], "VEC": unit}
     config = _pick_tiles(FWD, x.dtype, g.N * g.P * g.Q, KG, CG * g.R * g.S, layout_of(x), variant)
-    for n0, n1 in batch_chunks(g.N, g.P * g.Q):
+    tf32 = tf32_enabled(x.dtype)
+    for n0, n1 in chunks:
         rows = (n1 - n0) * g.P * g.Q
         if rows == 0 or g.K == 0:
             continue
@@ -177,12 +205,13 @@ def conv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         extra, fused = epilogue_arguments(epilogue, ys, batch_rows(residual, n0, n1),
                                           batch_rows(preact, n0, n1))
         grid = (cdiv(rows, config["BLOCK_M"]), cdiv(KG, config["BLOCK_N"]), g.groups)
-        args = (xs, weight, bias if bias is not None else xs, ys, *extra,
-                n1 - n0, g.H, g.W, g.P, g.Q, CG // unit, KG // unit,
-                *_kernel_strides(xs, unit), *_kernel_strides(weight, unit), *_kernel_strides(ys, unit),
-                _bias_stride(bias), *_conv_params(g))
-        launch(FWD, grid, args, config, x.dtype, tf32_enabled(x.dtype), HAS_BIAS=bias is not None,
-               **_common_constexprs(g, x.dtype), **fused, VEC=unit)
+        tensors = (xs, weight, bias if bias is not None else xs, ys, *extra)
+        scalars = (n1 - n0, g.H, g.W, g.P, g.Q, CG // unit, KG // unit,
+                   *_kernel_strides(xs, unit), *_kernel_strides(weight, unit), *_kernel_strides(ys, unit),
+                   _bias_stride(bias), *_conv_params(g))
+        constexprs = {"HAS_BIAS": bias is not None, **_common_constexprs(g, x.dtype), **fused, "VEC": unit}
+        launch(FWD, grid, (*tensors, *scalars), config, x.dtype, tf32, **constexprs)
+        _FWD_PLANS.put(key, LaunchPlan(grid, scalars, config, tf32, constexprs))
     return out
 
 
@@ -198,12 +227,22 @@ def conv2d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeome
     if g.is_depthwise:
         depthwise_dgrad(grad_out, weight, g, grad_in, bias, epilogue, residual, preact)
         return grad_in
-    CG, KG = g.channels_per_group, g.filters_per_group
     hp, wp = cdiv(g.H, g.stride_h), cdiv(g.W, g.stride_w)
+    chunks = batch_chunks(g.N, hp * wp)
+    key = _plan_key(chunks, g, epilogue, grad_out, weight, bias, grad_in, residual is not None, preact is not None)
+    plan = _DGRAD_PLANS.get(key)
+    if plan is not None:
+        tensors = (grad_out, weight, bias if bias is not None else grad_out, grad_in,
+                   *epilogue_arguments(epilogue, grad_in, residual, preact)[0])
+        launch(DGRAD, plan.grid, (*tensors, *plan.scalars), plan.config, grad_out.dtype, plan.tf32,
+               **plan.constexprs)
+        return grad_in
+    CG, KG = g.channels_per_group, g.filters_per_group
     unit = _vector_unit(grad_out.dtype, (CG, KG), grad_out, weight, grad_in)
     variant = {**epilogue_arguments(epilogue, grad_in, residual, preact)[1], "VEC": unit}
     config = _pick_tiles(DGRAD, grad_out.dtype, g.N * hp * wp, CG, KG * g.R * g.S, layout_of(grad_out), variant)
-    for n0, n1 in batch_chunks(g.N, hp * wp):
+    tf32 = tf32_enabled(grad_out.dtype)
+    for n0, n1 in chunks:
         rows = (n1 - n0) * hp * wp
         if rows == 0 or CG == 0:
             continue
@@ -212,12 +251,13 @@ def conv2d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeome
                                           batch_rows(preact, n0, n1))
         grid = (cdiv(rows, config["BLOCK_M"]), cdiv(CG, config["BLOCK_N"]),
                 g.groups * g.stride_h * g.stride_w)
-        args = (dys, weight, bias if bias is not None else dys, dxs, *extra,
-                n1 - n0, g.H, g.W, g.P, g.Q, CG // unit, KG // unit, hp, wp,
-                *_kernel_strides(dys, unit), *_kernel_strides(weight, unit), *_kernel_strides(dxs, unit),
-                _bias_stride(bias), *_conv_params(g))
-        launch(DGRAD, grid, args, config, grad_out.dtype, tf32_enabled(grad_out.dtype), HAS_BIAS=bias is not None,
-               **_common_constexprs(g, grad_out.dtype), **fused, VEC=unit)
+        tensors = (dys, weight, bias if bias is not None else dys, dxs, *extra)
+        scalars = (n1 - n0, g.H, g.W, g.P, g.Q, CG // unit, KG // unit, hp, wp,
+                   *_kernel_strides(dys, unit), *_kernel_strides(weight, unit), *_kernel_strides(dxs, unit),
+                   _bias_stride(bias), *_conv_params(g))
+        constexprs = {"HAS_BIAS": bias is not None, **_common_constexprs(g, grad_out.dtype), **fused, "VEC": unit}
+        launch(DGRAD, grid, (*tensors, *scalars), config, grad_out.dtype, tf32, **constexprs)
+        _DGRAD_PLANS.put(key, LaunchPlan(grid, scalars, config, tf32, constexprs))
     return grad_in
 
 
@@ -230,10 +270,19 @@ def conv2d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry)
     grad_w = torch.empty((g.K, CG, g.R, g.S), dtype=x.dtype, device=x.device)
     if grad_w.numel() == 0:
         return grad_w
+    chunks = batch_chunks(g.N, g.P * g.Q)
+    key = _plan_key(chunks, g, PLAIN, grad_out, x)
+    plan = _WGRAD_PLANS.get(key)
+    if plan is not None:
+        split = plan.grid[2] // g.groups
+        partial = torch.empty((split, *grad_w.shape), dtype=acc_dtype(x.dtype), device=x.device)
+        launch(WGRAD, plan.grid, (grad_out, x, partial, *plan.scalars), plan.config, x.dtype, plan.tf32,
+               **plan.constexprs)
+        return sum_splits(partial.view(split, -1), grad_w)
     unit = _vector_unit(x.dtype, (CG, KG), grad_out, x)
     config = _pick_tiles(WGRAD, x.dtype, KG, CG, g.N * g.P * g.Q, layout_of(x), {"VEC": unit})
+    tf32 = tf32_enabled(x.dtype)
     tiles = cdiv(KG, config["BLOCK_M"]) * cdiv(CG, config["BLOCK_N"])
-    chunks = batch_chunks(g.N, g.P * g.Q)
     split = choose_split(tiles * g.R * g.S * g.groups, g.N * g.P * g.Q, config["BLOCK_K"], x.device)
     partial = torch.empty((len(chunks) * split, *grad_w.shape), dtype=acc_dtype(x.dtype), device=x.device)
     for index, (n0, n1) in enumerate(chunks):
@@ -241,11 +290,12 @@ def conv2d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry)
         pix_per_split = cdiv(cdiv(max(npq, 1), split), config["BLOCK_K"]) * config["BLOCK_K"]
         dys, xs = batch_rows(grad_out, n0, n1), batch_rows(x, n0, n1)
         grid = (tiles, g.R * g.S, g.groups * split)
-        args = (dys, xs, partial[index * split:(index + 1) * split],
-                n1 - n0, g.H, g.W, g.P, g.Q, CG // unit, KG // unit, g.K, pix_per_split, split,
-                *_kernel_strides(dys, unit), *_kernel_strides(xs, unit), *_conv_params(g))
-        launch(WGRAD, grid, args, config, x.dtype, tf32_enabled(x.dtype), **_common_constexprs(g, x.dtype),
-               VEC=unit)
+        scalars = (n1 - n0, g.H, g.W, g.P, g.Q, CG // unit, KG // unit, g.K, pix_per_split, split,
+                   *_kernel_strides(dys, unit), *_kernel_strides(xs, unit), *_conv_params(g))
+        constexprs = {**_common_constexprs(g, x.dtype), "VEC": unit}
+        launch(WGRAD, grid, (dys, xs, partial[index * split:(index + 1) * split], *scalars), config, x.dtype, tf32,
+               **constexprs)
+        _WGRAD_PLANS.put(key, LaunchPlan(grid, scalars, config, tf32, constexprs))
     return sum_splits(partial.view(partial.shape[0], -1), grad_w)
 
 
