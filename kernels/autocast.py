@@ -42,6 +42,13 @@ def _autocast_dtype(device_type: str | None) -> torch.dtype | None:
     return torch.get_autocast_dtype(device_type)
 
 
+def _any_autocast_enabled() -> bool:
+    """Whether autocast is on for any device: one C call, so calls outside autocast pay nothing more (falls
+    back to True, the full check, where torch lacks it)."""
+    check = getattr(torch._C, "_is_any_autocast_enabled", None)
+    return True if check is None else bool(check())
+
+
 def _cast(value: Any, dtype: torch.dtype) -> Any:
     if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != torch.float64:
         return value.to(dtype)
@@ -66,6 +73,8 @@ def autocast_inputs(op_kind: OpKind) -> Callable[[Fn], Fn]:
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not _any_autocast_enabled() and not torch.compiler.is_compiling():
+                return fn(*args, **kwargs)
             device_type = _device_type(args, kwargs)
             dtype = _autocast_dtype(device_type)
             if dtype is None:
