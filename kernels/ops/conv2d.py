@@ -313,12 +313,6 @@ def conv2d_output(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     return out, preact
 
 
-def plain_conv2d(x: torch.Tensor, weight: torch.Tensor, g: ConvGeometry, channels_last: bool) -> torch.Tensor:
-    """A new ``(N, K, P, Q)`` tensor (channels_last or contiguous): ``conv2d(x, weight)``, no bias."""
-    out = empty_4d((g.N, g.K, g.P, g.Q), x, channels_last)
-    return conv2d_forward(x, weight, None, g, out)
-
-
 def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeometry, channels_last: bool) -> torch.Tensor:
     """A new ``(N, C, H, W)`` tensor (channels_last or contiguous): the input gradient of a conv2d."""
     grad_in = empty_4d((g.N, g.C, g.H, g.W), grad_out, channels_last)

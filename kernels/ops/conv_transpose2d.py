@@ -28,7 +28,7 @@ from ..shapes import (
     prefers_channels_last,
 )
 from ._autograd import backward_is_recorded
-from .conv2d import Conv2dFunction, Conv2dWeightGrad, conv2d_input_grad, conv2d_weight_grad, plain_conv2d
+from .conv2d import Conv2dFunction, Conv2dWeightGrad, conv2d_input_grad, conv2d_output, conv2d_weight_grad
 from .epilogue import (
     PLAIN,
     Epilogue,
@@ -83,7 +83,7 @@ class ConvTranspose2dFunction(torch.autograd.Function):
             grad_w = Conv2dWeightGrad.apply(x, grad_pre, g) if need_w else None
             grad_b = ChannelSumFunction.apply(grad_pre) if need_b else None
         else:
-            grad_x = plain_conv2d(grad_pre, weight, g, x_channels_last) if need_x else None
+            grad_x = conv2d_output(grad_pre, weight, None, None, g, PLAIN, x_channels_last)[0] if need_x else None
             grad_w = conv2d_weight_grad(x, grad_pre, g) if need_w else None
             grad_b = channel_sum(grad_pre) if need_b else None
         return grad_x, grad_w, grad_b, grad_res if need_res else None, None, None
