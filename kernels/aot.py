@@ -13,10 +13,15 @@ spills, shared memory or tensor cores. This check closes that gap:
    recorded tensors; integers get none of the runtime's specialisations (``== 1`` constants, divisibility
    by 16 hints), so the general code path is the one compiled: the worst case of the variants real
    launches get (with divisible strides and channel counts, those often need far fewer registers).
-3. Each distinct (kernel, signature, constexprs) is compiled with every configuration of
+3. The first launch of each (kernel, dtype, variant) is compiled with every configuration of
    ``space.for_dtype(dtype, tf32, constexprs)`` (those this variant may launch) for each architecture, in a
    pool of processes, and the cubin is read with the ``cuobjdump`` that Triton ships: resource usage for
    every kernel, the SASS for ``uses_dot`` kernels (the tensor-core column says ``n/a`` for the others).
+4. The variants come from the kernels' spaces, not from the cases: every variant a space declares
+   (:meth:`~kernels.launch.KernelSpace.covering_variants`: each combination of its flags with the heaviest
+   activation, and each activation with the heaviest flags; per dtype) is compiled too, with its largest
+   configuration, from a recorded launch of that kernel and dtype with the variant's constexprs put in.
+   :func:`~kernels.launch.launch` refuses an undeclared variant, so none can reach a GPU uncompiled here.
 
 A row fails on a compile error, on any spill (stack or local memory in the cubin), on dynamic shared memory
 over the architecture's per-block limit, or when a ``uses_dot`` kernel lacks tensor-core instructions:
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 import multiprocessing
 import os
 import re
@@ -41,7 +47,7 @@ import tempfile
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -136,18 +142,23 @@ OP_CASES: tuple[OpCase, ...] = (
 
 @dataclass(frozen=True)
 class DtypeVariant:
-    """A problem dtype, and for float32 whether TF32 is allowed (``torch.backends.cudnn.allow_tf32``)."""
+    """A problem dtype, and for float32 whether TF32 is allowed (``torch.backends.cudnn.allow_tf32``).
+    ``declared``: the declared variants of every kernel are compiled for this dtype too. float16 leaves that
+    to bfloat16 (the same 16-bit tensor-core code paths), and float32 without TF32 to float64 (the same wide
+    tiles and code paths, in half the registers) and to TF32 (the kernels without ``tl.dot``); their recorded
+    launches are compiled with every configuration."""
 
     label: str
     dtype: torch.dtype
     tf32: bool = False
+    declared: bool = True
 
 
 DTYPE_VARIANTS: tuple[DtypeVariant, ...] = (
-    DtypeVariant("float16", torch.float16),
+    DtypeVariant("float16", torch.float16, declared=False),
     DtypeVariant("bfloat16", torch.bfloat16),
     DtypeVariant("float32+tf32", torch.float32, tf32=True),
-    DtypeVariant("float32", torch.float32, tf32=False),
+    DtypeVariant("float32", torch.float32, tf32=False, declared=False),
     DtypeVariant("float64", torch.float64),
 )
 
@@ -287,7 +298,8 @@ def _param_names(jit_fn: Any) -> list[str]:
     return list(names) if names else list(inspect.signature(_python_function(jit_fn)).parameters)
 
 
-def _constexpr_params(jit_fn: Any) -> set[str]:
+def constexpr_params(jit_fn: Any) -> set[str]:
+    """The names of a kernel's ``tl.constexpr`` parameters."""
     found = set()
     for name, p in inspect.signature(_python_function(jit_fn)).parameters.items():
         ann = p.annotation
@@ -340,7 +352,7 @@ def signature_of(record: LaunchRecord, config: KernelConfig) -> KernelSignature:
     """The Triton signature of one launch with one configuration (integers unspecialised)."""
     fn = record.space.kernel
     names = _param_names(fn)
-    constexpr_names = _constexpr_params(fn)
+    constexpr_names = constexpr_params(fn)
     if len(record.args) > len(names):
         raise TypeError(f"{len(record.args)} positional arguments for {len(names)} parameters")
     values: dict[str, Any] = dict(zip(names, record.args, strict=False))
@@ -419,31 +431,84 @@ class _Planned:
     dtypes: set[tuple[torch.dtype, bool]] = field(default_factory=set)
 
 
+def distinct_variants(records: Iterable[LaunchRecord]) -> Iterator[LaunchRecord]:
+    """The first recorded launch of each (kernel, dtype, TF32, variant): launches that differ only in value
+    constexprs (the kernel size) or argument values compile to the same code paths."""
+    seen: set[tuple] = set()
+    for record in records:
+        key = (record.space.name, record.dtype, record.tf32, record.variant)
+        if key not in seen:
+            seen.add(key)
+            yield record
+
+
+def largest_config(space: KernelSpace, dtype: torch.dtype, tf32: bool, constexprs: Mapping[str, Any]
+                   ) -> KernelConfig:
+    """The configuration of a variant taken as the hardest to compile: the largest product of block sizes
+    (then stages and warps), which for tiled kernels means the most registers and shared memory."""
+    return max(space.for_dtype(dtype, tf32, constexprs),
+               key=lambda c: (math.prod(v for _, v in c.blocks), c.num_stages, c.num_warps))
+
+
+def declared_variant_records(records: Sequence[LaunchRecord], variants: Iterable[DtypeVariant] = DTYPE_VARIANTS
+                             ) -> tuple[list[tuple[LaunchRecord, KernelConfig]], list[Row]]:
+    """For every registered space, dtype variant and covering variant the space declares
+    (:meth:`KernelSpace.covering_variants`): a launch to compile it from, with the configuration to compile
+    it with (:func:`largest_config`). The launch is a recorded one of the same space and dtype whose variant
+    agrees with the declared one on the most axes (so that arguments whose type follows a variant, such as
+    max pooling's index tensor, have it), with the declared variant's constexprs put in. Rows for declared
+    variants that no recorded launch can stand for."""
+    by_space: dict[tuple[str, torch.dtype, bool], list[LaunchRecord]] = {}
+    for record in records:
+        by_space.setdefault((record.space.name, record.dtype, record.tf32), []).append(record)
+    out: list[tuple[LaunchRecord, KernelConfig]] = []
+    rows: list[Row] = []
+    for name, space in SPACES.items():
+        for variant in (v for v in variants if v.declared):
+            tf32 = variant.tf32 and space.uses_dot
+            candidates = by_space.get((name, variant.dtype, tf32), [])
+            for declared in space.covering_variants(variant.dtype, tf32, lightest=False):
+                if not candidates:
+                    rows.append(Row(name, dtype_label(variant.dtype, tf32), "", None, str(dict(declared)),
+                                    problems=["declared variant, but no op case launches this kernel in this dtype"]))
+                    continue
+                wanted = dict(declared)
+                base = max(candidates, key=lambda r: sum(r.constexprs.get(k) == v for k, v in wanted.items()))
+                constexprs = {**base.constexprs, **wanted}
+                record = LaunchRecord(space, base.args, constexprs, variant.dtype, tf32)
+                out.append((record, largest_config(space, variant.dtype, tf32, constexprs)))
+    return out, rows
+
+
 def plan(records: Iterable[LaunchRecord], archs: Sequence[int], kernels: Sequence[str] | None = None
          ) -> tuple[list[_Planned], list[Row]]:
-    """Distinct compile jobs of the records (with the dtypes each serves), and rows for records that
-    could not be turned into a signature."""
+    """Distinct compile jobs (with the dtypes each serves): the first recorded launch of each variant with
+    every configuration that variant may launch, and every declared covering variant of every space with its
+    largest configuration (:func:`declared_variant_records`); and rows for what could not be planned."""
+    records = list(distinct_variants(records))
+    declared, rows = declared_variant_records(records)
+    if kernels:
+        rows = [r for r in rows if r.kernel in kernels]
     planned: dict[tuple, _Planned] = {}
-    rows: list[Row] = []
     bad: set[tuple] = set()
-    for record in records:
+    work = [(r, c) for r in records for c in r.space.for_dtype(r.dtype, r.tf32, r.constexprs)] + declared
+    for record, config in work:
         space = record.space
         if kernels and space.name not in kernels:
             continue
-        for config in space.for_dtype(record.dtype, record.tf32, record.constexprs):
-            try:
-                signature = signature_of(record, config)
-            except Exception as exc:  # noqa: BLE001  (reported as a failure row)
-                key = (space.name, config, str(exc))
-                if key not in bad:
-                    bad.add(key)
-                    rows.append(Row(space.name, dtype_label(record.dtype, record.tf32), config_label(config),
-                                    None, problems=[f"bad launch arguments: {exc}"], error=str(exc)))
-                continue
-            for arch in archs:
-                job = CompileJob(space.name, signature, config, arch, read_sass=space.uses_dot)
-                entry = planned.setdefault(job.key(), _Planned(job, space))
-                entry.dtypes.add((record.dtype, record.tf32))
+        try:
+            signature = signature_of(record, config)
+        except Exception as exc:  # noqa: BLE001  (reported as a failure row)
+            key = (space.name, config, str(exc))
+            if key not in bad:
+                bad.add(key)
+                rows.append(Row(space.name, dtype_label(record.dtype, record.tf32), config_label(config),
+                                None, problems=[f"bad launch arguments: {exc}"], error=str(exc)))
+            continue
+        for arch in archs:
+            job = CompileJob(space.name, signature, config, arch, read_sass=space.uses_dot)
+            entry = planned.setdefault(job.key(), _Planned(job, space))
+            entry.dtypes.add((record.dtype, record.tf32))
     return list(planned.values()), rows
 
 

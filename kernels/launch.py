@@ -9,6 +9,7 @@ the real argument types of each kernel and compile it with every configuration i
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -43,16 +44,38 @@ class KernelConfig:
 
 @dataclass(frozen=True)
 class VariantLimit:
-    """When ``applies(constexprs)`` holds for a launch, only configurations with ``allows(config)`` may run."""
+    """When ``applies(constexprs)`` holds for a launch (of a problem in one of ``dtypes``; None: any), only
+    configurations with ``allows(config)`` may run."""
 
     name: str
     applies: Callable[[Mapping[str, Any]], bool]
     allows: Callable[[KernelConfig], bool]
+    dtypes: frozenset[torch.dtype] | None = None
+
+    def applies_to(self, constexprs: Mapping[str, Any], dtype: torch.dtype | None) -> bool:
+        return (self.dtypes is None or dtype is None or dtype in self.dtypes) and self.applies(constexprs)
+
+
+@dataclass(frozen=True)
+class VariantAxis:
+    """A constexpr of a kernel that selects a code path (a flag, an activation, the aligned unit), with every
+    value its launchers may pass, lightest first. A ``crossed`` axis is compiled and tested in combination
+    with every value of the other crossed axes; an axis that is not crossed (the activation: elementwise code
+    at the end) takes its heaviest (and, in the tests, its lightest) value in those combinations, and its other
+    values are varied alone, with the other axes at their heaviest values
+    (:meth:`KernelSpace.covering_variants`)."""
+
+    name: str
+    values: tuple
+    crossed: bool = True
+
+
+Variant = tuple[tuple[str, Any], ...]  # (axis name, value) for each axis of a space, in the space's order
 
 
 @dataclass
 class KernelSpace:
-    """The configurations a kernel may be launched with.
+    """The configurations a kernel may be launched with, and the variants (constexpr code paths) it has.
 
     ``uses_dot``: the kernel is built on ``tl.dot`` and must use tensor cores for 16-bit inputs.
     ``wide_dtypes``: configurations for float32 without TF32 and for float64, whose tiles must be smaller
@@ -61,6 +84,16 @@ class KernelSpace:
     use; heavy variants (e.g. a fused epilogue with two extra tiles) are kept to the tiles that compile
     without spills. Launchers, the autotuner and the ahead-of-time check all see the same list through
     :meth:`for_dtype`, and :func:`launch` refuses a configuration that is not allowed.
+
+    Variants, declared here beside the kernel so that nothing launches an undeclared one: ``axes`` are the
+    constexprs that select code paths, ``valid(variant, dtype, tf32)`` says which combinations the launchers
+    can produce for a problem dtype (None: all), ``values`` names the remaining constexprs, whose values come
+    from the problem (sizes, the dtype) rather than choosing code. :func:`launch` refuses a launch whose
+    constexprs are not a valid variant; the ahead-of-time check compiles :meth:`covering_variants` and the
+    coverage tests run each of them. ``counts(args, grid)`` (named launch arguments: runtime, constexprs and
+    block sizes) gives what a launch iterates over besides the grid axes: loop trip counts and the factors of
+    a grid axis that enumerates several things (groups, stride phases, splits). A launch exercises the kernel
+    when every grid axis and every count is at least 2.
     """
 
     name: str
@@ -69,15 +102,20 @@ class KernelSpace:
     uses_dot: bool = False
     wide_configs: list[KernelConfig] = field(default_factory=list)
     limits: tuple[VariantLimit, ...] = ()
+    axes: tuple[VariantAxis, ...] = ()
+    valid: Callable[[Mapping[str, Any], torch.dtype, bool], bool] | None = None
+    values: tuple[str, ...] = ()
+    counts: Callable[[Mapping[str, Any], tuple[int, ...]], Mapping[str, int]] | None = None
     _filtered: dict[tuple, tuple[KernelConfig, ...]] = field(default_factory=dict, init=False, repr=False,
                                                             compare=False)
+    _checked: set[tuple] = field(default_factory=set, init=False, repr=False, compare=False)
 
     def for_dtype(self, dtype: torch.dtype, tf32: bool, constexprs: Mapping[str, Any] | None = None
                   ) -> tuple[KernelConfig, ...]:
         """The configurations for this dtype (and, given its constexprs, this variant of the kernel).
         Memoised per (wide or not, limits applying): launchers ask on every call, and spaces are constants."""
         wide = dtype == torch.float64 or (dtype == torch.float32 and not (tf32 and self.uses_dot))
-        limits = self.applying_limits(constexprs)
+        limits = self.applying_limits(constexprs, dtype)
         key = (wide, tuple(limit.name for limit in limits))
         found = self._filtered.get(key)
         if found is None:
@@ -87,13 +125,87 @@ class KernelSpace:
             found = self._filtered[key] = tuple(configs)
         return found
 
-    def applying_limits(self, constexprs: Mapping[str, Any] | None) -> list[VariantLimit]:
-        return [] if constexprs is None else [limit for limit in self.limits if limit.applies(constexprs)]
+    def applying_limits(self, constexprs: Mapping[str, Any] | None, dtype: torch.dtype | None = None
+                        ) -> list[VariantLimit]:
+        """The limits that apply to a launch with these constexprs (and, given, this problem dtype)."""
+        if constexprs is None:
+            return []
+        return [limit for limit in self.limits if limit.applies_to(constexprs, dtype)]
 
-    def variant_tag(self, constexprs: Mapping[str, Any] | None) -> str:
+    def variant_tag(self, constexprs: Mapping[str, Any] | None, dtype: torch.dtype | None = None) -> str:
         """``"+name"`` for each limit that applies to this variant: variants with other candidates keep
         their own tuning records."""
-        return "".join(f"+{limit.name}" for limit in self.applying_limits(constexprs))
+        return "".join(f"+{limit.name}" for limit in self.applying_limits(constexprs, dtype))
+
+    def variant_of(self, constexprs: Mapping[str, Any]) -> Variant:
+        """The variant of a launch: its value of each axis."""
+        return tuple((axis.name, constexprs[axis.name]) for axis in self.axes)
+
+    def is_valid(self, variant: Mapping[str, Any], dtype: torch.dtype, tf32: bool) -> bool:
+        """Whether the launchers can produce this variant for a problem of this dtype."""
+        return self.valid is None or self.valid(variant, dtype, tf32)
+
+    def check_variant(self, constexprs: Mapping[str, Any], dtype: torch.dtype, tf32: bool) -> None:
+        """Raise unless ``constexprs`` are exactly a valid variant's axes plus the declared value constexprs
+        (memoised: :func:`launch` asks on every launch)."""
+        key = (dtype, tf32, *constexprs.items())
+        if key in self._checked:
+            return
+        names = {axis.name for axis in self.axes}
+        unknown = set(constexprs) - names - set(self.values)
+        missing = names - set(constexprs)
+        if unknown or missing:
+            raise ValueError(f"{self.name}: constexprs {sorted(unknown)} are not declared as variant axes or "
+                             f"values, and axes {sorted(missing)} are missing")
+        for axis in self.axes:
+            if constexprs[axis.name] not in axis.values:
+                raise ValueError(f"{self.name}: {axis.name}={constexprs[axis.name]!r} is not a declared value "
+                                 f"{axis.values}")
+        if not self.is_valid(constexprs, dtype, tf32):
+            raise ValueError(f"{self.name}: variant {dict(self.variant_of(constexprs))} is not declared valid "
+                             f"for {dtype} (tf32={tf32})")
+        self._checked.add(key)
+
+    def variants(self, dtype: torch.dtype, tf32: bool) -> list[Variant]:
+        """Every valid variant for this dtype: the product of the axes' values, filtered."""
+        names = [axis.name for axis in self.axes]
+        out = []
+        for values in itertools.product(*(axis.values for axis in self.axes)):
+            variant = tuple(zip(names, values, strict=True))
+            if self.is_valid(dict(variant), dtype, tf32):
+                out.append(variant)
+        return out
+
+    def covering_variants(self, dtype: torch.dtype, tf32: bool, lightest: bool = True) -> list[Variant]:
+        """The variants that are tested (and, without the lightest, compiled ahead of time): every valid
+        combination of the crossed axes with the heaviest valid values of the other axes (and, with
+        ``lightest``, with their lightest too), and each value of every other axis with the heaviest valid
+        values of the rest. Heaviest: the largest sum of value positions (values are declared lightest first).
+        The lightest combinations matter for the index arithmetic of the plain code paths, not for registers."""
+        every = self.variants(dtype, tf32)
+        if not every:
+            return []
+
+        def weight(variant: Variant) -> int:
+            return sum(axis.values.index(value) for axis, (_, value) in zip(self.axes, variant, strict=True))
+
+        def heaviest(matching: list[Variant]) -> Variant | None:
+            return max(matching, key=weight) if matching else None
+
+        crossed = [i for i, axis in enumerate(self.axes) if axis.crossed]
+        chosen: dict[Variant, None] = {}
+        for key in dict.fromkeys(tuple(v[i] for i in crossed) for v in every):
+            matching = [v for v in every if tuple(v[i] for i in crossed) == key]
+            if lightest:
+                chosen[min(matching, key=weight)] = None
+            chosen[heaviest(matching)] = None
+        for i, axis in enumerate(self.axes):
+            if not axis.crossed:
+                for value in axis.values:
+                    found = heaviest([v for v in every if v[i][1] == value])
+                    if found is not None:
+                        chosen[found] = None
+        return list(chosen)
 
 
 SPACES: dict[str, KernelSpace] = {}
@@ -106,27 +218,53 @@ def register_space(space: KernelSpace) -> KernelSpace:
 
 @dataclass
 class LaunchRecord:
-    """One launch seen by :func:`recording`: the kernel's space, its runtime arguments and constexprs."""
+    """One launch seen by :func:`recording`: the kernel's space, its runtime arguments and constexprs, the
+    problem's dtype, TF32, the grid and the configuration."""
 
     space: KernelSpace
     args: tuple
     constexprs: dict[str, Any]
     dtype: torch.dtype
     tf32: bool
+    grid: tuple[int, ...] = ()
+    config: KernelConfig | None = None
+
+    @property
+    def variant(self) -> Variant:
+        return self.space.variant_of(self.constexprs)
+
+    def named_arguments(self) -> dict[str, Any]:
+        """Every kernel parameter by name: the runtime arguments, the constexprs and the block sizes."""
+        names = list(getattr(self.space.kernel, "arg_names", ()))
+        named = dict(zip(names, self.args, strict=False))
+        named.update(self.constexprs)
+        if self.config is not None:
+            named.update(self.config.blocks)
+        return named
+
+    def counts(self) -> dict[str, int]:
+        """Each grid axis's program count and the space's ``counts`` (loops, grid factors) of this launch."""
+        out = {f"grid axis {i}": n for i, n in enumerate(self.grid)}
+        if self.space.counts is not None:
+            out.update(self.space.counts(self.named_arguments(), self.grid))
+        return out
 
 
 _recorder: list[LaunchRecord] | None = None
+_record_and_run = False
 
 
 @contextmanager
-def recording() -> Iterator[list[LaunchRecord]]:
-    """Record launches instead of running them (for the ahead-of-time compile check)."""
-    global _recorder
-    previous, _recorder = _recorder, []
+def recording(run: bool = False) -> Iterator[list[LaunchRecord]]:
+    """Record launches instead of running them (the ahead-of-time compile check), or, with ``run``, record
+    them and run them too (the coverage tests)."""
+    global _recorder, _record_and_run
+    previous = _recorder, _record_and_run
+    _recorder, _record_and_run = [], run
     try:
         yield _recorder
     finally:
-        _recorder = previous
+        _recorder, _record_and_run = previous
 
 
 def launch(
@@ -142,12 +280,14 @@ def launch(
 
     ``dtype`` is the dtype of the problem (the one that selects the configuration family).
     """
-    for limit in space.applying_limits(constexprs):
+    space.check_variant(constexprs, dtype, tf32)
+    for limit in space.applying_limits(constexprs, dtype):
         if not limit.allows(config):
             raise ValueError(f"{space.name}: configuration {config} is not allowed for {limit.name} launches")
     if _recorder is not None:
-        _recorder.append(LaunchRecord(space, args, dict(constexprs), dtype, tf32))
-        return
+        _recorder.append(LaunchRecord(space, args, dict(constexprs), dtype, tf32, tuple(grid), config))
+        if not _record_and_run:
+            return
     space.kernel[tuple(grid)](*args, **constexprs, **config.as_kwargs())
 
 

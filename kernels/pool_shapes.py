@@ -152,33 +152,43 @@ def _int_like(value: object) -> bool:
     return False
 
 
-def pool_pair(value: object, name: str, op: str, *, allow_empty: bool = False) -> tuple[int, int] | None:
-    """``3 -> (3, 3)``, ``(1, 2) -> (1, 2)``, ``[3] -> (3, 3)``; ``()`` -> None when ``allow_empty``
-    (stride: default to the kernel). Wrong types raise TypeError, wrong lengths RuntimeError, as torch."""
+def _pool_ints(value: object, name: str, op: str) -> tuple[int, ...]:
+    """A ``tuple of ints`` argument as torch's argument parser reads it: ``3 -> (3, 3)``, a sequence of ints as
+    it is; another type raises its TypeError."""
     if _int_like(value):
         v = operator.index(value)
         return (v, v)
     if isinstance(value, torch.Size | tuple | list):
-        items = tuple(value)
-        for v in items:
+        for pos, v in enumerate(value):
             if not _int_like(v):
                 raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, but found element of type "
-                                f"{type(v).__name__}")
-        items = tuple(operator.index(v) for v in items)
-        if len(items) == 0 and allow_empty:
-            return None
-        if len(items) == 1:
-            return (items[0], items[0])
-        if len(items) == 2:
-            return (items[0], items[1])
-        what = {
-            "kernel_size": "kernel_size must either be a single int, or a tuple of two ints",
-            "stride": "stride must either be omitted, a single int, or a tuple of two ints",
-            "padding": "padding must either be a single int, or a tuple of two ints",
-            "dilation": "dilation must be either a single int, or a tuple of two ints",
-        }[name]
-        raise RuntimeError(f"{op}: {what}")
+                                f"{type(v).__name__} at pos {pos}")
+        return tuple(operator.index(v) for v in value)
     raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, not {type(value).__name__}")
+
+
+_PAIR_RULES = {
+    "kernel_size": "kernel_size must either be a single int, or a tuple of two ints",
+    "stride": "stride must either be omitted, a single int, or a tuple of two ints",
+    "padding": "padding must either be a single int, or a tuple of two ints",
+    "dilation": "dilation must be either a single int, or a tuple of two ints",
+}
+
+
+def _as_pool_pair(items: tuple[int, ...], name: str, op: str, allow_empty: bool = False) -> tuple[int, int] | None:
+    if len(items) == 0 and allow_empty:
+        return None
+    if len(items) == 1:
+        return (items[0], items[0])
+    if len(items) == 2:
+        return (items[0], items[1])
+    raise RuntimeError(f"{op}: {_PAIR_RULES[name]}")
+
+
+def pool_pair(value: object, name: str, op: str, *, allow_empty: bool = False) -> tuple[int, int] | None:
+    """``3 -> (3, 3)``, ``(1, 2) -> (1, 2)``, ``[3] -> (3, 3)``; ``()`` -> None when ``allow_empty``
+    (stride: default to the kernel). Wrong types raise TypeError, wrong lengths RuntimeError, as torch."""
+    return _as_pool_pair(_pool_ints(value, name, op), name, op, allow_empty)
 
 
 def _check_bool(value: object, name: str, op: str) -> None:
@@ -200,6 +210,8 @@ def check_pool_input(input: object, op: str) -> None:
 def _check_window_input(shape: Sequence[int], op: str) -> None:
     """3-D or 4-D, with non-zero sizes except an optional zero batch (max_pool2d, avg_pool2d)."""
     dims = len(shape)
+    if dims == 0 and op == "avg_pool2d":
+        raise IndexError("Dimension specified as -3 but tensor has no dimensions")
     if dims < 3 and op == "avg_pool2d":
         raise IndexError(f"Dimension out of range (expected to be in range of [{-max(dims, 1)}, "
                          f"{max(dims, 1) - 1}], but got -3)")
@@ -213,16 +225,29 @@ def _check_window_input(shape: Sequence[int], op: str) -> None:
                            f"but got:{list(shape)}")
 
 
-def _window_geometry(shape: Sequence[int], op: str, kernel_size: object, stride: object, padding: object,
-                     dilation: object, ceil_mode: bool) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Checked (kh, kw, sh, sw, ph, pw, dh, dw) and (N, C, H, W, P, Q)."""
-    _check_bool(ceil_mode, "ceil_mode", op)
-    k = pool_pair(kernel_size, "kernel_size", op)
-    s = pool_pair(stride, "stride", op, allow_empty=True) if stride is not None else None
+WindowArgs = tuple[tuple[int, ...], tuple[int, ...] | None, tuple[int, ...], tuple[int, ...]]
+
+
+def _parse_window(parser: str, kernel_size: object, stride: object, padding: object, dilation: object,
+                  ceil_mode: object) -> WindowArgs:
+    """The window arguments' types, checked in torch's order (``parser``: the function its TypeErrors name)."""
+    k = _pool_ints(kernel_size, "kernel_size", parser)
+    s = None if stride is None else _pool_ints(stride, "stride", parser)
+    p = _pool_ints(padding, "padding", parser)
+    d = _pool_ints(dilation, "dilation", parser)
+    _check_bool(ceil_mode, "ceil_mode", parser)
+    return k, s, p, d
+
+
+def _window_geometry(shape: Sequence[int], op: str, args: WindowArgs, ceil_mode: bool
+                     ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Checked (kh, kw, sh, sw, ph, pw, dh, dw) and (N, C, H, W, P, Q), from the parsed ``args``."""
+    k = _as_pool_pair(args[0], "kernel_size", op)
+    s = None if args[1] is None else _as_pool_pair(args[1], "stride", op, allow_empty=True)
     s = s or k
-    p = pool_pair(padding, "padding", op)
-    d = pool_pair(dilation, "dilation", op)
-    assert k is not None and p is not None and d is not None
+    p = _as_pool_pair(args[2], "padding", op)
+    d = _as_pool_pair(args[3], "dilation", op)
+    assert k is not None and s is not None and p is not None and d is not None
     _check_window_input(shape, op)
     if s[0] == 0 or s[1] == 0:
         raise RuntimeError("stride should not be zero")
@@ -254,10 +279,13 @@ def _window_geometry(shape: Sequence[int], op: str, kernel_size: object, stride:
 
 @memoised_check
 def max_pool2d_geometry(shape: Sequence[int], kernel_size: IntPair, stride: IntPair | None = None,
-                        padding: IntPair = 0, dilation: IntPair = 1, ceil_mode: bool = False) -> PoolGeometry:
-    """Check ``max_pool2d`` arguments for an input of ``shape`` (3-D or 4-D) as torch does."""
-    (kh, kw, sh, sw, ph, pw, dh, dw), (N, C, H, W, P, Q) = _window_geometry(
-        shape, "max_pool2d", kernel_size, stride, padding, dilation, ceil_mode)
+                        padding: IntPair = 0, dilation: IntPair = 1, ceil_mode: bool = False,
+                        return_indices: bool = False) -> PoolGeometry:
+    """Check ``max_pool2d`` arguments for an input of ``shape`` (3-D or 4-D) as torch does (``return_indices``:
+    torch's TypeErrors then name ``max_pool2d_with_indices``)."""
+    args = _parse_window("max_pool2d_with_indices" if return_indices else "max_pool2d", kernel_size, stride,
+                         padding, dilation, ceil_mode)
+    (kh, kw, sh, sw, ph, pw, dh, dw), (N, C, H, W, P, Q) = _window_geometry(shape, "max_pool2d", args, ceil_mode)
     return PoolGeometry(N, C, H, W, P, Q, kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode)
 
 
@@ -266,13 +294,13 @@ def avg_pool2d_geometry(shape: Sequence[int], kernel_size: IntPair, stride: IntP
                         padding: IntPair = 0, ceil_mode: bool = False, count_include_pad: bool = True,
                         divisor_override: int | None = None) -> PoolGeometry:
     """Check ``avg_pool2d`` arguments for an input of ``shape`` (3-D or 4-D) as torch does."""
+    args = _parse_window("avg_pool2d", kernel_size, stride, padding, 1, ceil_mode)
     _check_bool(count_include_pad, "count_include_pad", "avg_pool2d")
     if divisor_override is not None and (isinstance(divisor_override, bool)
                                          or not isinstance(divisor_override, int)):
         raise TypeError("avg_pool2d(): argument 'divisor_override' must be int, not "
                         f"{type(divisor_override).__name__}")
-    (kh, kw, sh, sw, ph, pw, _, _), (N, C, H, W, P, Q) = _window_geometry(
-        shape, "avg_pool2d", kernel_size, stride, padding, 1, ceil_mode)
+    (kh, kw, sh, sw, ph, pw, _, _), (N, C, H, W, P, Q) = _window_geometry(shape, "avg_pool2d", args, ceil_mode)
     if divisor_override == 0:
         raise RuntimeError("divisor must be not zero")
     return PoolGeometry(N, C, H, W, P, Q, kh, kw, sh, sw, ph, pw, 1, 1, ceil_mode, count_include_pad,

@@ -1,7 +1,8 @@
 """Shape arithmetic and argument checks, shared by the launchers, the modules and the tests.
 
-Every check raises the exception type that ``torch.nn.functional`` raises for the same mistake, with a
-message in the same words where that helps a user search for it.
+Every check raises the exception type and message that ``torch.nn.functional`` raises for the same mistake,
+checking in torch's order. Where torch's CPU and CUDA backends word a check differently, the message follows
+the backend of the input's device.
 """
 
 from __future__ import annotations
@@ -45,25 +46,92 @@ def memoised_check(fn: Callable[..., Result]) -> Callable[..., Result]:
     return check
 
 
-def as_pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
-    """``3 -> (3, 3)``; ``(1, 2) -> (1, 2)``; anything else raises as torch does."""
-    if isinstance(value, bool):
-        raise TypeError(f"conv2d(): argument '{name}' must be tuple of ints, not bool")
-    if isinstance(value, numbers.Integral):
+# --------------------------------------------------------------------------------------------------------
+# Argument types, parsed as torch's argument parser does. An int is a Python int (not a bool), another
+# integral number (NumPy's) or a 0-dim integer tensor; a ``tuple of ints`` is an int (repeated) or a tuple,
+# list or torch.Size of ints.
+
+
+def _int_like(value: object) -> bool:
+    if type(value) is int:
+        return True
+    if isinstance(value, torch.Tensor):
+        return value.dim() == 0 and not (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool)
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _type_name(value: object) -> str:
+    """The name torch's argument parser gives the type of ``value``."""
+    return "Tensor" if isinstance(value, torch.Tensor) else type(value).__name__
+
+
+def int_list(value: object, name: str, op: str) -> tuple[int, ...]:
+    """A ``tuple of ints`` argument: ``3 -> (3, 3)``, ``[1, 2] -> (1, 2)``, ``[4] -> (4,)``; another type raises
+    torch's TypeError for function ``op``."""
+    if type(value) is int:
+        return (value, value)
+    if isinstance(value, tuple | list | torch.Size):
+        if all(type(v) is int for v in value):
+            return tuple(value)
+        if all(_int_like(v) for v in value):
+            return tuple(int(v) for v in value)
+    elif _int_like(value):
         return (int(value), int(value))
-    if isinstance(value, torch.Size | tuple | list):
-        items = tuple(value)
-        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in items):
-            raise TypeError(f"conv2d(): argument '{name}' must be tuple of ints, but found {items}")
-        if len(items) == 1:
-            return (int(items[0]), int(items[0]))
-        if len(items) == 2:
-            return (int(items[0]), int(items[1]))
-        raise RuntimeError(
-            f"expected {name} to be a single integer value or a list of 2 values to match the convolution "
-            f"dimensions, but got {name}={list(items)}"
-        )
-    raise TypeError(f"conv2d(): argument '{name}' must be tuple of ints, not {type(value).__name__}")
+    raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, not {_type_name(value)}")
+
+
+def int_arg(value: object, name: str, op: str) -> int:
+    """An ``int`` argument; another type raises torch's TypeError for function ``op``."""
+    if _int_like(value):
+        return int(value)
+    raise TypeError(f"{op}(): argument '{name}' must be int, not {_type_name(value)}")
+
+
+def _expand(values: tuple[int, ...], name: str, dim: int) -> tuple[int, ...]:
+    """One value per spatial dimension: a single value is repeated, other lengths must be ``dim``."""
+    if len(values) == 1:
+        return values * dim
+    if len(values) != dim:
+        raise RuntimeError(f"expected {name} to be a single integer value or a list of {dim} values to match the "
+                           f"convolution dimensions, but got {name}={list(values)}")
+    return values
+
+
+def as_pair(value: int | Sequence[int], name: str, op: str = "conv2d") -> tuple[int, int]:
+    """``3 -> (3, 3)``; ``(1, 2) -> (1, 2)``; ``[4] -> (4, 4)``; anything else raises as torch does (TypeError
+    for a wrong type, RuntimeError for a wrong length)."""
+    first, second = _expand(int_list(value, name, op), name, 2)
+    return first, second
+
+
+_CONV2D_OVERLOADS = (
+    " * (Tensor input, Tensor weight, Tensor bias = None, tuple of ints stride = 1, tuple of ints padding = 0, "
+    "tuple of ints dilation = 1, int groups = 1)\n"
+    " * (Tensor input, Tensor weight, Tensor bias = None, tuple of ints stride = 1, str padding = \"valid\", "
+    "tuple of ints dilation = 1, int groups = 1)\n"
+)
+
+
+def _conv2d_type_error(tensors: Sequence[str], stride: object, padding: object, dilation: object,
+                       groups: object) -> TypeError:
+    """torch's TypeError for conv2d arguments of a wrong type. conv2d has two overloads, so torch lists the types
+    it received (``tensors``: those of input, weight and a bias; the others by keyword where not defaults)."""
+    params = {"stride": (stride, 1), "padding": (padding, 0), "dilation": (dilation, 1), "groups": (groups, 1)}
+    got = [*tensors, *(f"{k}={_type_name(v)}" for k, (v, default) in params.items()
+                       if type(v) is not int or v != default)]
+    return TypeError(f"conv2d() received an invalid combination of arguments - got ({', '.join(got)}), but "
+                     f"expected one of:\n{_CONV2D_OVERLOADS}")
+
+
+def _conv2d_parameters(tensors: Sequence[str], stride: object, padding: object, dilation: object, groups: object
+                       ) -> tuple[tuple[int, ...], tuple[int, ...] | str, tuple[int, ...], int]:
+    """conv2d's stride, padding (a string stays one), dilation and groups, parsed as torch does."""
+    try:
+        return (int_list(stride, "stride", "conv2d"),
+                padding if isinstance(padding, str) else int_list(padding, "padding", "conv2d"),
+                int_list(dilation, "dilation", "conv2d"), int_arg(groups, "groups", "conv2d"))
+    except TypeError:
+        raise _conv2d_type_error(tensors, stride, padding, dilation, groups) from None
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad_total: int, dilation: int) -> int:
@@ -117,75 +185,166 @@ class ConvGeometry:
         return 2 * self.N * self.K * self.channels_per_group * self.R * self.S * self.P * self.Q
 
 
-def _padding_pair(padding: PaddingArg, kernel: tuple[int, int], dilation: tuple[int, int],
-                  stride: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Return ((top, bottom), (left, right)) padding."""
-    if isinstance(padding, str):
-        if padding == "valid":
-            return (0, 0), (0, 0)
-        if padding == "same":
-            if stride != (1, 1):
-                raise RuntimeError("padding='same' is not supported for strided convolutions")
-            pads = []
-            for k, d in zip(kernel, dilation, strict=True):
-                total = d * (k - 1)
-                pads.append((total // 2, total - total // 2))
-            return pads[0], pads[1]
-        raise RuntimeError(f"Invalid padding string: '{padding}'")
-    ph, pw = as_pair(padding, "padding")
-    if ph < 0 or pw < 0:
-        raise RuntimeError("negative padding is not supported")
-    return (ph, ph), (pw, pw)
+# --------------------------------------------------------------------------------------------------------
+# Tensor checks
 
 
-def check_float_tensors(op: str, **tensors: torch.Tensor | None) -> None:
-    """Same dtype, a floating dtype we support, and one device, as torch's convolutions require."""
+# the C++ names of dtypes, which torch's conv2d uses in its bias check
+_CPP_DTYPE_NAMES = {
+    torch.float32: "float", torch.float64: "double", torch.float16: "c10::Half", torch.bfloat16: "c10::BFloat16",
+    torch.int64: "long int", torch.int32: "int", torch.int16: "short int", torch.int8: "signed char",
+    torch.uint8: "unsigned char", torch.bool: "bool", torch.complex64: "c10::complex<float>",
+    torch.complex128: "c10::complex<double>",
+}
+
+
+def legacy_type_name(t: torch.Tensor) -> str:
+    """A tensor's type as torch's messages name it: ``torch.FloatTensor``, ``torch.cuda.HalfTensor``; bfloat16,
+    which has no legacy name, as ``CPUBFloat16Type`` / ``CUDABFloat16Type``."""
+    if t.dtype == torch.bfloat16:
+        return f"{t.device.type.upper()}BFloat16Type"
+    return t.type()
+
+
+def check_conv2d_arguments(input: object, weight: object, bias: object, stride: object, padding: object,
+                           dilation: object, groups: object) -> None:
+    """What torch checks of conv2d's arguments before their shapes: their types (one TypeError for all, conv2d
+    being overloaded), then, unless padding is a string, that bias and input have one dtype."""
+    if not (isinstance(input, torch.Tensor) and isinstance(weight, torch.Tensor)
+            and (bias is None or isinstance(bias, torch.Tensor))):
+        tensors = [_type_name(input), _type_name(weight), *([] if bias is None else [_type_name(bias)])]
+        raise _conv2d_type_error(tensors, stride, padding, dilation, groups)
+    if bias is not None and bias.dtype != input.dtype and not isinstance(padding, str):
+        _conv2d_parameters(["Tensor"] * 3, stride, padding, dilation, groups)  # a wrong type is reported first
+        raise RuntimeError(f"Input type ({_CPP_DTYPE_NAMES.get(input.dtype, input.dtype)}) and bias type "
+                           f"({_CPP_DTYPE_NAMES.get(bias.dtype, bias.dtype)}) should be the same")
+
+
+def check_tensor_arguments(op: str, input: object, weight: object, bias: object) -> None:
+    """torch's TypeError for a tensor argument of ``op`` (not overloaded) that is not a tensor."""
+    for name, value in (("input", input), ("weight", weight), ("bias", bias)):
+        if not isinstance(value, torch.Tensor) and not (name == "bias" and value is None):
+            raise TypeError(f"{op}(): argument '{name}' must be Tensor, not {_type_name(value)}")
+
+
+def check_conv_tensors(op: str, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+    """torch's check of a convolution's tensors once their shapes passed: weight and bias of the input's type
+    (dtype and device type; torch's CPU backend, oneDNN, adds a remark on MKLDNN tensors, its CUDA one does not).
+    Then what the kernels need: a floating dtype and one device they reach."""
     from ._runtime import check_device
 
-    named = {name: t for name, t in tensors.items() if t is not None}
-    for name, t in named.items():
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{op}(): argument '{name}' must be Tensor, not {type(t).__name__}")
-    first_name, first = next(iter(named.items()))
-    for name, t in named.items():
-        if t.dtype != first.dtype:
-            raise RuntimeError(
-                f"{first_name.capitalize()} type ({first.dtype}) and {name} type ({t.dtype}) should be the same"
-            )
-    if first.dtype not in FLOAT_DTYPES:
-        raise RuntimeError(f"{op}: \"{op}\" not implemented for '{first.dtype}'")
-    check_device(*named.values())
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and (t.dtype != input.dtype or t.is_cuda != input.is_cuda):
+            remark = "" if input.is_cuda else f" or input should be a MKLDNN tensor and {name} is a dense tensor"
+            raise RuntimeError(f"Input type ({legacy_type_name(input)}) and {name} type ({legacy_type_name(t)}) "
+                               f"should be the same{remark}")
+    if input.dtype not in FLOAT_DTYPES:
+        raise RuntimeError(f"{op}: \"{op}\" not implemented for '{input.dtype}'")
+    check_device(input, weight, bias)
 
 
-def _check_stride_dilation_groups(stride: int | Sequence[int], dilation: int | Sequence[int], groups: int,
-                                  op: str) -> tuple[tuple[int, int], tuple[int, int]]:
-    s = as_pair(stride, "stride")
-    d = as_pair(dilation, "dilation")
-    if not isinstance(groups, int) or isinstance(groups, bool):
-        raise TypeError(f"{op}(): argument 'groups' must be int, not {type(groups).__name__}")
-    if min(s) <= 0:
-        raise RuntimeError("non-positive stride is not supported")
-    if min(d) <= 0:
-        raise RuntimeError("non-positive dilation is not supported")
+# --------------------------------------------------------------------------------------------------------
+# Shape checks, in torch's order
+
+
+class ConvBackendError(RuntimeError):
+    """An argument value torch's convolution backends reject, after its shape checks and after checking the
+    tensors' types (:func:`check_conv_tensors`), which a caller therefore checks before re-raising this."""
+
+
+def _rank_error(input_shape: Sequence[int], weight_shape: Sequence[int]) -> RuntimeError:
+    k = len(weight_shape)
+    return RuntimeError(f"Expected {k}-dimensional input for {k}-dimensional weight{list(weight_shape)}, but got "
+                        f"{len(input_shape)}-dimensional input of size {list(input_shape)} instead")
+
+
+def _check_batched(input_shape: Sequence[int], op: str) -> None:
+    if len(input_shape) != 4:
+        raise RuntimeError(f"Expected 3D (unbatched) or 4D (batched) input to {op}, but got input of size: "
+                           f"{list(input_shape)}")
+
+
+def _same_padding(input_shape: Sequence[int], weight_shape: Sequence[int], stride: tuple[int, ...],
+                  dilation: tuple[int, ...], groups: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """torch's checks for ``padding='same'`` and the padding it implies: top/left, and the extra bottom/right
+    padding of an odd total."""
+    k = len(weight_shape)
+    if k < 3:
+        raise RuntimeError("weight should have at least three dimensions")
     if groups <= 0:
         raise RuntimeError("non-positive groups is not supported")
-    return s, d
+    if k != len(input_shape):
+        raise _rank_error(input_shape, weight_shape)
+    dim = k - 2
+    for name, values in (("stride", stride), ("dilation", dilation)):
+        if len(values) not in (dim, 1):
+            raise RuntimeError(f"{name} cannot broadcast to {dim} dimensions")
+    if any(v != 1 for v in stride):
+        raise RuntimeError("padding='same' is not supported for strided convolutions")
+    left, extra = [], []
+    for i, d in enumerate(_expand(dilation, "dilation", dim)):
+        total = d * (weight_shape[i + 2] - 1)
+        first = total // 2 if total >= 0 else -(-total // 2)  # C++ division
+        left.append(first)
+        extra.append(total - 2 * first)
+    return tuple(left), tuple(extra)
 
 
-def _check_ranks(input_shape: Sequence[int], weight_shape: Sequence[int], op: str) -> None:
-    if len(input_shape) != 4:
-        raise RuntimeError(
-            f"Expected 3D (unbatched) or 4D (batched) input to {op}, but got input of size: {list(input_shape)}"
-        )
-    if 0 in tuple(input_shape[2:]) and input_shape[0] != 0 and input_shape[1] != 0:
-        raise RuntimeError(
-            f"Only zero batch or zero channel inputs are supported, but got input shape: {list(input_shape)}"
-        )
-    if len(weight_shape) != 4:
-        raise RuntimeError(
-            f"weight should have 4 dimensions (out_channels, in_channels/groups, kH, kW), but got weight of "
-            f"size {list(weight_shape)}"
-        )
+def _check_convolution(input_shape: Sequence[int], weight_shape: Sequence[int], bias_shape: Sequence[int] | None,
+                       stride: tuple[int, ...], padding: tuple[int, ...], dilation: tuple[int, ...], groups: int,
+                       output_padding: tuple[int, ...], transposed: bool, extra: tuple[int, ...] = (0, 0)
+                       ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """torch's checks of a batched convolution up to its choice of a backend, in its order; returns stride,
+    padding, dilation and output_padding, one value per spatial dimension. ``extra``: padding added at the
+    bottom/right (odd 'same' padding)."""
+    dim = len(weight_shape) - 2
+    if dim <= 0:
+        raise RuntimeError("weight should have at least three dimensions")
+    if groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+    s, p = _expand(stride, "stride", dim), _expand(padding, "padding", dim)
+    d, op = _expand(dilation, "dilation", dim), _expand(output_padding, "output_padding", dim)
+    if min(p) < 0:
+        raise RuntimeError("negative padding is not supported")
+    if min(op) < 0:
+        raise RuntimeError("negative output_padding is not supported")
+    if min(s) <= 0:
+        raise RuntimeError("non-positive stride is not supported")
+    if min(d) < 0:
+        raise RuntimeError("dilation should be greater than zero")
+    if len(weight_shape) != len(input_shape):
+        raise _rank_error(input_shape, weight_shape)
+    w = list(weight_shape)
+    if w[0] < groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be at least {groups} at dimension 0, but got "
+                           f"weight of size {w} instead")
+    if w[0] % groups != 0:  # torch's message has the doubled brackets
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, but "
+                           f"got weight of size [{w}] instead")
+    channels = input_shape[1]
+    if not transposed:
+        if channels != w[1] * groups:
+            raise RuntimeError(f"Given groups={groups}, weight of size {w}, expected input{list(input_shape)} to "
+                               f"have {w[1] * groups} channels, but got {channels} channels instead")
+        if bias_shape is not None and tuple(bias_shape) != (w[0],):
+            raise RuntimeError(f"Given weight of size {w}, expected bias to be 1-dimensional with {w[0]} elements, "
+                               f"but got bias of size {list(bias_shape)} instead")
+        padded = (input_shape[2] + 2 * p[0] + extra[0], input_shape[3] + 2 * p[1] + extra[1])
+        kernel = (d[0] * (w[2] - 1) + 1, d[1] * (w[3] - 1) + 1)
+        if padded[0] < kernel[0] or padded[1] < kernel[1]:
+            raise RuntimeError(f"Calculated padded input size per channel: ({padded[0]} x {padded[1]}). Kernel size: "
+                               f"({kernel[0]} x {kernel[1]}). Kernel size can't be greater than actual input size")
+    else:
+        if channels != w[0]:
+            raise RuntimeError(f"Given transposed=1, weight of size {w}, expected input{list(input_shape)} to have "
+                               f"{w[0]} channels, but got {channels} channels instead")
+        if bias_shape is not None and tuple(bias_shape) != (w[1] * groups,):
+            raise RuntimeError(f"Given transposed=1, weight of size {w}, expected bias to be 1-dimensional with "
+                               f"{w[1] * groups} elements, but got bias of size {list(bias_shape)} instead")
+    if input_shape[0] != 0 and channels != 0 and 0 in tuple(input_shape[2:]):
+        raise RuntimeError(f"Only zero batch or zero channel inputs are supported, but got input shape: "
+                           f"{list(input_shape)}")
+    return s, p, d, op
 
 
 @memoised_check
@@ -198,47 +357,32 @@ def conv2d_geometry(
     dilation: int | Sequence[int] = 1,
     groups: int = 1,
 ) -> ConvGeometry:
-    """Check conv2d arguments as torch does and return the problem's geometry.
+    """Check conv2d arguments as torch does, in its order, and return the problem's geometry.
 
-    ``input_shape`` is batched ``(N, C, H, W)``: the caller unsqueezes an unbatched input first.
+    ``input_shape`` is batched ``(N, C, H, W)``: the caller unsqueezes an unbatched input first. Zero input
+    channels pass (torch then gives zero output channels, which the caller handles). A value that torch's
+    backends reject raises :class:`ConvBackendError`.
     """
-    _check_ranks(input_shape, weight_shape, "conv2d")
-    s, d = _check_stride_dilation_groups(stride, dilation, groups, "conv2d")
+    tensors = ["Tensor"] * (2 if bias_shape is None else 3)
+    s, p, d, groups = _conv2d_parameters(tensors, stride, padding, dilation, groups)
+    _check_batched(input_shape, "conv2d")
+    extra: tuple[int, ...] = (0, 0)
+    if p == "valid":
+        p = (0,)
+    elif p == "same":
+        p, extra = _same_padding(input_shape, weight_shape, s, d, groups)
+    elif isinstance(p, str):
+        raise RuntimeError(f"Invalid padding string: '{p}'")
+    s, p, d, _ = _check_convolution(input_shape, weight_shape, bias_shape, s, p, d, groups, (0, 0), False, extra)
     N, C, H, W = (int(v) for v in input_shape)
-    K, Cg, R, S = (int(v) for v in weight_shape)
-    if K < 1:
-        raise RuntimeError(
-            f"Given groups={groups}, expected weight to be at least {groups} at dimension 0, but got weight of "
-            f"size {list(weight_shape)} instead"
-        )
-    if K % groups != 0:
-        raise RuntimeError(
-            f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, but got weight "
-            f"of size [{list(weight_shape)}] instead"
-        )
-    if C != Cg * groups:
-        raise RuntimeError(
-            f"Given groups={groups}, weight of size {list(weight_shape)}, expected input{list(input_shape)} to "
-            f"have {Cg * groups} channels, but got {C} channels instead"
-        )
-    if R < 1 or S < 1:
-        raise RuntimeError(f"kernel size should be greater than zero, but got weight of size {list(weight_shape)}")
-    if bias_shape is not None and tuple(bias_shape) != (K,):
-        raise RuntimeError(
-            f"Given weight of size {list(weight_shape)}, expected bias to be 1-dimensional with {K} elements, "
-            f"but got bias of size {list(bias_shape)} instead"
-        )
-    (pt, pb), (pl, pr) = _padding_pair(padding, (R, S), d, s)
-    padded_h, padded_w = H + pt + pb, W + pl + pr
-    eff_r, eff_s = d[0] * (R - 1) + 1, d[1] * (S - 1) + 1
-    if padded_h < eff_r or padded_w < eff_s:
-        raise RuntimeError(
-            f"Calculated padded input size per channel: ({padded_h} x {padded_w}). Kernel size: ({eff_r} x "
-            f"{eff_s}). Kernel size can't be greater than actual input size"
-        )
-    P = conv_output_size(H, R, s[0], pt + pb, d[0])
-    Q = conv_output_size(W, S, s[1], pl + pr, d[1])
-    return ConvGeometry(N, C, H, W, K, R, S, P, Q, s[0], s[1], pt, pl, d[0], d[1], groups)
+    K, _, R, S = (int(v) for v in weight_shape)
+    if min(d) == 0 and N and C:  # torch sends an empty input to no backend
+        raise ConvBackendError("non-positive dilation is not supported")
+    if (R < 1 or S < 1) and C:  # (nor computes anything without input channels)
+        raise ConvBackendError(f"kernel size should be greater than zero, but got kernel_height: {R} kernel_width: {S}")
+    P = conv_output_size(H, R, s[0], 2 * p[0] + extra[0], d[0])
+    Q = conv_output_size(W, S, s[1], 2 * p[1] + extra[1], d[1])
+    return ConvGeometry(N, C, H, W, K, R, S, P, Q, s[0], s[1], p[0], p[1], d[0], d[1], groups)
 
 
 def conv_transpose2d_output_size(size: int, kernel: int, stride: int, padding: int, output_padding: int,
@@ -259,58 +403,45 @@ def conv_transpose2d_geometry(
     groups: int = 1,
     dilation: int | Sequence[int] = 1,
 ) -> ConvGeometry:
-    """Check conv_transpose2d arguments as torch does and return the geometry of the convolution it
-    transposes.
+    """Check conv_transpose2d arguments as torch does, in its order, and return the geometry of the convolution
+    it transposes (a value that torch's backends reject raises :class:`ConvBackendError`).
 
     A transposed convolution of ``x (N, Cin, Hin, Win)`` with ``weight (Cin, Cout/groups, R, S)`` is the
     input gradient of a convolution whose input is the transposed output ``(N, Cout, Hout, Wout)`` and whose
     output is ``x``. The returned geometry describes that convolution: ``C, H, W = Cout, Hout, Wout``,
     ``K, P, Q = Cin, Hin, Win``.
     """
-    _check_ranks(input_shape, weight_shape, "conv_transpose2d")
-    if isinstance(padding, str):
-        raise TypeError("conv_transpose2d(): argument 'padding' must be tuple of ints, not str")
-    s, d = _check_stride_dilation_groups(stride, dilation, groups, "conv_transpose2d")
-    pad = as_pair(padding, "padding")
-    out_pad = as_pair(output_padding, "output_padding")
-    if min(pad) < 0:
-        raise RuntimeError("negative padding is not supported")
-    if min(out_pad) < 0:
-        raise RuntimeError("negative output_padding is not supported")
-    if any(op >= st and op >= dl for op, st, dl in zip(out_pad, s, d, strict=True)):
-        raise RuntimeError(
-            "output padding must be smaller than either stride or dilation, but got "
-            f"output_padding_height: {out_pad[0]} output_padding_width: {out_pad[1]} stride_height: {s[0]} "
-            f"stride_width: {s[1]} dilation_height: {d[0]} dilation_width: {d[1]}"
-        )
+    op = "conv_transpose2d"
+    s, p, out_p = (int_list(v, n, op) for v, n in ((stride, "stride"), (padding, "padding"),
+                                                    (output_padding, "output_padding")))
+    groups = int_arg(groups, "groups", op)
+    d = int_list(dilation, "dilation", op)
+    _check_batched(input_shape, op)
+    s, p, d, out_p = _check_convolution(input_shape, weight_shape, bias_shape, s, p, d, groups, out_p, True)
     N, Cin, H, W = (int(v) for v in input_shape)
-    Cin_w, Cout_g, R, S = (int(v) for v in weight_shape)
-    if Cin_w < 1 or Cin_w % groups != 0:
-        raise RuntimeError(
-            f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, but got weight "
-            f"of size [{list(weight_shape)}] instead"
-        )
-    if Cin != Cin_w:
-        raise RuntimeError(
-            f"Given transposed=1, weight of size {list(weight_shape)}, expected input{list(input_shape)} to have "
-            f"{Cin_w} channels, but got {Cin} channels instead"
-        )
+    _, Cout_g, R, S = (int(v) for v in weight_shape)
     if R < 1 or S < 1:
-        raise RuntimeError(f"kernel size should be greater than zero, but got weight of size {list(weight_shape)}")
-    Cout = Cout_g * groups
-    if bias_shape is not None and tuple(bias_shape) != (Cout,):
-        raise RuntimeError(
-            f"Given transposed=1, weight of size {list(weight_shape)}, expected bias to be 1-dimensional with "
-            f"{Cout} elements, but got bias of size {list(bias_shape)} instead"
-        )
-    Hout = conv_transpose2d_output_size(H, R, s[0], pad[0], out_pad[0], d[0])
-    Wout = conv_transpose2d_output_size(W, S, s[1], pad[1], out_pad[1], d[1])
+        raise ConvBackendError(f"kernel size should be greater than zero, but got kernel_height: {R} kernel_width: {S}")
+    if N:  # torch sends an empty input to no backend, so makes none of these checks
+        if min(d) == 0:
+            raise ConvBackendError(f"dilation should be greater than zero, but got dilation_height: {d[0]}, "
+                                   f"dilation_width: {d[1]}")
+        if Cout_g == 0:
+            raise ConvBackendError(f"non-empty 2D or 4D weight tensor expected, but got: {list(weight_shape)}")
+        if any(o >= st and o >= dl for o, st, dl in zip(out_p, s, d, strict=True)):
+            raise ConvBackendError(
+                "output padding must be smaller than either stride or dilation, but got "
+                f"output_padding_height: {out_p[0]} output_padding_width: {out_p[1]} stride_height: {s[0]} "
+                f"stride_width: {s[1]} dilation_height: {d[0]} dilation_width: {d[1]}"
+            )
+    Hout = conv_transpose2d_output_size(H, R, s[0], p[0], out_p[0], d[0])
+    Wout = conv_transpose2d_output_size(W, S, s[1], p[1], out_p[1], d[1])
     if Hout < 1 or Wout < 1:
-        raise RuntimeError(
+        raise ConvBackendError(
             f"Given input size per channel: ({H} x {W}). Calculated output size per channel: ({Hout} x {Wout}). "
             "Output size is too small"
         )
-    return ConvGeometry(N, Cout, Hout, Wout, Cin, R, S, H, W, s[0], s[1], pad[0], pad[1], d[0], d[1], groups)
+    return ConvGeometry(N, Cout_g * groups, Hout, Wout, Cin, R, S, H, W, s[0], s[1], p[0], p[1], d[0], d[1], groups)
 
 
 def _strides_like_channels_last(t: torch.Tensor) -> bool:

@@ -15,3 +15,23 @@ def test_every_kernel_compiles_for_sm90_and_sm80() -> None:
     failures = [r for r in rows if r.failed]
     if failures:
         pytest.fail(f"{len(failures)} failing rows:\n{aot.format_failures(failures)}", pytrace=False)
+
+
+def test_declared_variants_are_planned() -> None:
+    """The variants compiled come from the kernels' spaces, not from the op cases: every covering variant of
+    every space is planned for every declared dtype, including those no op case launches (max pooling
+    without indices, fused epilogues without a residual or without a stored pre-activation)."""
+    records = aot.collect_records().records
+    planned, rows = aot.plan(records, (90,))
+    assert not rows, [r.problems for r in rows]
+    jobs: dict[str, list[dict]] = {}
+    for entry in planned:
+        jobs.setdefault(entry.job.kernel, []).append(dict(entry.job.signature.constexprs))
+    for name, space in aot.SPACES.items():
+        for variant in (v for v in aot.DTYPE_VARIANTS if v.declared):
+            for declared in space.covering_variants(variant.dtype, variant.tf32 and space.uses_dot,
+                                                    lightest=False):
+                assert any(all(c.get(k) == v for k, v in declared) for c in jobs[name]), (name, variant, declared)
+    recorded = {(r.space.name, r.variant) for r in records}
+    assert (("max_pool2d_fwd_kernel", (("ADAPTIVE", False), ("STORE_INDEX", False))) not in recorded
+            and any(c["STORE_INDEX"] is False for c in jobs["max_pool2d_fwd_kernel"]))

@@ -1,7 +1,7 @@
 """Under ``torch.autocast`` our convolutions cast like torch's (pooling keeps the input dtype).
 
-The ops are wrapped with :func:`kernels.autocast.autocast_inputs` here; wrapping an already wrapped op is a
-no-op, so these tests hold whether or not the ops in ``kernels.ops`` carry the decorator themselves.
+Everything is called through the public entry points (``kernels.conv2d``, ``kernels.conv_transpose2d``, the
+``kernels.nn`` modules), so these tests fail if an entry point loses its autocast behaviour.
 """
 
 from __future__ import annotations
@@ -11,14 +11,9 @@ import torch
 import torch.nn.functional as F
 from conftest import DEVICE
 
-import kernels.nn.conv as nn_conv
+import kernels
+from kernels import adaptive_avg_pool2d, avg_pool2d, conv2d, conv_transpose2d, max_pool2d
 from kernels.autocast import autocast_inputs
-from kernels.ops.conv2d import conv2d as _conv2d
-from kernels.ops.conv_transpose2d import conv_transpose2d as _conv_transpose2d
-from kernels.ops.pool2d import adaptive_avg_pool2d, avg_pool2d, max_pool2d
-
-conv2d = autocast_inputs("conv")(_conv2d)
-conv_transpose2d = autocast_inputs("conv")(_conv_transpose2d)
 
 DTYPES = [torch.bfloat16, torch.float16]
 
@@ -77,16 +72,22 @@ def test_pooling_keeps_input_dtype() -> None:
             torch.testing.assert_close(ours, ref)
 
 
-def test_module_under_autocast(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(nn_conv, "conv2d", autocast_inputs("conv")(nn_conv.conv2d))
+@pytest.mark.parametrize("transposed", [False, True])
+def test_module_under_autocast(transposed: bool) -> None:
     torch.manual_seed(0)
-    ref_module = torch.nn.Conv2d(3, 4, 3, padding=1, padding_mode="circular")
-    module = nn_conv.Conv2d(3, 4, 3, padding=1, padding_mode="circular")
+    if transposed:
+        ref_module = torch.nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1)
+        module = kernels.nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1)
+    else:
+        ref_module = torch.nn.Conv2d(3, 4, 3, padding=1, padding_mode="circular")
+        module = kernels.nn.Conv2d(3, 4, 3, padding=1, padding_mode="circular")
     module.load_state_dict(ref_module.state_dict())
     ref_module.to(DEVICE), module.to(DEVICE)
     x = torch.randn(1, 3, 5, 5, device=DEVICE)
     with torch.autocast(DEVICE.type, dtype=torch.bfloat16):
-        _check(module(x), ref_module(x))
+        ours, ref = module(x), ref_module(x)
+    assert ours.dtype == ref.dtype == torch.bfloat16
+    _check(ours, ref)
 
 
 def test_bad_kind() -> None:

@@ -497,3 +497,41 @@ def test_launchers_overwrite_poisoned_outputs(case: Case, channels_last: bool, a
     x_ref = x.clone().requires_grad_()
     F.conv2d(x_ref, w, b, **case.kwargs).backward(grad_out)
     assert_close(grad_in, x_ref.grad, torch.float64, "grad of input")
+
+
+# --- zero input channels ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, bias, kwargs",
+    [
+        ((2, 0, 5, 5), (4, 0, 3, 3), False, {}),
+        ((2, 0, 5, 5), (4, 0, 3, 3), True, dict(padding=1)),
+        ((2, 0, 7, 7), (4, 0, 3, 3), True, dict(groups=2, stride=2)),
+        ((2, 0, 7, 6), (6, 0, 2, 2), True, dict(groups=3, padding="same")),
+        ((0, 0, 7, 7), (4, 0, 3, 3), True, {}),
+        ((0, 7, 7), (4, 0, 3, 3), True, dict(dilation=2)),
+    ],
+    ids=["plain", "bias-padded", "grouped-strided", "grouped-same", "zero-batch", "unbatched-dilated"],
+)
+def test_zero_input_channels_like_torch(x_shape, w_shape, bias, kwargs, forbid_torch_conv):
+    """Torch gives an input without channels an output without channels, ``(N, 0, P, Q)`` whatever the weight's
+    count of filters, and zero gradients for input, weight and bias; so does kernels.conv2d."""
+    leaves = [torch.randn(x_shape, device=DEVICE), torch.randn(w_shape, device=DEVICE)]
+    leaves += [torch.randn(w_shape[0], device=DEVICE)] if bias else []
+    ours = [t.clone().requires_grad_() for t in leaves]
+    theirs = [t.clone().requires_grad_() for t in leaves]
+    with forbid_torch_conv():
+        out = kernels.conv2d(*ours, **kwargs)
+    ref = F.conv2d(*theirs, **kwargs)
+    assert (out.shape, out.dtype, out.device) == (ref.shape, ref.dtype, ref.device)
+    grad = torch.randn_like(ref)
+    with forbid_torch_conv():
+        out.backward(grad)
+    ref.backward(grad)
+    for name, mine, twin in zip(("input", "weight", "bias"), ours, theirs, strict=False):
+        assert mine.grad is not None and twin.grad is not None, name
+        assert (mine.grad.shape, mine.grad.dtype) == (twin.grad.shape, twin.grad.dtype), name
+        assert torch.equal(mine.grad, twin.grad), name
+    with torch.no_grad(), forbid_torch_conv():
+        assert kernels.conv2d(*leaves, **kwargs).shape == ref.shape

@@ -1,8 +1,8 @@
-"""Bad arguments make kernels.conv2d raise the exception type torch.nn.functional.conv2d raises.
+"""Bad arguments make kernels.conv2d raise what torch.nn.functional.conv2d raises: type and message.
 
-Each case is run through torch first; the type of torch's exception is what ours must raise (a subclass is
-accepted, as ``pytest.raises`` does). Where the mistake is in the shapes or the convolution parameters,
-``kernels.shapes.conv2d_geometry`` must raise that type too.
+Each case is run through torch first; ours must raise the same type (a subclass is accepted) with the same
+message, compared as ``torch_errors.assert_raises_like_torch`` describes. Where the mistake is in the shapes or
+the convolution parameters, ``kernels.shapes.conv2d_geometry`` must raise that type too.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 import torch
 import torch.nn.functional as F
+from torch_errors import assert_raises_like_torch
 
 import kernels
 from kernels.shapes import conv2d_geometry
@@ -90,6 +91,22 @@ ERROR_CASES: dict[str, tuple[Callable[[], dict], bool]] = {
         lambda: _call(input=_t(2, 4, 7, 7, dtype=torch.float16), weight=_t(6, 4, 3, 3, dtype=torch.float16),
                       bias=_t(6)),
         False),
+    "dtype-input-float32-bias-float64-padding-same": (
+        lambda: _call(bias=_t(6, dtype=torch.float64), padding="same"), False),
+    "dtype-input-bfloat16-weight-float32-bias-float32": (
+        lambda: _call(input=_t(2, 4, 7, 7, dtype=torch.bfloat16), bias=_t(6)), False),
+    "weight-rank-2": (lambda: _call(weight=_t(6, 4)), True),
+    "weight-rank-5-lists": (lambda: _call(weight=_t(6, 4, 3, 3, 1), stride=[1], padding=[0], dilation=[1]), True),
+    "weight-rank-5-same": (lambda: _call(weight=_t(6, 4, 3, 3, 1), padding="same"), True),
+    "weight-rank-2-valid": (lambda: _call(weight=_t(6, 4), padding="valid"), True),
+    "groups-0-same": (lambda: _call(padding="same", stride=2, groups=0), True),
+    "same-with-stride-3-tuple": (lambda: _call(padding="same", stride=(1, 1, 1)), True),
+    "same-with-negative-dilation": (lambda: _call(padding="same", dilation=-1), True),
+    "valid-with-dilation-3-tuple": (lambda: _call(padding="valid", dilation=(1, 1, 1)), True),
+    "dilation-0-and-groups-not-dividing": (lambda: _call(dilation=0, groups=5), True),
+    "zero-channels-kernel-too-big": (lambda: _call(input=_t(2, 0, 7, 7), weight=_t(6, 0, 9, 3)), True),
+    "zero-batch-zero-height": (lambda: _call(input=_t(0, 4, 0, 7)), True),
+    "stride-float-and-input-rank-5": (lambda: _call(input=_t(1, 2, 4, 7, 7), stride=1.5), True),
     "input-not-tensor": (lambda: _call(input=[[1.0]]), False),
     "weight-not-tensor": (lambda: _call(weight=3.0), False),
     "bias-not-tensor": (lambda: _call(bias=[0.0] * 6), False),
@@ -108,9 +125,8 @@ def _torch_exception(kwargs: dict) -> type[BaseException]:
 def test_same_exception_type_as_torch(name: str):
     make, geometric = ERROR_CASES[name]
     kwargs = make()
+    assert_raises_like_torch(F.conv2d, kernels.conv2d, **kwargs)
     expected = _torch_exception(kwargs)
-    with pytest.raises(expected):
-        kernels.conv2d(**kwargs)
     if geometric and all(isinstance(kwargs[k], torch.Tensor) for k in ("input", "weight")):
         x, w, b = kwargs["input"], kwargs["weight"], kwargs["bias"]
         x_shape = (1, *x.shape) if x.dim() == 3 else x.shape
@@ -134,11 +150,9 @@ def test_non_float_dtypes_raise(dtype: torch.dtype):
 
 
 def test_mixed_float_dtypes_raise_even_when_shapes_are_wrong_too():
-    """Both mistakes at once: whichever torch reports first, ours raises a RuntimeError too."""
+    """Both mistakes at once: torch reports the shapes first, and so does ours."""
     kwargs = _call(input=_t(2, 5, 7, 7), weight=_t(6, 4, 3, 3, dtype=torch.float64))
-    expected = _torch_exception(kwargs)
-    with pytest.raises(expected):
-        kernels.conv2d(**kwargs)
+    assert_raises_like_torch(F.conv2d, kernels.conv2d, **kwargs)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import _layout, reference_layout
+from torch_errors import assert_raises_like_torch
 
 import kernels
 from kernels.shapes import conv_transpose2d_geometry
@@ -121,16 +122,70 @@ BAD_ARGUMENTS = [
     ("stride 0", (2, 4, 5, 5), (4, 3, 3, 3), {"stride": 0}),
     ("groups 0", (2, 4, 5, 5), (4, 3, 3, 3), {"groups": 0}),
     ("dilation 0", (2, 4, 5, 5), (4, 3, 3, 3), {"dilation": 0}),
+    ("zero input channels", (2, 0, 5, 5), (0, 4, 3, 3), {}),
+    ("zero input channels, groups 2", (2, 0, 5, 5), (0, 4, 3, 3), {"groups": 2}),
+    ("weight rank 5", (2, 4, 5, 5), (4, 3, 3, 3, 1), {}),
+    ("weight rank 2", (2, 4, 5, 5), (4, 3), {}),
+    ("unbatched input, weight rank 3", (4, 5, 5), (4, 3, 3), {}),
+    ("stride float", (2, 4, 5, 5), (4, 3, 3, 3), {"stride": 1.5}),
+    ("stride tuple with a float", (2, 4, 5, 5), (4, 3, 3, 3), {"stride": (1.0, 2)}),
+    ("groups float", (2, 4, 5, 5), (4, 3, 3, 3), {"groups": 1.0}),
+    ("padding and groups of wrong types", (2, 4, 5, 5), (4, 3, 3, 3), {"padding": "a", "groups": 1.5}),
+    ("dilation negative", (2, 4, 5, 5), (4, 3, 3, 3), {"dilation": -1}),
+    ("padding 3-tuple", (2, 4, 5, 5), (4, 3, 3, 3), {"padding": (1, 1, 1)}),
+    ("groups do not divide weight", (2, 4, 5, 5), (4, 3, 3, 3), {"groups": 3}),
+    ("input rank 1", (5,), (4, 3, 3, 3), {}),
 ]
 
 
 @pytest.mark.parametrize("name,x_shape,w_shape,kwargs", BAD_ARGUMENTS, ids=[b[0] for b in BAD_ARGUMENTS])
 def test_bad_arguments_raise_like_torch(name, x_shape, w_shape, kwargs):
     x, w = torch.randn(x_shape), torch.randn(w_shape)
-    with pytest.raises(Exception) as torch_error:
-        F.conv_transpose2d(x, w, **kwargs)
-    with pytest.raises(torch_error.type):
-        kernels.conv_transpose2d(x, w, **kwargs)
+    assert_raises_like_torch(F.conv_transpose2d, kernels.conv_transpose2d, x, w, **kwargs)
+
+
+BAD_TENSORS = {
+    "weight float64": lambda: (torch.randn(2, 4, 5, 5), torch.randn(4, 3, 3, 3, dtype=torch.float64)),
+    "weight float16": lambda: (torch.randn(2, 4, 5, 5), torch.randn(4, 3, 3, 3, dtype=torch.float16)),
+    "bias float64": lambda: (torch.randn(2, 4, 5, 5), torch.randn(4, 3, 3, 3), torch.randn(3, dtype=torch.float64)),
+    "bias bfloat16": lambda: (torch.randn(2, 4, 5, 5), torch.randn(4, 3, 3, 3), torch.randn(3, dtype=torch.bfloat16)),
+    "bias wrong length": lambda: (torch.randn(2, 4, 5, 5), torch.randn(4, 3, 3, 3), torch.randn(4)),
+    "weight float64 and channel mismatch": lambda: (torch.randn(2, 5, 5, 5),
+                                                     torch.randn(4, 3, 3, 3, dtype=torch.float64)),
+    "input not a tensor": lambda: ([[1.0]], torch.randn(4, 3, 3, 3)),
+    "bias not a tensor": lambda: (torch.randn(2, 4, 5, 5), torch.randn(4, 3, 3, 3), [0.0] * 3),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_TENSORS))
+def test_bad_tensors_raise_like_torch(name):
+    assert_raises_like_torch(F.conv_transpose2d, kernels.conv_transpose2d, *BAD_TENSORS[name]())
+
+
+_ON_CPU = not torch.cuda.is_available() or kernels.INTERPRETING
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, groups",
+    [
+        ((2, 0, 5, 5), (0, 4, 3, 3), 1),
+        ((2, 0, 5, 5), (0, 2, 3, 3), 2),
+        ((0, 0, 5, 5), (0, 4, 3, 3), 1),
+        ((0, 5, 5), (0, 4, 3, 3), 1),
+        pytest.param((2, 4, 5, 5), (4, 0, 3, 3), 1, marks=pytest.mark.skipif(
+            not _ON_CPU, reason="zero output channels: checked against torch's CPU backends only")),
+        pytest.param((4, 5, 5), (4, 0, 3, 3), 1, marks=pytest.mark.skipif(
+            not _ON_CPU, reason="zero output channels: checked against torch's CPU backends only")),
+    ],
+    ids=["no-input-channels", "no-input-channels-grouped", "no-input-channels-no-batch", "no-input-channels-unbatched",
+         "no-output-channels", "no-output-channels-unbatched"],
+)
+def test_zero_channels_raise_like_torch(x_shape, w_shape, groups):
+    """Unlike conv2d, torch's transposed convolution rejects an input without channels (the weight's first
+    dimension, the input channels, must be at least ``groups``), and its CPU backends a weight without output
+    channels."""
+    x, w = torch.randn(x_shape, dtype=torch.float64), torch.randn(w_shape, dtype=torch.float64)
+    assert_raises_like_torch(F.conv_transpose2d, kernels.conv_transpose2d, x, w, groups=groups)
 
 
 def test_output_too_small_and_mismatched_dtypes_raise():

@@ -224,15 +224,18 @@ def test_heavy_epilogue_keeps_to_small_tiles() -> None:
     from kernels.ops.conv2d import DGRAD, FWD
 
     heavy = {"STORE_PREACT": True, "HAS_RESIDUAL": True}
-    for space in (FWD, DGRAD):
+    for space, tag, largest in ((FWD, "+unaligned+preact+residual", 64 * 32),
+                                (DGRAD, "+unaligned+epilogue+heavy-epilogue", 64 * 16)):
         allowed = space.for_dtype(torch.float16, False, heavy)
-        assert allowed and all(c["BLOCK_M"] * c["BLOCK_N"] <= 2048 for c in allowed)
+        assert allowed and all(c["BLOCK_M"] * c["BLOCK_N"] <= largest for c in allowed)
         assert len(allowed) < len(space.for_dtype(torch.float16, False, {"STORE_PREACT": True}))
-        assert space.variant_tag(heavy) == "+unaligned+preact+residual"
+        assert space.variant_tag(heavy) == tag
         assert space.variant_tag({"VEC": 16}) == "" and space.variant_tag({**heavy, "VEC": 16}) == ""
     large = max(FWD.configs, key=lambda c: c["BLOCK_M"] * c["BLOCK_N"])
+    launched = {**heavy, "HAS_BIAS": False, "ACTIVATION": "gelu", "RESIDUAL_BEFORE_ACT": False, "VEC": 1, "R": 3,
+                "S": 3, "PRECISION": "ieee", "ACC_DTYPE": None, "NEGATIVE_SLOPE": 0.0}
     with pytest.raises(ValueError, match="not allowed"):
-        launch(FWD, (1,), (), large, torch.float16, **heavy)
+        launch(FWD, (1,), (), large, torch.float16, **launched)
 
     x = torch.randn(2, 64, 16, 16, dtype=torch.float16, device=DEVICE, requires_grad=True)
     w = torch.randn(64, 64, 3, 3, dtype=torch.float16, device=DEVICE, requires_grad=True)

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 import kernels
 import kernels.ops.conv2d as conv_ops
-from kernels.launch import batch_chunks
+import kernels.ops.reduce as reduce_ops
+from kernels.launch import batch_chunks, recording
 
 
 def test_batch_chunks_cover_the_batch_below_the_limit():
@@ -39,3 +40,14 @@ def test_conv2d_split_into_batch_chunks_matches_torch(monkeypatch, assert_close,
     theirs = torch.autograd.grad(ref, (x, w, b), grad)
     for name, a, e in zip(("input", "weight", "bias"), ours, theirs, strict=True):
         assert_close(a, e, torch.float64, f"grad of {name}")
+
+
+def test_bias_gradient_split_into_batch_chunks(monkeypatch, assert_close):
+    """The bias gradient's channel sum keeps ``N * H * W`` 32-bit per launch: past the limit it launches once per
+    batch chunk, into one buffer of partial sums."""
+    monkeypatch.setattr(reduce_ops, "batch_chunks", functools.partial(batch_chunks, limit=100))
+    x = torch.randn(7, 5, 6, 7, dtype=torch.float64)
+    with recording(run=True) as launches:
+        total = reduce_ops.channel_sum(x)
+    assert sum(r.space.name == "channel_sum_kernel" for r in launches) == 4  # 42 pixels a sample, 2 a chunk
+    assert_close(total, x.sum((0, 2, 3)), torch.float64, "channel sum")

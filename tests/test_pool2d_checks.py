@@ -1,6 +1,7 @@
 """Pooling's argument checks, shape arithmetic and modules.
 
-* Every bad input raises the exception type torch raises on the CPU for it (found by calling torch).
+* Every bad input raises the exception torch raises for it, type and message (found by calling torch,
+  compared as ``torch_errors.assert_raises_like_torch`` describes).
 * ``kernels.pool_shapes`` agrees with torch's output sizes and with a brute-force count of the adaptive
   windows; its bounds on window lengths and window overlaps hold.
 * The modules subclass their torch.nn twins, construct and print as they do, and compute the same.
@@ -13,6 +14,7 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
+from torch_errors import assert_raises_like_torch
 
 import kernels
 from kernels.nn.pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
@@ -80,6 +82,17 @@ BAD = [
     ("max_pool2d", (2, 3, 2, 2), (3,), {}),
     ("max_pool2d", (2, 3, 1, 8), (2, 1, 1, 3), {}),
     ("max_pool2d", "not a tensor", (2,), {}),
+    ("max_pool2d", "not a tensor", (2,), dict(return_indices=True)),
+    ("max_pool2d", (2, 3, 8, 8), ((2.0, 2),), {}),
+    ("max_pool2d", (2, 3, 8, 8), ((True, 2),), {}),
+    ("max_pool2d", (2, 3, 8, 8), (2, (1.0,)), {}),
+    ("max_pool2d", (2, 3, 8, 8), (2.5,), dict(ceil_mode=1)),
+    ("max_pool2d", (2, 3, 8, 8), ((2, 2, 2), 1.0), {}),
+    ("max_pool2d", (2, 3, 8, 8), (2,), dict(padding=None)),
+    ("max_pool2d", (2, 3, 8, 8), (2.0,), dict(return_indices=True)),
+    ("max_pool2d", (2, 3, 8, 8), ((2, 2, 2),), dict(return_indices=True)),
+    ("max_pool2d", (2, 3, 8, 8), (2, 1, 2), dict(return_indices=True)),
+    ("max_pool2d", (8,), (2,), dict(return_indices=True)),
     ("avg_pool2d", (2, 3, 8, 8), (0,), {}),
     ("avg_pool2d", (2, 3, 8, 8), ((0, 2), 1), {}),
     ("avg_pool2d", (2, 3, 8, 8), (-1, 1), {}),
@@ -107,6 +120,11 @@ BAD = [
     ("avg_pool2d", (0, 8, 8), (2,), {}),
     ("avg_pool2d", (2, 3, 2, 2), (3,), {}),
     ("avg_pool2d", "not a tensor", (2,), {}),
+    ("avg_pool2d", (2, 3, 8, 8), ((2.0, 2),), {}),
+    ("avg_pool2d", (2, 3, 8, 8), (2.5,), dict(ceil_mode=1)),
+    ("avg_pool2d", (2, 3, 8, 8), ((2, 2, 2), 1.0), {}),
+    ("avg_pool2d", (2, 3, 8, 8), (2,), dict(count_include_pad=1, ceil_mode=1)),
+    ("avg_pool2d", (2, 3, 8, 8), (2,), dict(divisor_override=1.0, count_include_pad=1)),
     ("adaptive_avg_pool2d", (2, 3, 8, 8), (-1,), {}),
     ("adaptive_avg_pool2d", (2, 3, 8, 8), ((2, -3),), {}),
     ("adaptive_avg_pool2d", (2, 3, 8, 8), ((1, 2, 3),), {}),
@@ -144,11 +162,7 @@ def _bad_id(case) -> str:
 def test_bad_input_raises_like_torch(case) -> None:
     op, shape, args, kwargs = case
     x = _x(*shape) if isinstance(shape, tuple) else shape
-    with pytest.raises(Exception) as torch_error:  # noqa: B017  (torch's type is what we compare with)
-        getattr(F, op)(x, *args, **kwargs)
-    with pytest.raises(torch_error.type) as ours:
-        OURS[op](x, *args, **kwargs)
-    assert str(ours.value), "empty error message"
+    assert_raises_like_torch(getattr(F, op), OURS[op], x, *args, **kwargs)
 
 
 @pytest.mark.parametrize("op", list(OURS))

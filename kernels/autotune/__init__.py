@@ -386,7 +386,7 @@ def select_config(space: KernelSpace, dtype: torch.dtype, layout: str, problem: 
         return forced[space.name]
     tf32 = space.uses_dot and tf32_enabled(dtype)
     device = _device_index()
-    memo = (device, space.name, space.variant_tag(variant), dtype, tf32, layout, tuple(problem.items()), default)
+    memo = (device, space.name, space.variant_tag(variant, dtype), dtype, tf32, layout, tuple(problem.items()), default)
     found = _state.chosen.get(memo)
     if found is not None:
         return found
@@ -399,7 +399,7 @@ def _select(space: KernelSpace, dtype: torch.dtype, tf32: bool, layout: str, pro
     tuning = tuning_enabled()
     candidates = prune(space.for_dtype(dtype, tf32, variant), problem, _smem_budget(device),
                        lambda c: shared_memory_estimate(space, c, dtype))
-    prefix = f"{space.name}{space.variant_tag(variant)}|{dtype_key(space, dtype)}|{layout}|"
+    prefix = f"{space.name}{space.variant_tag(variant, dtype)}|{dtype_key(space, dtype)}|{layout}|"
     key = prefix + bucket(problem)
     table = _timings(_gpu_name(device))
     exact = table.get(key)

@@ -7,7 +7,8 @@ channel per group) go to the direct kernels of ``kernels.ops.depthwise``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -19,6 +20,7 @@ from ..launch import (
     KernelSpace,
     LaunchPlan,
     PlanCache,
+    VariantAxis,
     VariantLimit,
     batch_chunks,
     batch_rows,
@@ -31,9 +33,11 @@ from ..launch import (
     tf32_enabled,
 )
 from ..shapes import (
+    ConvBackendError,
     ConvGeometry,
     PaddingArg,
-    check_float_tensors,
+    check_conv2d_arguments,
+    check_conv_tensors,
     conv2d_geometry,
     conv_output_channels_last,
     empty_4d,
@@ -42,11 +46,14 @@ from ..shapes import (
 from ._autograd import backward_is_recorded
 from .depthwise import depthwise_dgrad, depthwise_fwd, depthwise_wgrad
 from .epilogue import (
+    EPILOGUE_AXES,
+    EPILOGUE_VALUES,
     PLAIN,
     Epilogue,
     check_residual,
     epilogue_arguments,
     epilogue_backward,
+    epilogue_variant_valid,
     make_epilogue,
     saved_for_backward,
     wants_grad,
@@ -91,16 +98,71 @@ _PREACT_AND_RESIDUAL = VariantLimit(
 )
 
 
-def _gemm_space(name: str, kernel, limits: tuple[VariantLimit, ...]) -> KernelSpace:
-    return register_space(KernelSpace(name, kernel, _GEMM_TILES + _ALIGNED_TILES, uses_dot=True,
-                                      wide_configs=list(_WIDE_TILES), limits=limits))
-
-
-FWD = _gemm_space("conv2d_fwd_kernel", conv2d_fwd_kernel, (_UNALIGNED, _PREACT_AND_RESIDUAL))
-DGRAD = _gemm_space("conv2d_dgrad_kernel", conv2d_dgrad_kernel, (_UNALIGNED, _PREACT_AND_RESIDUAL))
-WGRAD = _gemm_space("conv2d_wgrad_kernel", conv2d_wgrad_kernel, (_UNALIGNED,))
-
 ALIGN = 16  # the unit of the aligned variant
+
+# Variant axes. VEC lists the aligned unit first: the general variant (VEC == 1) is the heavier one.
+_VEC = VariantAxis("VEC", (ALIGN, 1))
+_EPILOGUE_AXES = (VariantAxis("HAS_BIAS", (False, True)), *EPILOGUE_AXES, _VEC)
+_GEMM_VALUES = ("R", "S", "PRECISION", "ACC_DTYPE")
+
+
+def _aligned_dtype_valid(variant: Mapping[str, Any], dtype: torch.dtype) -> bool:
+    return variant["VEC"] == 1 or dtype in (torch.float16, torch.bfloat16)
+
+
+def _epilogue_gemm_valid(variant: Mapping[str, Any], dtype: torch.dtype, tf32: bool) -> bool:
+    return _aligned_dtype_valid(variant, dtype) and epilogue_variant_valid(variant)
+
+
+def _fwd_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]:
+    return {"taps": a["R"] * a["S"], "channel blocks": cdiv(a["CG"] * a["VEC"], a["BLOCK_K"])}
+
+
+def _dgrad_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]:
+    phases = a["stride_h"] * a["stride_w"]
+    return {"taps": a["R"] * a["S"], "filter blocks": cdiv(a["KG"] * a["VEC"], a["BLOCK_K"]),
+            "row phases": a["stride_h"], "column phases": a["stride_w"], "groups": grid[2] // phases}
+
+
+def _wgrad_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]:
+    return {"pixel blocks per split": a["PIX_PER_SPLIT"] // a["BLOCK_K"], "splits": a["SPLIT"],
+            "groups": grid[2] // a["SPLIT"], "filter tiles": cdiv(a["KG"] * a["VEC"], a["BLOCK_M"]),
+            "channel tiles": cdiv(a["CG"] * a["VEC"], a["BLOCK_N"])}
+
+
+# The input-gradient kernel (also the transposed convolution's forward) in the general variant needs more
+# registers for any epilogue that reads a residual or stores the pre-activation: its 128x64 and 64x64 tiles
+# spill 8-72 bytes on sm_80/sm_90 there, and with a residual and the pre-activation, or a residual and gelu or
+# silu, its 64x32 tile too (found by the ahead-of-time check of every declared variant).
+_DGRAD_EPILOGUE = VariantLimit(
+    "epilogue",
+    applies=lambda constexprs: ((bool(constexprs.get("STORE_PREACT")) or bool(constexprs.get("HAS_RESIDUAL")))
+                                and constexprs.get("VEC", 1) == 1),
+    allows=lambda config: config["BLOCK_M"] * config["BLOCK_N"] <= 64 * 32,
+)
+_DGRAD_HEAVY = VariantLimit(
+    "heavy-epilogue",
+    applies=lambda constexprs: (bool(constexprs.get("HAS_RESIDUAL")) and constexprs.get("VEC", 1) == 1
+                                and (bool(constexprs.get("STORE_PREACT"))
+                                     or constexprs.get("ACTIVATION") in ("gelu", "silu"))),
+    allows=lambda config: config["BLOCK_M"] * config["BLOCK_N"] <= 64 * 16,
+)
+
+
+def _gemm_space(name: str, kernel, limits: tuple[VariantLimit, ...], axes: tuple[VariantAxis, ...], valid,
+                values: tuple[str, ...], counts) -> KernelSpace:
+    return register_space(KernelSpace(name, kernel, _GEMM_TILES + _ALIGNED_TILES, uses_dot=True,
+                                      wide_configs=list(_WIDE_TILES), limits=limits, axes=axes, valid=valid,
+                                      values=values, counts=counts))
+
+
+FWD = _gemm_space("conv2d_fwd_kernel", conv2d_fwd_kernel, (_UNALIGNED, _PREACT_AND_RESIDUAL), _EPILOGUE_AXES,
+                  _epilogue_gemm_valid, (*_GEMM_VALUES, *EPILOGUE_VALUES), _fwd_counts)
+DGRAD = _gemm_space("conv2d_dgrad_kernel", conv2d_dgrad_kernel,
+                    (_UNALIGNED, _DGRAD_EPILOGUE, _DGRAD_HEAVY), _EPILOGUE_AXES, _epilogue_gemm_valid,
+                    (*_GEMM_VALUES, *EPILOGUE_VALUES), _dgrad_counts)
+WGRAD = _gemm_space("conv2d_wgrad_kernel", conv2d_wgrad_kernel, (_UNALIGNED,), (_VEC,),
+                    lambda variant, dtype, tf32: _aligned_dtype_valid(variant, dtype), _GEMM_VALUES, _wgrad_counts)
 
 
 def _vector_unit(dtype: torch.dtype, counts: tuple[int, ...], *tensors: torch.Tensor) -> int:
@@ -404,6 +466,15 @@ class Conv2dWeightGrad(torch.autograd.Function):
         return d_grad_out, d_x, None
 
 
+def _without_channels(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                      residual: torch.Tensor | None, g: ConvGeometry) -> torch.Tensor:
+    """torch's result for an input with zero channels: an ``(N, 0, P, Q)`` output (whatever the weight's count of
+    filters), and zero gradients for input, weight, bias and residual."""
+    out = x.new_zeros((g.N, 0, g.P, g.Q))
+    anchors = [t.sum() * 0 for t in (x, weight, bias, residual) if t is not None and t.requires_grad]
+    return out + sum(anchors) if anchors and torch.is_grad_enabled() else out
+
+
 @autocast_inputs("conv")
 def conv2d(
     input: torch.Tensor,
@@ -428,16 +499,25 @@ def conv2d(
     ``negative_slope``, ``"gelu"``, ``"silu"``) and ``residual`` (the output's shape and dtype):
     ``act(conv + bias) + residual``, or ``act(conv + bias + residual)`` with ``residual_before_activation``.
     """
-    check_float_tensors("conv2d", input=input, weight=weight, bias=bias)
+    check_conv2d_arguments(input, weight, bias, stride, padding, dilation, groups)
     epilogue = make_epilogue(activation, negative_slope, residual, residual_before_activation)
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
-    g = conv2d_geometry(x.shape if input.dim() in (3, 4) else input.shape, weight.shape,
-                        None if bias is None else bias.shape, stride, padding, dilation, groups)
+    try:
+        g = conv2d_geometry(x.shape, weight.shape, None if bias is None else bias.shape, stride, padding, dilation,
+                            groups)
+    except ConvBackendError:
+        check_conv_tensors("conv2d", input, weight, bias)  # torch checks the tensors' types first
+        raise
+    check_conv_tensors("conv2d", input, weight, bias)
+    out_channels = g.K if g.C else 0  # torch: no input channels, no output channels
     if residual is not None:
-        check_residual("conv2d", residual, (g.K, g.P, g.Q) if unbatched else (g.N, g.K, g.P, g.Q), x)
+        check_residual("conv2d", residual, (out_channels, g.P, g.Q) if unbatched else (g.N, out_channels, g.P, g.Q),
+                       x)
         residual = residual.unsqueeze(0) if unbatched else residual
-    if not torch.compiler.is_compiling():
+    if not out_channels:
+        out = _without_channels(x, weight, bias, residual, g)
+    elif not torch.compiler.is_compiling():
         if wants_grad(x, weight, bias, residual):
             out = Conv2dFunction.apply(x, weight, bias, residual, g, epilogue)
         else:  # nothing to differentiate: the kernels without autograd's bookkeeping

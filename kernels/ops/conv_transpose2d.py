@@ -20,8 +20,10 @@ import torch
 
 from ..autocast import autocast_inputs
 from ..shapes import (
+    ConvBackendError,
     ConvGeometry,
-    check_float_tensors,
+    check_conv_tensors,
+    check_tensor_arguments,
     conv_output_channels_last,
     conv_transpose2d_geometry,
     empty_4d,
@@ -114,13 +116,17 @@ def conv_transpose2d(
     Keyword-only extras, fused into the kernel, as in :func:`kernels.conv2d`: ``activation``,
     ``negative_slope``, ``residual`` (the output's shape and dtype) and ``residual_before_activation``.
     """
-    check_float_tensors("conv_transpose2d", input=input, weight=weight, bias=bias)
+    check_tensor_arguments("conv_transpose2d", input, weight, bias)
     epilogue = make_epilogue(activation, negative_slope, residual, residual_before_activation)
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
-    g = conv_transpose2d_geometry(x.shape if input.dim() in (3, 4) else input.shape, weight.shape,
-                                  None if bias is None else bias.shape, stride, padding, output_padding,
-                                  groups, dilation)
+    try:
+        g = conv_transpose2d_geometry(x.shape, weight.shape, None if bias is None else bias.shape, stride, padding,
+                                      output_padding, groups, dilation)
+    except ConvBackendError:
+        check_conv_tensors("conv_transpose2d", input, weight, bias)  # torch checks the tensors' types first
+        raise
+    check_conv_tensors("conv_transpose2d", input, weight, bias)
     if residual is not None:
         check_residual("conv_transpose2d", residual, (g.C, g.H, g.W) if unbatched else (g.N, g.C, g.H, g.W), x)
         residual = residual.unsqueeze(0) if unbatched else residual

@@ -7,6 +7,9 @@ width follows the image's.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 
 from ..autotune import layout_of, select_config
@@ -15,9 +18,18 @@ from ..jit.depthwise import (
     depthwise_fwd_kernel,
     depthwise_wgrad_kernel,
 )
-from ..launch import KernelConfig, KernelSpace, cdiv, closest_config, launch, register_space
+from ..launch import (
+    KernelConfig,
+    KernelSpace,
+    VariantAxis,
+    VariantLimit,
+    cdiv,
+    closest_config,
+    launch,
+    register_space,
+)
 from ..shapes import ConvGeometry
-from .epilogue import PLAIN, Epilogue, epilogue_arguments
+from .epilogue import EPILOGUE_AXES, EPILOGUE_VALUES, PLAIN, Epilogue, epilogue_arguments, epilogue_variant_valid
 from .reduce import acc_dtype, sum_splits
 
 # Tiles are [BLOCK_PIX, BLOCK_C]; the pixels form a (BLOCK_PIX // BLOCK_W) x BLOCK_W rectangle.
@@ -28,13 +40,50 @@ _TILE_CONFIGS = [
 ]
 
 
-def _space(kernel: object, configs: list[KernelConfig]) -> KernelSpace:
-    return register_space(KernelSpace(kernel.__name__, kernel, list(configs)))
+def _pixel_tiles(a: Mapping[str, Any], rows: int, cols: int, tiles: int) -> dict[str, int]:
+    """The factors of a count of ``rows x cols`` pixel tiles over the images: images, tile rows, tile columns."""
+    tile_rows, tile_cols = cdiv(rows, a["BLOCK_PIX"] // a["BLOCK_W"]), cdiv(cols, a["BLOCK_W"])
+    return {"images": tiles // (tile_rows * tile_cols), "tile rows": tile_rows, "tile columns": tile_cols}
 
 
-FWD_SPACE = _space(depthwise_fwd_kernel, _TILE_CONFIGS)
-DGRAD_SPACE = _space(depthwise_dgrad_kernel, _TILE_CONFIGS)
-WGRAD_SPACE = _space(depthwise_wgrad_kernel, _TILE_CONFIGS)
+def _fwd_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]:
+    return {"kernel rows": a["R"], "kernel columns": a["S"], **_pixel_tiles(a, a["P"], a["Q"], grid[0])}
+
+
+def _dgrad_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]:
+    rows, cols = cdiv(a["H"], a["stride_h"]), cdiv(a["W"], a["stride_w"])
+    return {"taps": a["R"] * a["S"], "multiplier": a["mult"], "row phases": a["stride_h"],
+            "column phases": a["stride_w"], **_pixel_tiles(a, rows, cols, grid[0])}
+
+
+def _wgrad_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]:
+    tiles = a["N"] * cdiv(a["P"], a["BLOCK_PIX"] // a["BLOCK_W"]) * cdiv(a["Q"], a["BLOCK_W"])
+    return {"taps": a["R"] * a["S"], "channel blocks": cdiv(a["K"], a["BLOCK_C"]),
+            "tiles per split": a["tiles_per_split"], **_pixel_tiles(a, a["P"], a["Q"], tiles)}
+
+
+# float64 silu or gelu (libdevice exp/erf in double precision) spills on sm_80 on the 128-pixel tile, and on
+# the 32-channel tile with a residual: those keep to the 64 x 8 tile.
+_WIDE_CURVED = VariantLimit(
+    "float64-curved",
+    applies=lambda constexprs: constexprs.get("ACTIVATION") in ("silu", "gelu"),
+    allows=lambda config: config["BLOCK_PIX"] <= 64 and config["BLOCK_C"] <= 8,
+    dtypes=frozenset({torch.float64}),
+)
+
+
+def _space(kernel: object, counts, epilogue: bool = False, limits: tuple[VariantLimit, ...] = ()) -> KernelSpace:
+    variants = {}
+    if epilogue:
+        variants = dict(axes=(VariantAxis("HAS_BIAS", (False, True)), *EPILOGUE_AXES), values=EPILOGUE_VALUES,
+                        valid=lambda variant, dtype, tf32: epilogue_variant_valid(variant))
+    return register_space(KernelSpace(kernel.__name__, kernel, list(_TILE_CONFIGS), counts=counts, limits=limits,
+                                      **variants))
+
+
+FWD_SPACE = _space(depthwise_fwd_kernel, _fwd_counts, epilogue=True, limits=(_WIDE_CURVED,))
+DGRAD_SPACE = _space(depthwise_dgrad_kernel, _dgrad_counts, epilogue=True)
+WGRAD_SPACE = _space(depthwise_wgrad_kernel, _wgrad_counts)
 
 # Weight gradient: aim for about this many programs, with at least _MIN_TILES pixel tiles per program.
 _WGRAD_PROGRAMS = 2048
@@ -48,11 +97,11 @@ def _check_depthwise(g: ConvGeometry) -> None:
 
 
 def _pick_tile(space: KernelSpace, dtype: torch.dtype, t: torch.Tensor, width: int, height: int = 1,
-               channels: int = 1) -> KernelConfig:
+               channels: int = 1, variant: Mapping[str, Any] | None = None) -> KernelConfig:
     """The tuned tile (``kernels.autotune``) of a ``height x width`` pixel grid of ``channels`` channels,
     else the default: channel-wide tiles when ``t``'s channels are contiguous (channels_last), else
-    pixel-wide tiles."""
-    configs = space.for_dtype(dtype, False)
+    pixel-wide tiles. ``variant``: the launch's constexprs, which may limit the tiles."""
+    configs = space.for_dtype(dtype, False, variant)
     if t.shape[1] > 1 and t.stride(1) == 1:
         default = closest_config(configs, BLOCK_PIX=32, BLOCK_W=8, BLOCK_C=32)
     elif width <= 16:
@@ -60,7 +109,7 @@ def _pick_tile(space: KernelSpace, dtype: torch.dtype, t: torch.Tensor, width: i
     else:
         default = closest_config(configs, BLOCK_PIX=128, BLOCK_W=32, BLOCK_C=4)
     problem = {"N": t.shape[0], "PIX": height * width, "W": width, "C": channels}
-    return select_config(space, dtype, layout_of(t), problem, default)
+    return select_config(space, dtype, layout_of(t), problem, default, variant)
 
 
 def _w_strides(w: torch.Tensor) -> tuple[int, int, int]:
@@ -78,20 +127,21 @@ def depthwise_fwd(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, g
     _check_depthwise(g)
     if out.numel() == 0:
         return
-    cfg = _pick_tile(FWD_SPACE, x.dtype, x, g.Q, g.P, g.K)
+    extra, fused = epilogue_arguments(epilogue, out, residual, preact)
+    constexprs = {"HAS_BIAS": bias is not None, **fused}
+    cfg = _pick_tile(FWD_SPACE, x.dtype, x, g.Q, g.P, g.K, constexprs)
     block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
     pixel_tiles = g.N * cdiv(g.P, block_h) * cdiv(g.Q, cfg["BLOCK_W"])
     grid = (pixel_tiles, cdiv(g.K, cfg["BLOCK_C"]))
     if grid[1] > _MAX_GRID_YZ:
         raise ValueError(f"depthwise_fwd: too many channels for one launch: {g}")
-    extra, fused = epilogue_arguments(epilogue, out, residual, preact)
     args = (
         x, w, bias if bias is not None else w, out, *extra,
         g.H, g.W, g.K, g.P, g.Q, g.R, g.S,
         g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w, g.K // g.C,
         *x.stride(), *_w_strides(w), *out.stride(), bias.stride(0) if bias is not None else 0,
     )
-    launch(FWD_SPACE, grid, args, cfg, x.dtype, HAS_BIAS=bias is not None, **fused)
+    launch(FWD_SPACE, grid, args, cfg, x.dtype, **constexprs)
 
 
 def depthwise_dgrad(grad_out: torch.Tensor, w: torch.Tensor, g: ConvGeometry, grad_in: torch.Tensor,

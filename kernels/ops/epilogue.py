@@ -10,24 +10,54 @@ the pre-activation gradient, from which the usual convolution gradients follow.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ..jit.epilogue import activation_backward_kernel
-from ..launch import KernelConfig, KernelSpace, cdiv, launch, register_space
+from ..launch import KernelConfig, KernelSpace, VariantAxis, cdiv, launch, register_space
 from ._autograd import backward_is_recorded
 
 ACTIVATIONS = ("none", "relu", "leaky_relu", "gelu", "silu")
 # Activations whose derivative is piecewise constant: a second backward through them needs no new kernel.
 PIECEWISE_LINEAR = ("relu", "leaky_relu")
 
+# The epilogue's variant axes, shared by every convolution kernel that stores through ``store_epilogue``; the
+# activation is elementwise code at the very end, so it is varied alone rather than crossed with the flags.
+EPILOGUE_AXES = (
+    VariantAxis("ACTIVATION", ACTIVATIONS, crossed=False),
+    VariantAxis("HAS_RESIDUAL", (False, True)),
+    VariantAxis("RESIDUAL_BEFORE_ACT", (False, True)),
+    VariantAxis("STORE_PREACT", (False, True)),
+)
+EPILOGUE_VALUES = ("NEGATIVE_SLOPE",)
+
+
+def epilogue_variant_valid(variant: Mapping[str, Any]) -> bool:
+    """Whether :func:`epilogue_arguments` can produce these epilogue constexprs: a residual placement needs
+    a residual, a stored pre-activation an activation, and relu stores it only when a residual follows the
+    activation (else ``act'`` is read off the output). leaky_relu may store it without one (a slope <= 0
+    loses the sign)."""
+    if variant["RESIDUAL_BEFORE_ACT"] and not variant["HAS_RESIDUAL"]:
+        return False
+    if not variant["STORE_PREACT"]:
+        return True
+    if variant["ACTIVATION"] == "none":
+        return False
+    return variant["ACTIVATION"] != "relu" or (variant["HAS_RESIDUAL"] and not variant["RESIDUAL_BEFORE_ACT"])
+
+
 ACTIVATION_BACKWARD = register_space(KernelSpace(
     name="activation_backward_kernel",
     kernel=activation_backward_kernel,
     configs=[KernelConfig.of(BLOCK=1024, num_warps=4)],
     wide_configs=[KernelConfig.of(BLOCK=512, num_warps=4)],
+    axes=(VariantAxis("ACTIVATION", tuple(a for a in ACTIVATIONS if a != "none")),
+          VariantAxis("CHANNELS_LAST", (False, True)), VariantAxis("SAME_LAYOUT", (False, True))),
+    values=EPILOGUE_VALUES,
+    counts=lambda a, grid: {},  # no loop: one block of elements per program
 ))
 
 

@@ -8,7 +8,8 @@ writes its output once; :func:`kernels.pool_shapes.pool2d_bytes` gives the bytes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -24,6 +25,7 @@ from ..jit.pool2d import (
 from ..launch import (
     KernelConfig,
     KernelSpace,
+    VariantAxis,
     batch_chunks,
     batch_rows,
     cdiv,
@@ -69,16 +71,48 @@ _GLOBAL_TILES = [
 ]
 
 
-def _space(name: str, kernel, configs: list[KernelConfig]) -> KernelSpace:
-    return register_space(KernelSpace(name, kernel, list(configs)))
+_ADAPTIVE = VariantAxis("ADAPTIVE", (False, True))
+_AVG_AXES = (_ADAPTIVE, VariantAxis("COUNT_INCLUDE_PAD", (False, True)))
 
 
-MAX_FWD = _space("max_pool2d_fwd_kernel", max_pool2d_fwd_kernel, _WINDOW_TILES)
-MAX_BWD = _space("max_pool2d_bwd_kernel", max_pool2d_bwd_kernel, _WINDOW_TILES)
-MAX_GATHER = _space("max_pool2d_gather_kernel", max_pool2d_gather_kernel, _WINDOW_TILES)
-AVG_FWD = _space("avg_pool2d_fwd_kernel", avg_pool2d_fwd_kernel, _WINDOW_TILES)
-AVG_BWD = _space("avg_pool2d_bwd_kernel", avg_pool2d_bwd_kernel, _WINDOW_TILES)
-GLOBAL_AVG = _space("global_avg_pool2d_kernel", global_avg_pool2d_kernel, _GLOBAL_TILES)
+def _avg_valid(variant: Mapping[str, Any], dtype: torch.dtype, tf32: bool) -> bool:
+    """Adaptive windows have no padding: their geometry keeps ``count_include_pad`` at its default, True."""
+    return variant["COUNT_INCLUDE_PAD"] or not variant["ADAPTIVE"]
+
+
+def _tile_counts(pixels: str, windows: tuple[str, str] | None = None):
+    """``counts`` of a kernel on the 1-D grid of ``_pixel_channel_tile`` over ``N x pixels`` (the product of
+    the named arguments) and C, looping over ``windows`` (two named bounds) when given."""
+    rows, cols = pixels.split("*")
+
+    def counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]:
+        out = {"pixel blocks": cdiv(a["N"] * a[rows] * a[cols], a["BLOCK_PIX"]),
+               "channel blocks": cdiv(a["C"], a["BLOCK_C"]), "images": a["N"]}
+        if windows is not None:
+            out.update({f"window {windows[0]}": a[windows[0]], f"window {windows[1]}": a[windows[1]]})
+        return out
+
+    return counts
+
+
+def _space(name: str, kernel, configs: list[KernelConfig], counts, axes: tuple[VariantAxis, ...] = (),
+           valid=None) -> KernelSpace:
+    return register_space(KernelSpace(name, kernel, list(configs), axes=axes, valid=valid, counts=counts))
+
+
+MAX_FWD = _space("max_pool2d_fwd_kernel", max_pool2d_fwd_kernel, _WINDOW_TILES, _tile_counts("P*Q", ("KH", "KW")),
+                 (_ADAPTIVE, VariantAxis("STORE_INDEX", (False, True))))
+MAX_BWD = _space("max_pool2d_bwd_kernel", max_pool2d_bwd_kernel, _WINDOW_TILES,
+                 _tile_counts("H*W", ("COVER_H", "COVER_W")), (_ADAPTIVE,))
+MAX_GATHER = _space("max_pool2d_gather_kernel", max_pool2d_gather_kernel, _WINDOW_TILES, _tile_counts("P*Q"))
+AVG_FWD = _space("avg_pool2d_fwd_kernel", avg_pool2d_fwd_kernel, _WINDOW_TILES, _tile_counts("P*Q", ("KH", "KW")),
+                 _AVG_AXES, _avg_valid)
+AVG_BWD = _space("avg_pool2d_bwd_kernel", avg_pool2d_bwd_kernel, _WINDOW_TILES,
+                 _tile_counts("H*W", ("COVER_H", "COVER_W")), _AVG_AXES, _avg_valid)
+GLOBAL_AVG = _space("global_avg_pool2d_kernel", global_avg_pool2d_kernel, _GLOBAL_TILES,
+                    lambda a, grid: {"images": grid[0] // cdiv(a["C"], a["BLOCK_C"]),
+                                     "channel blocks": cdiv(a["C"], a["BLOCK_C"]),
+                                     "plane blocks": cdiv(a["H"] * a["W"], a["BLOCK_HW"])})
 
 
 def _channels_contiguous(t: torch.Tensor) -> bool:
@@ -406,9 +440,10 @@ def max_pool2d(
     input ``(N, C, H, W)`` or ``(C, H, W)``; returns ``(N, C, P, Q)`` (or ``(C, P, Q)``) in the input's
     memory format, and with ``return_indices`` the int64 flat indices ``h*W + w`` of the maxima.
     """
-    check_pool_input(input, "max_pool2d")
-    g = max_pool2d_geometry(input.shape, kernel_size, stride, padding, dilation, ceil_mode)
-    return _max_pool(input, g, bool(return_indices))
+    return_indices = bool(return_indices)
+    check_pool_input(input, "max_pool2d_with_indices" if return_indices else "max_pool2d")
+    g = max_pool2d_geometry(input.shape, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+    return _max_pool(input, g, return_indices)
 
 
 def avg_pool2d(

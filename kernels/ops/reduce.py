@@ -9,7 +9,16 @@ import triton.language as tl
 
 from ..autotune import layout_of, select_config, tunable
 from ..jit.reduce import channel_sum_kernel, split_sum_kernel
-from ..launch import KernelConfig, KernelSpace, cdiv, closest_config, launch, register_space
+from ..launch import (
+    KernelConfig,
+    KernelSpace,
+    batch_chunks,
+    batch_rows,
+    cdiv,
+    closest_config,
+    launch,
+    register_space,
+)
 
 CHANNEL_SUM = register_space(KernelSpace(
     name="channel_sum_kernel",
@@ -19,12 +28,15 @@ CHANNEL_SUM = register_space(KernelSpace(
         KernelConfig.of(BLOCK_PIX=64, BLOCK_C=32, num_warps=4),
         KernelConfig.of(BLOCK_PIX=32, BLOCK_C=64, num_warps=4),
     ],
+    values=("ACC_DTYPE",),
+    counts=lambda a, grid: {"pixel blocks per split": a["PIX_PER_SPLIT"] // a["BLOCK_PIX"], "images": a["N"]},
 ))
 SPLIT_SUM = register_space(KernelSpace(
     name="split_sum_kernel",
     kernel=split_sum_kernel,
     configs=[KernelConfig.of(BLOCK=1024, num_warps=4)],
     wide_configs=[KernelConfig.of(BLOCK=256, num_warps=4)],  # float64 spills with 1024 on sm_80
+    counts=lambda a, grid: {"splits": a["SPLIT"]},
 ))
 
 
@@ -71,7 +83,9 @@ def sum_splits(partial: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
 
 @tunable
 def channel_sum(x: torch.Tensor) -> torch.Tensor:
-    """``x (N, C, H, W) -> (C,)``: the sum over batch and pixels (a bias gradient), in x's dtype."""
+    """``x (N, C, H, W) -> (C,)``: the sum over batch and pixels (a bias gradient), in x's dtype. The batch is
+    cut into chunks whose ``N * H * W`` stays 32-bit (the kernel's pixel index); their partial sums go to one
+    buffer that the split sum reduces."""
     N, C, H, W = x.shape
     out = torch.empty(C, dtype=x.dtype, device=x.device)
     if C == 0:
@@ -80,12 +94,16 @@ def channel_sum(x: torch.Tensor) -> torch.Tensor:
     default = closest_config(CHANNEL_SUM.configs, BLOCK_C=64 if channels_last else 16)
     config = select_config(CHANNEL_SUM, x.dtype, layout_of(x), {"PIX": N * H * W, "C": C}, default)
     c_blocks = cdiv(C, config["BLOCK_C"])
-    npix = N * H * W
-    split = choose_split(c_blocks, npix, config["BLOCK_PIX"], x.device)
-    pix_per_split = cdiv(cdiv(npix, split), config["BLOCK_PIX"]) * config["BLOCK_PIX"]
-    partial = torch.empty((split, C), dtype=acc_dtype(x.dtype), device=x.device)
-    launch(CHANNEL_SUM, (c_blocks, split), (x, partial, N, C, H, W, pix_per_split, *x.stride()), config,
-           x.dtype, ACC_DTYPE=tl_acc_dtype(x.dtype))
+    chunks = batch_chunks(N, H * W)
+    split = choose_split(c_blocks * len(chunks), cdiv(N * H * W, len(chunks)), config["BLOCK_PIX"], x.device)
+    partial = torch.empty((len(chunks) * split, C), dtype=acc_dtype(x.dtype), device=x.device)
+    for index, (n0, n1) in enumerate(chunks):
+        xs = batch_rows(x, n0, n1)
+        npix = (n1 - n0) * H * W
+        pix_per_split = cdiv(cdiv(max(npix, 1), split), config["BLOCK_PIX"]) * config["BLOCK_PIX"]
+        launch(CHANNEL_SUM, (c_blocks, split),
+               (xs, partial[index * split:(index + 1) * split], n1 - n0, C, H, W, pix_per_split, *xs.stride()),
+               config, x.dtype, ACC_DTYPE=tl_acc_dtype(x.dtype))
     return sum_splits(partial, out)
 
 

@@ -1,0 +1,270 @@
+"""Mutation check: plausible kernel bugs, planted one at a time, each of which the fast tests must catch.
+
+Each :class:`Mutant` replaces one exact piece of source under ``kernels/`` (it must occur exactly once) by a
+wrong one: a dropped channel block or tile, an off-by-one mask or loop bound, a wrong stride phase, a broken
+split-K reduction, swapped strides in the aligned variant, a missing epilogue term. For each mutant the
+runner copies the package and the tests to a temporary directory, plants the bug there and runs the part of
+the fast subset that exercises the mutated kernel (``tests/test_coverage.py`` filtered to that kernel, or a
+named test of ``tests/test_pool2d.py``); the mutant is caught when that run fails. It prints one row per
+mutant and the mutation score, and exits non-zero unless every mutant is caught.
+
+    python -m tests.mutants [--jobs 2] [--only NAME ...] [--list]
+
+Every kernel file in ``kernels/jit/`` has mutants (``tests/test_mutants.py`` checks that, and that every
+mutant still applies to today's source, in CI; the full run takes about ten minutes on two cores and is a
+documented command rather than a CI step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def coverage_of(kernel: str) -> tuple[str, ...]:
+    """The coverage cases of one kernel: every variant and configuration of it."""
+    return ("tests/test_coverage.py", "-k", kernel)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """Replace ``find`` (exactly one occurrence) by ``replace`` in ``path``; ``tests`` must then fail."""
+
+    name: str
+    path: str
+    find: str
+    replace: str
+    tests: tuple[str, ...]
+
+    def apply(self, source: str) -> str:
+        count = source.count(self.find)
+        if count != 1:
+            raise ValueError(f"mutant {self.name!r}: its text occurs {count} times in {self.path}, not once")
+        return source.replace(self.find, self.replace)
+
+
+JIT = "kernels/jit/"
+MUTANTS: tuple[Mutant, ...] = (
+    # --- kernels/jit/conv2d.py ------------------------------------------------------------------------
+    Mutant("fwd: only the first channel block", JIT + "conv2d.py",
+           "c_blocks = tl.cdiv(CG, BLOCK_K)", "c_blocks = 1", coverage_of("conv2d_fwd_kernel")),
+    Mutant("fwd: every filter tile computes the first", JIT + "conv2d.py",
+           "    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)\n    n_mask = offs_n < KG",
+           "    offs_n = tl.arange(0, BLOCK_N)\n    n_mask = offs_n < KG", coverage_of("conv2d_fwd_kernel")),
+    Mutant("fwd: off by one in the row mask", JIT + "conv2d.py",
+           "pix_ok = m_mask & (h >= 0) & (h < H)", "pix_ok = m_mask & (h >= 1) & (h < H)",
+           coverage_of("conv2d_fwd_kernel")),
+    Mutant("fwd: output column stored at the row index", JIT + "conv2d.py",
+           "(pq // Q).to(tl.int64) * syp + (pq % Q).to(tl.int64) * syq",
+           "(pq // Q).to(tl.int64) * syp + (pq // Q).to(tl.int64) * syq", coverage_of("conv2d_fwd_kernel")),
+    Mutant("fwd: group offset missing from the weight's filters", JIT + "conv2d.py",
+           "k_idx = group * KG + offs_n\n    w_cols = w_ptr + k_idx.to(tl.int64) * swk",
+           "k_idx = group * KG + offs_n\n    w_cols = w_ptr + offs_n.to(tl.int64) * swk",
+           coverage_of("conv2d_fwd_kernel")),
+    Mutant("dgrad: only the first filter block", JIT + "conv2d.py",
+           "k_blocks = tl.cdiv(KG, BLOCK_K)", "k_blocks = 1", coverage_of("conv2d_dgrad_kernel")),
+    Mutant("dgrad: column phase from the row stride", JIT + "conv2d.py",
+           "    phase_w = pid_gp % stride_w\n\n    offs_m",
+           "    phase_w = pid_gp % stride_h\n\n    offs_m", coverage_of("conv2d_dgrad_kernel")),
+    Mutant("dgrad: tap test ignores the column phase", JIT + "conv2d.py",
+           "if (num_h % stride_h == 0) & (num_w % stride_w == 0):", "if num_h % stride_h == 0:",
+           coverage_of("conv2d_dgrad_kernel")),
+    Mutant("dgrad: every channel tile computes the first", JIT + "conv2d.py",
+           "    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)\n    n_mask = offs_n < CG",
+           "    offs_n = tl.arange(0, BLOCK_N)\n    n_mask = offs_n < CG", coverage_of("conv2d_dgrad_kernel")),
+    Mutant("wgrad: channel tiles ignored", JIT + "conv2d.py",
+           "pid_n = pid_tile % n_tiles", "pid_n = pid_tile // n_tiles", coverage_of("conv2d_wgrad_kernel")),
+    Mutant("wgrad: splits start a block apart", JIT + "conv2d.py",
+           "    npq = N * P * Q\n    pix_start = split * PIX_PER_SPLIT",
+           "    npq = N * P * Q\n    pix_start = split * BLOCK_K", coverage_of("conv2d_wgrad_kernel")),
+    Mutant("wgrad: x column misses the padding", JIT + "conv2d.py",
+           "        w = q * stride_w - pad_w + s * dil_w\n        x_ok",
+           "        w = q * stride_w + s * dil_w\n        x_ok", coverage_of("conv2d_wgrad_kernel")),
+    # --- kernels/jit/depthwise.py ---------------------------------------------------------------------
+    Mutant("depthwise fwd: weight not advanced along the row", JIT + "depthwise.py",
+           "            w_r += sws\n", "", coverage_of("depthwise_fwd_kernel")),
+    Mutant("depthwise fwd: input channel k % mult", JIT + "depthwise.py",
+           "x_chan = x_ptr + n * sxn + (k // mult).to(tl.int64) * sxc     # [BLOCK_C] pointers",
+           "x_chan = x_ptr + n * sxn + (k % mult).to(tl.int64) * sxc     # [BLOCK_C] pointers",
+           coverage_of("depthwise_fwd_kernel")),
+    Mutant("depthwise fwd: tile row from the column tiles", JIT + "depthwise.py",
+           "    qb = pid_pix % tiles_q\n    rest = pid_pix // tiles_q\n    pb = rest % tiles_p",
+           "    qb = pid_pix % tiles_q\n    rest = pid_pix // tiles_q\n    pb = rest % tiles_q",
+           coverage_of("depthwise_fwd_kernel")),
+    Mutant("depthwise dgrad: column phase tested with the row stride", JIT + "depthwise.py",
+           "if (th % stride_h == 0) & (tw % stride_w == 0):", "if (th % stride_h == 0) & (tw % stride_h == 0):",
+           coverage_of("depthwise_dgrad_kernel")),
+    Mutant("depthwise dgrad: last multiplier channel dropped", JIT + "depthwise.py",
+           "for m in range(mult):", "for m in range(mult - 1):", coverage_of("depthwise_dgrad_kernel")),
+    Mutant("depthwise wgrad: splits overlap", JIT + "depthwise.py",
+           "t_start = split * tiles_per_split", "t_start = split", coverage_of("depthwise_wgrad_kernel")),
+    Mutant("depthwise wgrad: padding added instead of subtracted", JIT + "depthwise.py",
+           "off_h = r * dil_h - pad_h", "off_h = r * dil_h + pad_h", coverage_of("depthwise_wgrad_kernel")),
+    # --- kernels/jit/epilogue.py ----------------------------------------------------------------------
+    Mutant("epilogue: residual after the activation dropped", JIT + "epilogue.py",
+           "        if not RESIDUAL_BEFORE_ACT:\n            out += residual",
+           "        if not RESIDUAL_BEFORE_ACT:\n            pass", coverage_of("conv2d_fwd_kernel")),
+    Mutant("epilogue: residual before the activation dropped", JIT + "epilogue.py",
+           "        if RESIDUAL_BEFORE_ACT:\n            pre += residual",
+           "        if RESIDUAL_BEFORE_ACT:\n            pass", coverage_of("conv2d_dgrad_kernel")),
+    Mutant("epilogue: pre-activation stored after the activation", JIT + "epilogue.py",
+           "tl.store(preact_ptr + offsets, pre.to(preact_ptr.dtype.element_ty), mask=mask)",
+           "tl.store(preact_ptr + offsets, activate(pre, ACTIVATION, NEGATIVE_SLOPE).to("
+           "preact_ptr.dtype.element_ty), mask=mask)", coverage_of("depthwise_fwd_kernel")),
+    Mutant("epilogue: gelu derivative misses the density term", JIT + "epilogue.py",
+           "d = 0.5 * (1.0 + tl.math.erf(z * _SQRT1_2)) + z * _INV_SQRT_2PI * tl.exp(-0.5 * z * z)",
+           "d = 0.5 * (1.0 + tl.math.erf(z * _SQRT1_2))", coverage_of("activation_backward_kernel")),
+    Mutant("epilogue: leaky_relu slope applied to positives", JIT + "epilogue.py",
+           "z = tl.where(z < 0, z * tl.full(z.shape, NEGATIVE_SLOPE, z.dtype), z)",
+           "z = tl.where(z > 0, z * tl.full(z.shape, NEGATIVE_SLOPE, z.dtype), z)",
+           coverage_of("conv2d_fwd_kernel")),
+    Mutant("activation backward: channels_last width decoded with H", JIT + "epilogue.py",
+           "            w = (offs // C) % W", "            w = (offs // C) % H",
+           coverage_of("activation_backward_kernel")),
+    # --- kernels/jit/pool2d.py ------------------------------------------------------------------------
+    Mutant("pool tile: every channel block computes the first", JIT + "pool2d.py",
+           "    c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)\n    return n,",
+           "    c = tl.arange(0, BLOCK_C)\n    return n,", coverage_of("max_pool2d_fwd_kernel")),
+    Mutant("adaptive window end rounded down", JIT + "pool2d.py",
+           "        hi = ((p + 1) * H + P - 1) // P\n    else:\n        start = p * stride - pad\n        first",
+           "        hi = ((p + 1) * H) // P\n    else:\n        start = p * stride - pad\n        first",
+           coverage_of("max_pool2d_fwd_kernel")),
+    Mutant("max pool: NaN does not propagate", JIT + "pool2d.py",
+           "take = (v > best) | (v != v)", "take = v > best",
+           ("tests/test_pool2d.py", "-k", "test_max_nan_propagates")),
+    Mutant("max pool: ties keep the last maximum", JIT + "pool2d.py",
+           "take = (v > best) | (v != v)", "take = (v >= best) | (v != v)",
+           ("tests/test_pool2d.py", "-k", "test_max_ties")),
+    Mutant("max pool backward: last covering window missed", JIT + "pool2d.py",
+           "hi = tl.minimum((h + pad) // stride + 1, P)", "hi = tl.minimum((h + pad) // stride, P)",
+           coverage_of("max_pool2d_bwd_kernel")),
+    Mutant("max pool gather: column from the height", JIT + "pool2d.py",
+           "    h = ind // W\n    w = ind - h * W", "    h = ind // W\n    w = ind - h * H",
+           coverage_of("max_pool2d_gather_kernel")),
+    Mutant("avg pool: padded divisor uses the rows twice", JIT + "pool2d.py",
+           "        div = rows_pad * cols_pad\n    else:\n        div = rows_in * cols_in\n    empty",
+           "        div = rows_pad * rows_pad\n    else:\n        div = rows_in * cols_in\n    empty",
+           coverage_of("avg_pool2d_fwd_kernel")),
+    Mutant("avg pool backward: window column from the row counter", JIT + "pool2d.py",
+           "        q = q_lo + (t - i * COVER_W)\n        ok = pix_ok",
+           "        q = q_lo + i\n        ok = pix_ok", coverage_of("avg_pool2d_bwd_kernel")),
+    Mutant("global average, strided planes: rows stepped by W columns", JIT + "pool2d.py",
+           "pix = (hw // W).to(tl.int64) * sxh + (hw % W).to(tl.int64) * sxw",
+           "pix = (hw // W).to(tl.int64) * W * sxw + (hw % W).to(tl.int64) * sxw",
+           coverage_of("global_avg_pool2d_kernel")),
+    # --- kernels/jit/reduce.py ------------------------------------------------------------------------
+    Mutant("channel sum: splits start a block apart", JIT + "reduce.py",
+           "pix_start = split * PIX_PER_SPLIT", "pix_start = split * BLOCK_PIX", coverage_of("channel_sum_kernel")),
+    Mutant("channel sum: image stride from the height", JIT + "reduce.py",
+           "        n_idx = offs_pix // (H * W)", "        n_idx = offs_pix // (H * H)",
+           coverage_of("channel_sum_kernel")),
+    Mutant("split sum drops the last split", JIT + "reduce.py",
+           "for _ in range(1, SPLIT):", "for _ in range(1, SPLIT - 1):", coverage_of("split_sum_kernel")),
+    # --- launchers --------------------------------------------------------------------------------------
+    Mutant("conv2d launcher: the partial filter tile dropped", "kernels/ops/conv2d.py",
+           'grid = (cdiv(rows, config["BLOCK_M"]), cdiv(KG, config["BLOCK_N"]), g.groups)',
+           'grid = (cdiv(rows, config["BLOCK_M"]), KG // config["BLOCK_N"], g.groups)',
+           coverage_of("conv2d_fwd_kernel")),
+    Mutant("aligned variant: row and column strides swapped", "kernels/ops/conv2d.py",
+           "    return n, 1, h, w", "    return n, 1, w, h", coverage_of("conv2d_wgrad_kernel")),
+    Mutant("bias gradient: every batch chunk writes the first chunk's partial sums", "kernels/ops/reduce.py",
+           "(xs, partial[index * split:(index + 1) * split], n1 - n0,", "(xs, partial[:split], n1 - n0,",
+           ("tests/test_index_chunks.py",)),
+    Mutant("conv2d without autocast", "kernels/ops/conv2d.py",
+           '@autocast_inputs("conv")\ndef conv2d(', "def conv2d(", ("tests/test_autocast.py",)),
+    Mutant("wgrad launcher: split length not a whole number of blocks", "kernels/ops/conv2d.py",
+           'pix_per_split = cdiv(cdiv(max(npq, 1), split), config["BLOCK_K"]) * config["BLOCK_K"]',
+           "pix_per_split = cdiv(max(npq, 1), split)", coverage_of("conv2d_wgrad_kernel")),
+)
+
+
+@dataclass
+class Outcome:
+    mutant: Mutant
+    caught: bool
+    seconds: float
+    detail: str
+
+
+def _copy_tree(dest: Path) -> None:
+    """The package, the tests and the project file: what a test run reads."""
+    for name in ("kernels", "tests"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copy2(ROOT / "pyproject.toml", dest / "pyproject.toml")
+
+
+def _first_failure(output: str, returncode: int) -> str:
+    """What caught the mutant: the first failing test, or the crash (a mutant may address memory it should
+    not; the run dying counts as caught)."""
+    if returncode < 0 or "Fatal Python error" in output:
+        fatal = next((line for line in output.splitlines() if "Fatal Python error" in line), "")
+        return f"the test run crashed ({fatal.strip() or f'signal {-returncode}'})"[:160]
+    for line in output.splitlines():
+        if line.startswith(("FAILED", "ERROR")):
+            return line[:160]
+    tail = output.strip().splitlines()
+    return tail[-1][:160] if tail else ""
+
+
+def run_mutant(mutant: Mutant, timeout: float = 1800.0) -> Outcome:
+    """Plant ``mutant`` in a fresh copy and run its tests there (stopping at the first failure)."""
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mutant-") as tmp:
+        dest = Path(tmp)
+        _copy_tree(dest)
+        target = dest / mutant.path
+        source = mutant.apply(target.read_text())
+        compile(source, str(target), "exec")  # a mutant is a wrong program, never a syntax error
+        target.write_text(source)
+        env = {**os.environ, "PYTHONPATH": str(dest), "PYTHONDONTWRITEBYTECODE": "1"}
+        command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+                   *mutant.tests]
+        try:
+            done = subprocess.run(command, cwd=dest, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return Outcome(mutant, True, time.perf_counter() - start, "timed out (a hang counts as caught)")
+        output = done.stdout + done.stderr
+        if done.returncode == 5:  # no test selected: the mutant's test list is wrong, not the kernel
+            raise RuntimeError(f"mutant {mutant.name!r}: its tests select nothing: {mutant.tests}")
+        return Outcome(mutant, done.returncode != 0, time.perf_counter() - start,
+                       _first_failure(output, done.returncode) if done.returncode else "all selected tests passed")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.mutants", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=2, help="mutants run at once (default 2)")
+    parser.add_argument("--only", action="append", help="only mutants whose name contains this (repeatable)")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    args = parser.parse_args(argv)
+    chosen = [m for m in MUTANTS if not args.only or any(o in m.name for o in args.only)]
+    if args.list:
+        for m in chosen:
+            print(f"{m.path:28} {m.name}")
+        return 0
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        outcomes = []
+        for outcome in pool.map(run_mutant, chosen):
+            outcomes.append(outcome)
+            status = "caught  " if outcome.caught else "SURVIVED"
+            print(f"{status} {outcome.seconds:6.1f} s  {outcome.mutant.path:26} {outcome.mutant.name}: "
+                  f"{outcome.detail}", flush=True)
+    caught = sum(o.caught for o in outcomes)
+    print(f"\nmutation score: {caught}/{len(outcomes)} caught ({100 * caught / max(len(outcomes), 1):.0f}%) "
+          f"in {time.perf_counter() - start:.0f} s")
+    return 0 if caught == len(outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

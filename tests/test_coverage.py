@@ -1,0 +1,563 @@
+"""Coverage by construction: every kernel, in every variant its launchers declare and with every block
+configuration of its space, launched with at least two programs on every grid axis and at least two
+iterations of every loop, and compared with torch.
+
+Each case targets one (kernel, variant, configuration, dtype). The configuration is forced (the spaces are
+data), the problem is sized from the block sizes so that every grid axis and every count the space declares
+(``KernelSpace.counts``: loop trip counts, groups, stride phases, splits, images) reaches 2, every buffer
+the op allocates starts poisoned (NaN; wild values for integer buffers), and the op's outputs and gradients
+are compared with torch in float64. The launches are recorded while they run: a case fails unless its
+target was launched in that variant and configuration with every count at least 2. The variants are each
+space's :meth:`~kernels.launch.KernelSpace.covering_variants` (for 16-bit and for float64 problems), and
+:func:`test_cases_cover_every_variant_and_configuration` checks that the cases reach all of them and every
+configuration. Shapes stay small: the kernels run through Triton's interpreter without a GPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import DEVICE, _assert_close
+from torch.overrides import TorchFunctionMode
+
+import kernels
+from kernels import autotune
+from kernels.aot import constexpr_params
+from kernels.launch import SPACES, KernelConfig, LaunchRecord, Variant, recording
+from kernels.ops import reduce as reduce_ops
+from kernels.ops.epilogue import Epilogue, activation_backward
+
+pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in exp")  # silu of large negatives
+
+CL = torch.channels_last
+# Problem dtypes a space's variants and configurations are drawn for: 16-bit (tensor-core tiles, the aligned
+# variant) and float64 (the wide tiles). float32 shares float64's tiles and variants.
+FAMILIES = (torch.bfloat16, torch.float64)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One case: launch ``space``'s kernel in ``variant`` with ``config`` on a ``dtype`` problem."""
+
+    space: str
+    variant: Variant
+    config: KernelConfig
+    dtype: torch.dtype
+
+    @property
+    def flags(self) -> dict:
+        return dict(self.variant)
+
+    @property
+    def id(self) -> str:
+        flags = ",".join(f"{k}={v}" for k, v in self.variant)
+        blocks = ",".join(f"{k.removeprefix('BLOCK_')}{v}" for k, v in self.config.blocks)
+        return f"{self.space}[{flags}]-{blocks}-{str(self.dtype).removeprefix('torch.')}"
+
+
+def _smallest(configs: tuple[KernelConfig, ...]) -> KernelConfig:
+    """The configuration with the smallest product of block sizes: the smallest problem with two of
+    everything, so the cheapest case in the interpreter."""
+    return min(configs, key=lambda c: math.prod(v for _, v in c.blocks))
+
+
+def _targets() -> list[Target]:
+    """Every covering variant of every space with a dtype it is valid for (float64 when it can, so the
+    comparison is exact) and its smallest allowed configuration; then each configuration no variant drew,
+    with the first covering variant that may launch it."""
+    out: list[Target] = []
+    for name, space in SPACES.items():
+        variants: dict[Variant, torch.dtype] = {}
+        for dtype in reversed(FAMILIES):  # float64 first
+            for variant in space.covering_variants(dtype, False):
+                variants.setdefault(variant, dtype)
+        used: set[tuple[KernelConfig, torch.dtype]] = set()
+        for variant, dtype in variants.items():
+            config = _smallest(space.for_dtype(dtype, False, dict(variant)))
+            used.add((config, dtype))
+            out.append(Target(name, variant, config, dtype))
+        for dtype in FAMILIES:
+            for config in space.for_dtype(dtype, False):
+                # (a space without wide configurations has one list for every dtype: drawn once is enough)
+                if (config, dtype) in used or any(c == config for c, _ in used if not space.wide_configs):
+                    continue
+                lightest = next(v for v in space.covering_variants(dtype, False)
+                                if config in space.for_dtype(dtype, False, dict(v)))
+                used.add((config, dtype))
+                out.append(Target(name, lightest, config, dtype))
+    return out
+
+
+TARGETS = _targets()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Harness
+
+
+class _Poison(TorchFunctionMode):
+    """Every tensor allocated uninitialised inside the mode starts as NaN (integers: their most negative value,
+    a wild index), so an element a kernel forgets to write shows up in the comparison."""
+
+    FACTORIES = (torch.empty, torch.empty_like, torch.empty_strided, torch.Tensor.new_empty)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func in self.FACTORIES and isinstance(out, torch.Tensor) and out.numel():
+            if out.is_floating_point():
+                out.fill_(float("nan"))
+            else:
+                out.fill_(True if out.dtype == torch.bool else torch.iinfo(out.dtype).min)
+        return out
+
+
+# Kernels whose launchers split a reduction by the GPU's SM count (two under the interpreter): their cases
+# pretend to run on a 132-SM GPU, so that the reduction splits as it does there.
+SPLIT_BY_SM_COUNT = ("conv2d_wgrad_kernel", "channel_sum_kernel")
+
+
+@contextlib.contextmanager
+def _ours(target: Target, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[LaunchRecord]]:
+    """Run our op inside: the target's configuration forced, allocations poisoned, launches recorded and run,
+    and a GPU-sized SM count so that split reductions split."""
+    monkeypatch.setattr(autotune._state, "forced", {target.space: target.config})
+    if target.space in SPLIT_BY_SM_COUNT:
+        monkeypatch.setattr(reduce_ops, "multiprocessor_count", lambda device: 132)
+    with recording(run=True) as launches, _Poison():
+        yield launches
+
+
+def _leaf(shape: tuple[int, ...], dtype: torch.dtype, channels_last: bool = False) -> torch.Tensor:
+    t = torch.randn(shape, dtype=dtype, device=DEVICE)
+    return t.contiguous(memory_format=CL) if channels_last and t.dim() == 4 else t
+
+
+def _twin(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.detach().double().requires_grad_(t.requires_grad)
+
+
+def _compare(ours: list[torch.Tensor | None], refs: list[torch.Tensor | None], dtype: torch.dtype,
+             names: list[str]) -> None:
+    for got, want, name in zip(ours, refs, names, strict=True):
+        if want is None:
+            continue
+        assert got is not None, f"no {name}"
+        _assert_close(got, want, dtype, name)
+
+
+def _forward_backward(op: Callable, ref_op: Callable, leaves: dict[str, torch.Tensor | None],
+                      wrt: tuple[str, ...], target: Target, monkeypatch: pytest.MonkeyPatch) -> list[LaunchRecord]:
+    """``op(**leaves)`` against ``ref_op`` on float64 twins: the output and the gradients of the leaves named in
+    ``wrt`` (none: forward only) for one random upstream gradient."""
+    for name, t in leaves.items():
+        if t is not None:
+            t.requires_grad_(name in wrt)
+    twins = {k: _twin(t) for k, t in leaves.items()}
+    with _ours(target, monkeypatch) as launches:
+        out = op(**leaves)
+        if out.requires_grad:
+            grad_out = torch.randn_like(out)  # in the output's layout, as the next layer hands it back
+            out.backward(grad_out)
+    ref = ref_op(**twins)
+    _compare([out], [ref], target.dtype, ["output"])
+    if out.requires_grad:
+        ref.backward(grad_out.double())
+        names = [k for k, t in leaves.items() if t is not None and k in wrt]
+        _compare([leaves[k].grad for k in names], [twins[k].grad for k in names], target.dtype,
+                 [f"grad of {k}" for k in names])
+    return launches
+
+
+ALL = ("input", "weight", "bias", "residual")
+
+
+def _act(name: str, z: torch.Tensor, slope: float) -> torch.Tensor:
+    return {"none": lambda: z, "relu": lambda: F.relu(z), "leaky_relu": lambda: F.leaky_relu(z, slope),
+            "gelu": lambda: F.gelu(z), "silu": lambda: F.silu(z)}[name]()
+
+
+def _epilogue_call(flags: dict) -> tuple[dict, tuple[str, ...], Callable]:
+    """The keyword arguments that make a convolution launch the epilogue ``flags``, the leaves whose gradients
+    are taken (the input's and the residual's exactly when the pre-activation is stored: it is made only for
+    a backward, and the backward reads it), and the reference epilogue ``(pre, residual) -> out``."""
+    act = flags["ACTIVATION"]
+    residual_after = flags["HAS_RESIDUAL"] and not flags["RESIDUAL_BEFORE_ACT"]
+    # a slope <= 0 loses the sign: leaky_relu then stores the pre-activation even without a residual
+    slope = -0.2 if act == "leaky_relu" and flags["STORE_PREACT"] and not residual_after else 0.1
+    grads = ("input", "residual") if flags["STORE_PREACT"] else ()
+    kwargs = {"activation": None if act == "none" else act, "negative_slope": slope,
+              "residual_before_activation": flags["RESIDUAL_BEFORE_ACT"]}
+
+    def reference(pre: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
+        if residual is not None and flags["RESIDUAL_BEFORE_ACT"]:
+            pre = pre + residual
+        out = _act(act, pre, slope)
+        return out + residual if residual is not None and not flags["RESIDUAL_BEFORE_ACT"] else out
+
+    return kwargs, grads, reference
+
+
+def _unit(flags: dict) -> int:
+    return flags.get("VEC", 1)
+
+
+def _channels(block: int, unit: int) -> int:
+    """A channel count one past ``block`` (two blocks), a multiple of the aligned unit."""
+    return block + unit
+
+
+def _square(pixels: int) -> int:
+    """The side of a square image with at least ``pixels`` pixels."""
+    return math.isqrt(pixels - 1) + 1
+
+
+# --------------------------------------------------------------------------------------------------------
+# Cases, one builder per kernel
+
+
+def _case_conv2d_fwd(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """Dense grouped 3x3 conv2d with the target's epilogue: groups 2, two tiles of rows and filters, two
+    channel blocks. Images are one column wider than tall in every case, so that rows and columns cannot be
+    confused."""
+    flags, cfg, dtype = target.flags, target.config, target.dtype
+    unit = _unit(flags)
+    cg, kg = _channels(cfg["BLOCK_K"], unit), _channels(cfg["BLOCK_N"], unit)
+    side = _square(cfg["BLOCK_M"] // 2 + 1)
+    kwargs, grads, epilogue = _epilogue_call(flags)
+    cl = unit > 1
+    leaves = {"input": _leaf((2, 2 * cg, side, side + 1), dtype, cl),
+              "weight": _leaf((2 * kg, cg, 3, 3), dtype, cl),
+              "bias": _leaf((2 * kg,), dtype) if flags["HAS_BIAS"] else None,
+              "residual": _leaf((2, 2 * kg, side, side + 1), dtype, cl) if flags["HAS_RESIDUAL"] else None}
+
+    def ours(input, weight, bias, residual):
+        return kernels.conv2d(input, weight, bias, padding=1, groups=2, residual=residual, **kwargs)
+
+    def ref(input, weight, bias, residual):
+        return epilogue(F.conv2d(input, weight, bias, padding=1, groups=2), residual)
+
+    return _forward_backward(ours, ref, leaves, grads, target, monkeypatch)
+
+
+def _transposed_stride(flags: dict) -> dict:
+    """Stride and output padding of the transposed cases: both axes with several phases, and unequal strides
+    (2, 3) in every case with a bias, so that row and column phases cannot be confused (the others take (2, 2):
+    fewer phases, a cheaper case)."""
+    sw = 3 if flags["HAS_BIAS"] else 2
+    return dict(stride=(2, sw), padding=1, output_padding=(1, sw - 1))
+
+
+def _case_conv2d_dgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """conv_transpose2d (its forward is the input-gradient kernel) with several stride phases on both axes,
+    groups 2, two tiles of rows and channels, two filter blocks; with the target's epilogue."""
+    flags, cfg, dtype = target.flags, target.config, target.dtype
+    unit = _unit(flags)
+    c_out, c_in = _channels(cfg["BLOCK_N"], unit), _channels(cfg["BLOCK_K"], unit)
+    side = _square(cfg["BLOCK_M"] // 2 + 1)
+    kwargs, grads, epilogue = _epilogue_call(flags)
+    cl = unit > 1
+    conv = dict(**_transposed_stride(flags), groups=2)
+    out_shape = (2, 2 * c_out, 2 * side, conv["stride"][1] * (side + 1))
+    leaves = {"input": _leaf((2, 2 * c_in, side, side + 1), dtype, cl),
+              "weight": _leaf((2 * c_in, c_out, 3, 3), dtype, cl),
+              "bias": _leaf((2 * c_out,), dtype) if flags["HAS_BIAS"] else None,
+              "residual": _leaf(out_shape, dtype, cl) if flags["HAS_RESIDUAL"] else None}
+
+    def ours(input, weight, bias, residual):
+        return kernels.conv_transpose2d(input, weight, bias, **conv, residual=residual, **kwargs)
+
+    def ref(input, weight, bias, residual):
+        return epilogue(F.conv_transpose2d(input, weight, bias, **conv), residual)
+
+    return _forward_backward(ours, ref, leaves, grads, target, monkeypatch)
+
+
+def _case_conv2d_wgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """conv2d forward and backward, groups 2, a (2, 2) kernel with padding 1, two tiles of filters and
+    channels, and enough output pixels for the weight gradient to split its reduction (at least 8 blocks per
+    split)."""
+    cfg, dtype, unit = target.config, target.dtype, _unit(target.flags)
+    kg, cg = _channels(cfg["BLOCK_M"], unit), _channels(cfg["BLOCK_N"], unit)
+    side = _square((8 * cfg["BLOCK_K"]) // 2 + 1) + 1
+    leaves = {"input": _leaf((2, 2 * cg, side, side + 1), dtype, unit > 1),
+              "weight": _leaf((2 * kg, cg, 2, 2), dtype, unit > 1), "bias": _leaf((2 * kg,), dtype)}
+    conv = dict(padding=1, groups=2)
+    return _forward_backward(lambda **a: kernels.conv2d(**a, **conv), lambda **a: F.conv2d(**a, **conv), leaves,
+                             ALL, target, monkeypatch)
+
+
+def _depthwise_side(cfg: KernelConfig) -> tuple[int, int]:
+    """Output rows and columns spanning two tile rows and three tile columns (never square)."""
+    return cfg["BLOCK_PIX"] // cfg["BLOCK_W"] + 1, 2 * cfg["BLOCK_W"] + 1  # two tile rows, three tile columns
+
+
+def _case_depthwise_fwd(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """Depthwise 3x3 conv2d with channel multiplier 2, two images, two tile rows, columns and channel blocks;
+    with the target's epilogue."""
+    flags, cfg, dtype = target.flags, target.config, target.dtype
+    p, q = _depthwise_side(cfg)
+    c = cfg["BLOCK_C"] // 2 + 1
+    kwargs, grads, epilogue = _epilogue_call(flags)
+    cl = cfg["BLOCK_C"] > 8
+    leaves = {"input": _leaf((2, c, p, q), dtype, cl), "weight": _leaf((2 * c, 1, 3, 3), dtype),
+              "bias": _leaf((2 * c,), dtype) if flags["HAS_BIAS"] else None,
+              "residual": _leaf((2, 2 * c, p, q), dtype, cl) if flags["HAS_RESIDUAL"] else None}
+
+    def ours(input, weight, bias, residual):
+        return kernels.conv2d(input, weight, bias, padding=1, groups=c, residual=residual, **kwargs)
+
+    def ref(input, weight, bias, residual):
+        return epilogue(F.conv2d(input, weight, bias, padding=1, groups=c), residual)
+
+    return _forward_backward(ours, ref, leaves, grads, target, monkeypatch)
+
+
+def _case_depthwise_dgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """Depthwise conv_transpose2d (the input-gradient kernel) with several stride phases on both axes, two
+    tile rows and columns of phase pixels, and two input channels per output channel (the kernel's multiplier
+    loop); with the target's epilogue."""
+    flags, cfg, dtype = target.flags, target.config, target.dtype
+    rows, cols = cfg["BLOCK_PIX"] // cfg["BLOCK_W"] + 1, cfg["BLOCK_W"] + 2
+    c = cfg["BLOCK_C"] + 1
+    kwargs, grads, epilogue = _epilogue_call(flags)
+    conv = dict(**_transposed_stride(flags), groups=c)
+    cl = cfg["BLOCK_C"] > 8
+    out_shape = (2, c, 2 * rows, conv["stride"][1] * cols)
+    leaves = {"input": _leaf((2, 2 * c, rows, cols), dtype, cl), "weight": _leaf((2 * c, 1, 3, 3), dtype),
+              "bias": _leaf((c,), dtype) if flags["HAS_BIAS"] else None,
+              "residual": _leaf(out_shape, dtype, cl) if flags["HAS_RESIDUAL"] else None}
+
+    def ours(input, weight, bias, residual):
+        return kernels.conv_transpose2d(input, weight, bias, **conv, residual=residual, **kwargs)
+
+    def ref(input, weight, bias, residual):
+        return epilogue(F.conv_transpose2d(input, weight, bias, **conv), residual)
+
+    return _forward_backward(ours, ref, leaves, grads, target, monkeypatch)
+
+
+def _case_depthwise_wgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """Depthwise conv2d forward and backward: two images, two tile rows and columns (8 tiles: 2 splits of 4),
+    two channel blocks."""
+    cfg, dtype = target.config, target.dtype
+    p, q = _depthwise_side(cfg)
+    c = cfg["BLOCK_C"] // 2 + 1
+    leaves = {"input": _leaf((2, c, p, q), dtype, cfg["BLOCK_C"] > 8), "weight": _leaf((2 * c, 1, 3, 3), dtype)}
+    return _forward_backward(lambda **a: kernels.conv2d(**a, padding=1, groups=c),
+                             lambda **a: F.conv2d(**a, padding=1, groups=c), leaves, ALL, target, monkeypatch)
+
+
+def _case_channel_sum(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """The bias gradient's reduction on its own: two channel blocks, two images, several splits of several
+    pixel blocks each."""
+    cfg, dtype = target.config, target.dtype
+    side = _square(4 * cfg["BLOCK_PIX"] + 1)
+    x = _leaf((2, cfg["BLOCK_C"] + 1, side, side + 1), dtype, cfg["BLOCK_C"] > 16)
+    with _ours(target, monkeypatch) as launches:
+        total = reduce_ops.channel_sum(x)
+    _compare([total], [x.double().sum((0, 2, 3))], dtype, ["channel sum"])
+    return launches
+
+
+def _case_split_sum(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """The split-K reduction on its own: three splits, two blocks."""
+    cfg, dtype = target.config, target.dtype
+    partial = _leaf((3, cfg["BLOCK"] + 1), reduce_ops.acc_dtype(dtype))
+    with _ours(target, monkeypatch) as launches:
+        out = reduce_ops.sum_splits(partial, torch.empty(cfg["BLOCK"] + 1, dtype=dtype, device=DEVICE))
+    _compare([out], [partial.double().sum(0)], dtype, ["split sum"])
+    return launches
+
+
+def _case_activation_backward(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """``grad * act'(saved)`` on its own: saved NCHW or channels_last, the gradient in the same or the other
+    layout; two blocks."""
+    flags, cfg, dtype = target.flags, target.config, target.dtype
+    shape = (2, 3, 5, cfg["BLOCK"] // 30 + 1)
+    saved = _leaf(shape, dtype, flags["CHANNELS_LAST"])
+    grad = _leaf(shape, dtype, flags["CHANNELS_LAST"] == flags["SAME_LAYOUT"])
+    epilogue = Epilogue(flags["ACTIVATION"], 0.1)
+    with _ours(target, monkeypatch) as launches:
+        got = activation_backward(grad, saved, epilogue)
+    z = saved.double().requires_grad_()
+    (slope,) = torch.autograd.grad(_act(flags["ACTIVATION"], z, 0.1).sum(), z)
+    _compare([got], [grad.double() * slope], dtype, ["pre-activation gradient"])
+    return launches
+
+
+def _pool_input(cfg: KernelConfig, dtype: torch.dtype, side: int) -> torch.Tensor:
+    """A ``side x (side + 1)`` pooling input (not square: rows and columns cannot be confused) with enough
+    channels for two channel blocks (channels_last for channel-wide tiles)."""
+    return _leaf((2, cfg["BLOCK_C"] + 1, side, side + 1), dtype, cfg["BLOCK_C"] > 1)
+
+
+def _pool_sides(cfg: KernelConfig) -> tuple[int, int]:
+    """Input and output sides of a 3x3 / stride 2 / padding 1 pooling with at least two pixel blocks of
+    outputs (and so of inputs)."""
+    out_side = _square(cfg["BLOCK_PIX"] // 2 + 1)
+    return 2 * out_side, out_side
+
+
+def _case_max_pool(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """Max pooling, strided (3x3, stride 2, padding 1: overlapping windows) or adaptive (uneven, overlapping
+    windows); indices stored when returned or needed for the backward."""
+    flags, cfg, dtype = target.flags, target.config, target.dtype
+    side, out_side = _pool_sides(cfg)
+    x = _pool_input(cfg, dtype, side)
+    store = flags.get("STORE_INDEX", True)  # the backward kernel's targets: indices, stored for the gradient
+    grads = store
+    adaptive = flags["ADAPTIVE"]
+    size = (out_side + 1, out_side + 2)  # windows of uneven lengths that overlap
+
+    def ours(input):
+        if adaptive:
+            return kernels.adaptive_max_pool2d(input, size, return_indices=store)
+        return kernels.max_pool2d(input, 3, 2, 1, return_indices=store)
+
+    def ref(input):
+        if adaptive:
+            return F.adaptive_max_pool2d(input, size, return_indices=store)
+        return F.max_pool2d(input, 3, 2, 1, return_indices=store)
+
+    x.requires_grad_(grads)
+    twin = _twin(x)
+    with _ours(target, monkeypatch) as launches:
+        got = ours(x)
+        out = got[0] if store else got
+        if grads:
+            grad_out = torch.randn(out.shape, dtype=dtype, device=DEVICE)
+            out.backward(grad_out)
+    want = ref(twin)
+    _compare([out], [want[0] if store else want], dtype, ["output"])
+    if store:
+        assert torch.equal(got[1], want[1]), "indices differ from torch's"
+    if grads:
+        (want[0] if store else want).backward(grad_out.double())
+        _compare([x.grad], [twin.grad], dtype, ["grad of input"])
+    return launches
+
+
+def _case_max_pool_gather(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """Max pooling's double backward: the gradient of its backward gathers at the saved maxima."""
+    cfg, dtype = target.config, target.dtype
+    side, _ = _pool_sides(cfg)
+    x = _pool_input(cfg, dtype, side).requires_grad_()
+    twin = _twin(x)
+    grad_out = torch.randn(F.max_pool2d(x.detach(), 3, 2, 1).shape, dtype=dtype, device=DEVICE).requires_grad_()
+    grad_twin = _twin(grad_out)
+    probe = torch.randn(x.shape, dtype=dtype, device=DEVICE)
+    with _ours(target, monkeypatch) as launches:
+        (grad_x,) = torch.autograd.grad(kernels.max_pool2d(x, 3, 2, 1), x, grad_out, create_graph=True)
+        (got,) = torch.autograd.grad(grad_x, grad_out, probe)
+    (grad_x_ref,) = torch.autograd.grad(F.max_pool2d(twin, 3, 2, 1), twin, grad_twin, create_graph=True)
+    (want,) = torch.autograd.grad(grad_x_ref, grad_twin, probe.double())
+    _compare([got], [want], dtype, ["gradient of the backward"])
+    return launches
+
+
+def _case_avg_pool(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """Average pooling forward and backward, strided (3x3, stride 2, padding 1, count_include_pad as the
+    target says) or adaptive (uneven, overlapping windows)."""
+    flags, cfg, dtype = target.flags, target.config, target.dtype
+    side, out_side = _pool_sides(cfg)
+    x = _pool_input(cfg, dtype, side)
+    size = (out_side + 1, out_side + 2)  # windows of uneven lengths that overlap
+    if flags["ADAPTIVE"]:
+        ours, ref = kernels.adaptive_avg_pool2d, F.adaptive_avg_pool2d
+        args: tuple = (size,)
+    else:
+        ours, ref = kernels.avg_pool2d, F.avg_pool2d
+        args = (3, 2, 1, False, flags["COUNT_INCLUDE_PAD"])
+    return _forward_backward(lambda input: ours(input, *args), lambda input: ref(input, *args), {"input": x}, ALL,
+                             target, monkeypatch)
+
+
+def _case_global_avg_pool(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """Global average pooling: two images, two channel blocks, two blocks of the plane; the input is a
+    spatial slice (rows not following each other in memory) for every other configuration."""
+    cfg, dtype = target.config, target.dtype
+    side = _square(cfg["BLOCK_HW"] + 1)
+    sliced = list(SPACES["global_avg_pool2d_kernel"].configs).index(cfg) % 2 == 1
+    shape = (2, cfg["BLOCK_C"] + 1, *((2 * side, side + 2) if sliced else (side, side + 1)))
+    leaf = _leaf(shape, dtype, cfg["BLOCK_C"] > 1)
+    view = (lambda t: t[:, :, ::2, 1:]) if sliced else (lambda t: t)  # sliced: side x (side + 1) as well
+    return _forward_backward(lambda input: kernels.adaptive_avg_pool2d(view(input), 1),
+                             lambda input: F.adaptive_avg_pool2d(view(input), 1), {"input": leaf}, ALL, target,
+                             monkeypatch)
+
+
+CASES: dict[str, Callable[[Target, pytest.MonkeyPatch], list[LaunchRecord]]] = {
+    "conv2d_fwd_kernel": _case_conv2d_fwd,
+    "conv2d_dgrad_kernel": _case_conv2d_dgrad,
+    "conv2d_wgrad_kernel": _case_conv2d_wgrad,
+    "depthwise_fwd_kernel": _case_depthwise_fwd,
+    "depthwise_dgrad_kernel": _case_depthwise_dgrad,
+    "depthwise_wgrad_kernel": _case_depthwise_wgrad,
+    "channel_sum_kernel": _case_channel_sum,
+    "split_sum_kernel": _case_split_sum,
+    "activation_backward_kernel": _case_activation_backward,
+    "max_pool2d_fwd_kernel": _case_max_pool,
+    "max_pool2d_bwd_kernel": _case_max_pool,
+    "max_pool2d_gather_kernel": _case_max_pool_gather,
+    "avg_pool2d_fwd_kernel": _case_avg_pool,
+    "avg_pool2d_bwd_kernel": _case_avg_pool,
+    "global_avg_pool2d_kernel": _case_global_avg_pool,
+}
+
+
+def _exercised(record: LaunchRecord) -> bool:
+    return all(n >= 2 for n in record.counts().values())
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.id)
+def test_kernel_variant_and_configuration(target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    launches = CASES[target.space](target, monkeypatch)
+    mine = [r for r in launches if r.space.name == target.space and r.variant == target.variant
+            and r.config == target.config]
+    seen = sorted({(r.space.name, str(dict(r.variant))) for r in launches})
+    assert mine, f"{target.id} was not launched; launches: {seen}"
+    assert any(_exercised(r) for r in mine), (
+        f"{target.id}: no launch reached 2 on every count: {[r.counts() for r in mine]}")
+
+
+def test_cases_cover_every_variant_and_configuration() -> None:
+    """Every registered kernel has a case builder, and the cases reach every covering variant (for 16-bit
+    and float64 problems) and every configuration of every space."""
+    assert set(CASES) == set(SPACES), "a kernel space without coverage cases (or a case for no space)"
+    for name, space in SPACES.items():
+        mine = [t for t in TARGETS if t.space == name]
+        wanted_variants = {v for dtype in FAMILIES for v in space.covering_variants(dtype, False)}
+        assert wanted_variants <= {t.variant for t in mine}, name
+        wanted_configs = {c for dtype in FAMILIES for c in space.for_dtype(dtype, False)}
+        assert wanted_configs <= {t.config for t in mine}, name
+        assert space.counts is not None, f"{name} declares no counts"
+
+
+def test_kernel_constexprs_are_declared() -> None:
+    """Every constexpr parameter of every kernel is a declared variant axis, a declared value or a block
+    size, so that no code path can be added without the variant machinery seeing it."""
+    for name, space in SPACES.items():
+        constexprs = constexpr_params(space.kernel)
+        blocks = {b for config in (*space.configs, *space.wide_configs) for b, _ in config.blocks}
+        declared = {a.name for a in space.axes} | set(space.values) | blocks
+        assert set(constexprs) == declared, (name, sorted(set(constexprs) ^ declared))
+
+
+def test_undeclared_variants_are_refused() -> None:
+    space = SPACES["max_pool2d_fwd_kernel"]
+    with pytest.raises(ValueError, match="not declared"):
+        space.check_variant({"ADAPTIVE": False, "STORE_INDEX": False, "NEW_FLAG": True}, torch.float32, False)
+    with pytest.raises(ValueError, match="not a declared value"):
+        space.check_variant({"ADAPTIVE": 2, "STORE_INDEX": False}, torch.float32, False)
+    conv = SPACES["conv2d_fwd_kernel"]
+    aligned = {**dict(conv.covering_variants(torch.bfloat16, False)[0]), "R": 3, "S": 3, "PRECISION": "ieee",
+               "ACC_DTYPE": None, "NEGATIVE_SLOPE": 0.0}
+    assert aligned["VEC"] == 16
+    with pytest.raises(ValueError, match="not declared valid"):
+        conv.check_variant(aligned, torch.float32, False)
