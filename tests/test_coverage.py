@@ -203,6 +203,28 @@ def _epilogue_call(flags: dict) -> tuple[dict, tuple[str, ...], Callable]:
     return kwargs, grads, reference
 
 
+def _epilogue_case(transposed: bool, conv: dict, input: torch.Tensor, weight: torch.Tensor,
+                   out_shape: tuple[int, ...], channels_last: bool, target: Target,
+                   monkeypatch: pytest.MonkeyPatch) -> list[LaunchRecord]:
+    """``conv2d`` (or ``conv_transpose2d``) of ``input`` and ``weight`` with the ``conv`` arguments and the
+    target's epilogue (a bias and a residual of ``out_shape`` as its flags say), against torch's op followed by
+    the same epilogue."""
+    flags = target.flags
+    kwargs, grads, epilogue = _epilogue_call(flags)
+    ours_op, ref_op = (kernels.conv_transpose2d, F.conv_transpose2d) if transposed else (kernels.conv2d, F.conv2d)
+    leaves = {"input": input, "weight": weight,
+              "bias": _leaf((out_shape[1],), target.dtype) if flags["HAS_BIAS"] else None,
+              "residual": _leaf(out_shape, target.dtype, channels_last) if flags["HAS_RESIDUAL"] else None}
+
+    def ours(input, weight, bias, residual):
+        return ours_op(input, weight, bias, **conv, residual=residual, **kwargs)
+
+    def ref(input, weight, bias, residual):
+        return epilogue(ref_op(input, weight, bias, **conv), residual)
+
+    return _forward_backward(ours, ref, leaves, grads, target, monkeypatch)
+
+
 def _unit(flags: dict) -> int:
     return flags.get("VEC", 1)
 
@@ -229,20 +251,9 @@ def _case_conv2d_fwd(target: Target, monkeypatch) -> list[LaunchRecord]:
     unit = _unit(flags)
     cg, kg = _channels(cfg["BLOCK_K"], unit), _channels(cfg["BLOCK_N"], unit)
     side = _square(cfg["BLOCK_M"] // 2 + 1)
-    kwargs, grads, epilogue = _epilogue_call(flags)
     cl = unit > 1
-    leaves = {"input": _leaf((2, 2 * cg, side, side + 1), dtype, cl),
-              "weight": _leaf((2 * kg, cg, 3, 3), dtype, cl),
-              "bias": _leaf((2 * kg,), dtype) if flags["HAS_BIAS"] else None,
-              "residual": _leaf((2, 2 * kg, side, side + 1), dtype, cl) if flags["HAS_RESIDUAL"] else None}
-
-    def ours(input, weight, bias, residual):
-        return kernels.conv2d(input, weight, bias, padding=1, groups=2, residual=residual, **kwargs)
-
-    def ref(input, weight, bias, residual):
-        return epilogue(F.conv2d(input, weight, bias, padding=1, groups=2), residual)
-
-    return _forward_backward(ours, ref, leaves, grads, target, monkeypatch)
+    return _epilogue_case(False, dict(padding=1, groups=2), _leaf((2, 2 * cg, side, side + 1), dtype, cl),
+                          _leaf((2 * kg, cg, 3, 3), dtype, cl), (2, 2 * kg, side, side + 1), cl, target, monkeypatch)
 
 
 def _transposed_stride(flags: dict) -> dict:
@@ -260,22 +271,11 @@ def _case_conv2d_dgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
     unit = _unit(flags)
     c_out, c_in = _channels(cfg["BLOCK_N"], unit), _channels(cfg["BLOCK_K"], unit)
     side = _square(cfg["BLOCK_M"] // 2 + 1)
-    kwargs, grads, epilogue = _epilogue_call(flags)
     cl = unit > 1
     conv = dict(**_transposed_stride(flags), groups=2)
     out_shape = (2, 2 * c_out, 2 * side, conv["stride"][1] * (side + 1))
-    leaves = {"input": _leaf((2, 2 * c_in, side, side + 1), dtype, cl),
-              "weight": _leaf((2 * c_in, c_out, 3, 3), dtype, cl),
-              "bias": _leaf((2 * c_out,), dtype) if flags["HAS_BIAS"] else None,
-              "residual": _leaf(out_shape, dtype, cl) if flags["HAS_RESIDUAL"] else None}
-
-    def ours(input, weight, bias, residual):
-        return kernels.conv_transpose2d(input, weight, bias, **conv, residual=residual, **kwargs)
-
-    def ref(input, weight, bias, residual):
-        return epilogue(F.conv_transpose2d(input, weight, bias, **conv), residual)
-
-    return _forward_backward(ours, ref, leaves, grads, target, monkeypatch)
+    return _epilogue_case(True, conv, _leaf((2, 2 * c_in, side, side + 1), dtype, cl),
+                          _leaf((2 * c_in, c_out, 3, 3), dtype, cl), out_shape, cl, target, monkeypatch)
 
 
 def _case_conv2d_wgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
@@ -300,22 +300,12 @@ def _depthwise_side(cfg: KernelConfig) -> tuple[int, int]:
 def _case_depthwise_fwd(target: Target, monkeypatch) -> list[LaunchRecord]:
     """Depthwise 3x3 conv2d with channel multiplier 2, two images, two tile rows, columns and channel blocks;
     with the target's epilogue."""
-    flags, cfg, dtype = target.flags, target.config, target.dtype
+    cfg, dtype = target.config, target.dtype
     p, q = _depthwise_side(cfg)
     c = cfg["BLOCK_C"] // 2 + 1
-    kwargs, grads, epilogue = _epilogue_call(flags)
     cl = cfg["BLOCK_C"] > 8
-    leaves = {"input": _leaf((2, c, p, q), dtype, cl), "weight": _leaf((2 * c, 1, 3, 3), dtype),
-              "bias": _leaf((2 * c,), dtype) if flags["HAS_BIAS"] else None,
-              "residual": _leaf((2, 2 * c, p, q), dtype, cl) if flags["HAS_RESIDUAL"] else None}
-
-    def ours(input, weight, bias, residual):
-        return kernels.conv2d(input, weight, bias, padding=1, groups=c, residual=residual, **kwargs)
-
-    def ref(input, weight, bias, residual):
-        return epilogue(F.conv2d(input, weight, bias, padding=1, groups=c), residual)
-
-    return _forward_backward(ours, ref, leaves, grads, target, monkeypatch)
+    return _epilogue_case(False, dict(padding=1, groups=c), _leaf((2, c, p, q), dtype, cl),
+                          _leaf((2 * c, 1, 3, 3), dtype), (2, 2 * c, p, q), cl, target, monkeypatch)
 
 
 def _case_depthwise_dgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
@@ -325,21 +315,11 @@ def _case_depthwise_dgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
     flags, cfg, dtype = target.flags, target.config, target.dtype
     rows, cols = cfg["BLOCK_PIX"] // cfg["BLOCK_W"] + 1, cfg["BLOCK_W"] + 2
     c = cfg["BLOCK_C"] + 1
-    kwargs, grads, epilogue = _epilogue_call(flags)
     conv = dict(**_transposed_stride(flags), groups=c)
     cl = cfg["BLOCK_C"] > 8
     out_shape = (2, c, 2 * rows, conv["stride"][1] * cols)
-    leaves = {"input": _leaf((2, 2 * c, rows, cols), dtype, cl), "weight": _leaf((2 * c, 1, 3, 3), dtype),
-              "bias": _leaf((c,), dtype) if flags["HAS_BIAS"] else None,
-              "residual": _leaf(out_shape, dtype, cl) if flags["HAS_RESIDUAL"] else None}
-
-    def ours(input, weight, bias, residual):
-        return kernels.conv_transpose2d(input, weight, bias, **conv, residual=residual, **kwargs)
-
-    def ref(input, weight, bias, residual):
-        return epilogue(F.conv_transpose2d(input, weight, bias, **conv), residual)
-
-    return _forward_backward(ours, ref, leaves, grads, target, monkeypatch)
+    return _epilogue_case(True, conv, _leaf((2, 2 * c, rows, cols), dtype, cl), _leaf((2 * c, 1, 3, 3), dtype),
+                          out_shape, cl, target, monkeypatch)
 
 
 def _case_depthwise_wgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
