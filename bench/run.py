@@ -170,10 +170,11 @@ def graph_timer(make_call: Callable[[], Callable[[], object]], rep_ms: float = 2
 def host_time(fn: Callable[[], object], reps: int = 20) -> float:
     """Median milliseconds of host work per call with our kernel launches recorded, not run: the Python in
     front of the GPU. A layer whose GPU time is below this (plus Triton's own launch) is launch-bound."""
-    with recording():
+    with recording() as launches:
         fn()
         samples = []
         for _ in range(reps):
+            launches.clear()  # (records hold the call's tensors: let them go, as a run would)
             start = time.perf_counter()
             fn()
             samples.append(time.perf_counter() - start)

@@ -254,6 +254,30 @@ _recorder: list[LaunchRecord] | None = None
 _record_and_run = False
 
 
+@dataclass
+class LaunchWatch:
+    """The launches made inside :func:`watching` (made as usual, also recorded here); ``running`` is true
+    while a kernel runs, so that a dispatch mode watching the same call can tell the kernel's own tensor
+    traffic (the interpreter's) from the call's."""
+
+    records: list[LaunchRecord] = field(default_factory=list)
+    running: bool = False
+
+
+_watches: list[LaunchWatch] = []
+
+
+@contextmanager
+def watching() -> Iterator[LaunchWatch]:
+    """Note every launch made inside, without changing what happens to it (``kernels.call_plans``)."""
+    watch = LaunchWatch()
+    _watches.append(watch)
+    try:
+        yield watch
+    finally:
+        _watches.remove(watch)
+
+
 @contextmanager
 def recording(run: bool = False) -> Iterator[list[LaunchRecord]]:
     """Record launches instead of running them (the ahead-of-time compile check), or, with ``run``, record
@@ -284,11 +308,33 @@ def launch(
     for limit in space.applying_limits(constexprs, dtype):
         if not limit.allows(config):
             raise ValueError(f"{space.name}: configuration {config} is not allowed for {limit.name} launches")
-    if _recorder is not None:
-        _recorder.append(LaunchRecord(space, args, dict(constexprs), dtype, tf32, tuple(grid), config))
-        if not _record_and_run:
-            return
-    space.kernel[tuple(grid)](*args, **constexprs, **config.as_kwargs())
+    launch_checked(space, grid, args, config, dtype, tf32, constexprs)
+
+
+def launch_checked(space: KernelSpace, grid: Sequence[int], args: tuple, config: KernelConfig, dtype: torch.dtype,
+                   tf32: bool, constexprs: Mapping[str, Any], options: Mapping[str, Any] | None = None) -> None:
+    """:func:`launch` without its checks of the variant and configuration, for a launch repeated from a plan
+    whose first launch passed them; still recorded or watched. ``options``: ``constexprs`` and the
+    configuration's keyword arguments merged (a plan keeps them ready)."""
+    if _recorder is not None or _watches:
+        record = LaunchRecord(space, args, dict(constexprs), dtype, tf32, tuple(grid), config)
+        for watch in _watches:
+            watch.records.append(record)
+        if _recorder is not None:
+            _recorder.append(record)
+            if not _record_and_run:
+                return
+        for watch in _watches:
+            watch.running = True
+        try:
+            space.kernel[tuple(grid)](*args, **constexprs, **config.as_kwargs())
+        finally:
+            for watch in _watches:
+                watch.running = False
+        return
+    if options is None:
+        options = {**constexprs, **config.as_kwargs()}
+    space.kernel[grid](*args, **options)
 
 
 @dataclass(frozen=True)

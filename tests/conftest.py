@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import kernels
+from kernels import call_plans
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() and not kernels.INTERPRETING else "cpu")
 
@@ -42,6 +43,13 @@ def _seed_per_test(request: pytest.FixtureRequest) -> int:
     seed = zlib.crc32(request.node.nodeid.encode())
     torch.manual_seed(seed)
     return seed
+
+
+@pytest.fixture(autouse=True)
+def _fresh_call_plans() -> None:
+    """Each test starts without call plans (``kernels.call_plans``): a plan made by an earlier test must not
+    stand in for code a test patches."""
+    call_plans.clear()
 
 
 @pytest.fixture(autouse=True)

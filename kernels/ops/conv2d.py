@@ -14,6 +14,7 @@ import torch
 
 from ..autocast import autocast_inputs
 from ..autotune import decisions_generation, layout_of, select_config, tunable
+from ..call_plans import planned
 from ..jit.conv2d import conv2d_dgrad_kernel, conv2d_fwd_kernel, conv2d_wgrad_kernel
 from ..launch import (
     KernelConfig,
@@ -475,6 +476,7 @@ def _without_channels(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     return out + sum(anchors) if anchors and torch.is_grad_enabled() else out
 
 
+@planned
 @autocast_inputs("conv")
 def conv2d(
     input: torch.Tensor,

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 
 from ..autocast import autocast_inputs
+from ..call_plans import planned
 from ..shapes import (
     ConvBackendError,
     ConvGeometry,
@@ -91,6 +92,7 @@ class ConvTranspose2dFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_b, grad_res if need_res else None, None, None
 
 
+@planned
 @autocast_inputs("conv")
 def conv_transpose2d(
     input: torch.Tensor,

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ..autotune import layout_of, select_config, tunable
+from ..call_plans import planned
 from ..jit.pool2d import (
     avg_pool2d_bwd_kernel,
     avg_pool2d_fwd_kernel,
@@ -426,6 +427,7 @@ def _avg_pool(input: torch.Tensor, g: PoolGeometry) -> torch.Tensor:
     return out.squeeze(0) if unbatched else out
 
 
+@planned
 def max_pool2d(
     input: torch.Tensor,
     kernel_size: IntPair,
@@ -446,6 +448,7 @@ def max_pool2d(
     return _max_pool(input, g, return_indices)
 
 
+@planned
 def avg_pool2d(
     input: torch.Tensor,
     kernel_size: IntPair,
@@ -466,6 +469,7 @@ def avg_pool2d(
     return _avg_pool(input, g)
 
 
+@planned
 def adaptive_avg_pool2d(input: torch.Tensor, output_size: int | Sequence[int | None]) -> torch.Tensor:
     """Drop-in for ``torch.nn.functional.adaptive_avg_pool2d``.
 
@@ -480,6 +484,7 @@ def adaptive_avg_pool2d(input: torch.Tensor, output_size: int | Sequence[int | N
     return _avg_pool(input, g)
 
 
+@planned
 def adaptive_max_pool2d(
     input: torch.Tensor, output_size: int | Sequence[int | None], return_indices: bool = False
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
