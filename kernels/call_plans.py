@@ -1,12 +1,18 @@
-"""Call plans: the second call of a problem is a key, a lookup, its allocations and its launches.
+"""Call plans: a call of a problem seen before is a key, a lookup, its allocations and its launches.
 
 The first call of a public op with given arguments runs the ordinary path (argument checks, geometry,
 configuration choice, launch plans) while :func:`planned` watches it: every aten op it runs and every
-kernel launch it makes. When all it did was allocate fresh tensors and launch kernels on those and on its
-own tensor arguments (an inference call: nothing to differentiate, no copy, no torch computation), that
-trace is kept as a :class:`CallPlan` under the call's key. A later call with the same key allocates the
-same tensors and repeats the same launches with its own tensors in their places: no checks, no geometry,
-no configuration lookup, no launch planning.
+kernel launch it makes. When all it did was allocate fresh tensors, take views, and launch kernels on those
+and on its own tensor arguments (no copy, no torch computation), that trace is kept under the call's key. A
+later call with the same key allocates the same tensors, takes the same views and repeats the same launches
+with its own tensors in their places: no checks, no geometry, no configuration lookup, no launch planning.
+
+An inference call's trace is a :class:`CallPlan`. A training call, which enters one autograd Function with
+the call's own tensors (through :func:`apply_function`), becomes a :class:`TrainingPlan`: later calls replay
+the forward inside :class:`_Replay`, an autograd Function that saves what the original Function saved; its
+backward runs the original Function's backward on a rebuilt ctx the first time for each gradient signature,
+watched, and replays that trace afterwards. A gradient of gradients (``create_graph``) recomputes through
+the ordinary op, so it stays exact.
 
 The key holds everything the first call's behaviour depended on: each argument's type and value, and for
 tensors their shape, strides, dtype, device and ``requires_grad``, and which arguments are the same tensor;
@@ -15,15 +21,17 @@ while torch.compile traces, under autocast (which casts the arguments), or while
 are in flux. An argument that is not a tensor, None, a number, a string or a tuple/list/torch.Size of
 those makes the call unplanned (the ordinary path runs every time).
 
-Today that covers inference calls. A call that builds an autograd graph is not planned (its key is kept as
-unplannable): training calls keep the launch plans of the launchers (``kernels.launch.LaunchPlan``).
+Not planned (the key is kept as unplannable, the ordinary path runs): calls that copy or compute with torch,
+training calls whose Function gets a view or copy of an argument (unbatched inputs) or one tensor twice, and
+calls that return something else than the Function's outputs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -95,69 +103,91 @@ def _autocast_on() -> bool:
     return True if check is None else bool(check())
 
 
-# A slot says where a launch argument comes from: ("arg", i) the call's i-th tensor argument, ("new", j) the
-# j-th allocation, ("value", v) a constant.
-Slot = tuple[str, Any]
+# --------------------------------------------------------------------------------------------------------
+# Traces: what a watched call did, as a table of tensors (its inputs, fresh allocations, views of either)
+# and launches whose tensor arguments are entries of that table.
+
+# An entry of a trace's tensor table: ("input", i) the i-th input; ("new", shape, stride, dtype, device) a
+# fresh allocation; ("view", entry, shape, stride, offset) a view of an earlier entry, its storage offset
+# relative to that entry's.
+Entry = tuple
 
 
 @dataclass(frozen=True)
 class _LaunchTemplate:
-    """One launch of a plan: its arguments with the constants in place and the tensors' slots listed as
-    ``(position, kind, index)``, and everything else as the first launch had it."""
+    """One launch of a trace: its arguments with the constants in place and the tensors listed as
+    ``(position, entry)``, and everything else as the first launch had it."""
 
     space: launch_module.KernelSpace
     grid: tuple[int, ...]
     constants: tuple
-    tensor_slots: tuple[tuple[int, str, int], ...]
+    tensor_slots: tuple[tuple[int, int], ...]
     config: launch_module.KernelConfig
     dtype: torch.dtype
     tf32: bool
     constexprs: dict[str, Any]
     options: dict[str, Any]
 
-    @staticmethod
-    def of(record: launch_module.LaunchRecord, slots: tuple[Slot, ...]) -> _LaunchTemplate:
-        constants = tuple(None if kind != "value" else value for kind, value in slots)
-        tensor_slots = tuple((pos, kind, i) for pos, (kind, i) in enumerate(slots) if kind != "value")
-        options = {**record.constexprs, **record.config.as_kwargs()}
-        return _LaunchTemplate(record.space, record.grid, constants, tensor_slots, record.config, record.dtype,
-                               record.tf32, dict(record.constexprs), options)
-
 
 @dataclass(frozen=True)
-class CallPlan:
-    """A call's allocations ``(shape, strides, dtype, device)``, its launches, and where its result is (one
-    tensor, or a tuple of them when ``returns_tuple``)."""
+class Trace:
+    """A watched call that only allocated, viewed and launched: its tensor table, its launches, and the
+    entries of its results (None for a result that is None)."""
 
-    allocations: tuple[tuple[tuple[int, ...], tuple[int, ...], torch.dtype, torch.device], ...]
+    entries: tuple[Entry, ...]
     launches: tuple[_LaunchTemplate, ...]
-    result: tuple[Slot, ...]
-    returns_tuple: bool
+    results: tuple[int | None, ...]
 
-    def run(self, tensors: list[torch.Tensor]) -> Any:
-        """Repeat the call for these tensor arguments (in the order the key saw them)."""
-        new = [torch.empty_strided(shape, stride, dtype=dtype, device=device)
-               for shape, stride, dtype, device in self.allocations]
-        sources = {"arg": tensors, "new": new}
+    def run(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Repeat the call on these inputs; returns the whole tensor table."""
+        table: list[torch.Tensor] = []
+        for entry in self.entries:
+            kind = entry[0]
+            if kind == "input":
+                table.append(inputs[entry[1]])
+            elif kind == "new":
+                table.append(torch.empty_strided(entry[1], entry[2], dtype=entry[3], device=entry[4]))
+            else:
+                base = table[entry[1]]
+                table.append(base.as_strided(entry[2], entry[3], base.storage_offset() + entry[4]))
         for t in self.launches:
             args = list(t.constants)
-            for pos, kind, i in t.tensor_slots:
-                args[pos] = sources[kind][i]
+            for pos, i in t.tensor_slots:
+                args[pos] = table[i]
             launch_module.launch_checked(t.space, t.grid, tuple(args), t.config, t.dtype, t.tf32, t.constexprs,
                                          t.options)
-        outputs = tuple(sources[kind][i] for kind, i in self.result)
-        return outputs if self.returns_tuple else outputs[0]
+        return table
+
+    def outputs(self, table: list[torch.Tensor]) -> tuple[torch.Tensor | None, ...]:
+        return tuple(None if i is None else table[i] for i in self.results)
 
 
 class _Watch(TorchDispatchMode):
-    """Notes the tensors each allocation returns, and whether the call ran any other aten op (the kernels'
-    own traffic under the interpreter aside)."""
+    """Builds the tensor table of a call from the aten ops it runs (allocations, views; anything else marks
+    the call as doing more), the kernels' own traffic under the interpreter aside; and notes the first
+    autograd Function the call applies (:func:`apply_function`)."""
 
-    def __init__(self, launches: launch_module.LaunchWatch) -> None:
+    def __init__(self, launches: launch_module.LaunchWatch, inputs: list[torch.Tensor]) -> None:
         super().__init__()
         self.launches = launches
-        self.allocated: list[torch.Tensor] = []
+        self.objects: list[torch.Tensor] = list(inputs)
+        self.entries: list[Entry] = [("input", i) for i in range(len(inputs))]
         self.other = False
+        self.applied: tuple[type, tuple, tuple] | None = None
+
+    def find(self, value: torch.Tensor) -> int | None:
+        """The entry of a tensor: the very object, else (another Python object for the same tensor, as autograd
+        hands out) the latest entry with its address, shape, strides and dtype (the latest: an address freed
+        during the call may have been given to a later allocation)."""
+        for i, t in enumerate(self.objects):
+            if value is t:
+                return i
+        for i in range(len(self.objects) - 1, -1, -1):
+            t = self.objects[i]
+            if (t.data_ptr() == value.data_ptr() and t.shape == value.shape and t.stride() == value.stride()
+                    and t.dtype == value.dtype):
+                return i
+        return None
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
@@ -165,57 +195,242 @@ class _Watch(TorchDispatchMode):
             return out
         name = str(func.name())
         if name in _ALLOCATIONS and isinstance(out, torch.Tensor):
-            self.allocated.append(out)
-        elif name == "aten::detach" and self.allocated and args[0] is self.allocated[-1]:
-            self.allocated[-1] = out  # how a factory's result leaves a dispatch mode: the caller gets this one
+            self.objects.append(out)
+            self.entries.append(("new", tuple(out.shape), out.stride(), out.dtype, out.device))
+        elif name == "aten::detach" and self.entries[-1][0] == "new" and args[0] is self.objects[-1]:
+            self.objects[-1] = out  # how a factory's result leaves a dispatch mode: the caller gets this one
+        elif (getattr(func, "is_view", False) and isinstance(out, torch.Tensor) and args
+              and isinstance(args[0], torch.Tensor) and (base := self.find(args[0])) is not None):
+            self.objects.append(out)
+            self.entries.append(("view", base, tuple(out.shape), out.stride(),
+                                 out.storage_offset() - args[0].storage_offset()))
         else:
             self.other = True
         return out
 
-
-def _slot(value: Any, tensors: list[torch.Tensor], allocated: list[torch.Tensor]) -> Slot | None:
-    if isinstance(value, torch.Tensor):
-        for i, t in enumerate(tensors):
-            if value is t:
-                return ("arg", i)
-        for j, t in enumerate(allocated):
-            if value is t:
-                return ("new", j)
-        return None
-    return ("value", value)
-
-
-def _make_plan(tensors: list[torch.Tensor], watch: _Watch, result: Any) -> CallPlan | None:
-    """The plan of a watched call, or None when it did more than allocate and launch, or returned something
-    the plan cannot reproduce (a view, a tensor that requires grad)."""
-    if watch.other:
-        return None
-    allocated = watch.allocated
-    templates = []
-    for record in watch.launches.records:
-        slots = tuple(_slot(a, tensors, allocated) for a in record.args)
-        if any(s is None for s in slots):
+    def trace(self, results: tuple) -> Trace | None:
+        """The trace of what was watched, or None when the call did more than allocate, view and launch, or
+        a launch or result is a tensor the table does not hold."""
+        if self.other:
             return None
-        templates.append(_LaunchTemplate.of(record, slots))
+        templates = []
+        for record in self.launches.records:
+            constants, slots = [], []
+            for pos, value in enumerate(record.args):
+                if isinstance(value, torch.Tensor):
+                    index = self.find(value)
+                    if index is None:
+                        return None
+                    slots.append((pos, index))
+                    constants.append(None)
+                else:
+                    constants.append(value)
+            options = {**record.constexprs, **record.config.as_kwargs()}
+            templates.append(_LaunchTemplate(record.space, record.grid, tuple(constants), tuple(slots),
+                                             record.config, record.dtype, record.tf32, dict(record.constexprs),
+                                             options))
+        result_entries = []
+        for r in results:
+            index = None if r is None else self.find(r)
+            if r is not None and index is None:
+                return None
+            result_entries.append(index)
+        return Trace(tuple(self.entries), tuple(templates), tuple(result_entries))
+
+
+@contextmanager
+def _watching(inputs: list[torch.Tensor]) -> Iterator[_Watch]:
+    with launch_module.watching() as launches, _Watch(launches, inputs) as watch:
+        _WATCHES.append(watch)
+        try:
+            yield watch
+        finally:
+            _WATCHES.pop()
+
+
+_WATCHES: list[_Watch] = []
+
+
+def apply_function(function: type[torch.autograd.Function], *args: Any) -> Any:
+    """``function.apply(*args)``, noted by a watching call plan: the public ops enter their autograd Function
+    through this, so that a training call can be planned (:class:`TrainingPlan`)."""
+    result = function.apply(*args)
+    if _WATCHES and _WATCHES[-1].applied is None:
+        _WATCHES[-1].applied = (function, args, result if isinstance(result, tuple) else (result,))
+    return result
+
+
+# --------------------------------------------------------------------------------------------------------
+# Plans
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """An inference call: its trace, and whether it returns a tuple."""
+
+    trace: Trace
+    returns_tuple: bool
+
+    def run(self, tensors: list[torch.Tensor]) -> Any:
+        """Repeat the call for these tensor arguments (in the order the key saw them)."""
+        outputs = self.trace.outputs(self.trace.run(tensors))
+        return outputs if self.returns_tuple else outputs[0]
+
+
+class _Context:
+    """What an autograd Function's backward reads of its ctx, rebuilt for a planned call: the saved tensors,
+    ``needs_input_grad`` and the attributes its forward set."""
+
+    def __init__(self, saved: tuple, needs_input_grad: tuple[bool, ...], attributes: dict[str, Any]) -> None:
+        self.__dict__.update(attributes)
+        self.saved_tensors = saved
+        self.needs_input_grad = needs_input_grad
+
+
+@dataclass
+class TrainingPlan:
+    """A call that entered one autograd Function with the call's own tensors: the forward's trace, which
+    entries the Function saved, its ctx attributes, where each of its tensor arguments is among the call's
+    tensors, and which outputs were not differentiable. The backward is planned on its first run for each
+    gradient signature (``backward_traces``; None: not plannable, the Function's own backward then runs)."""
+
+    function: type[torch.autograd.Function]
+    tensor_arguments: tuple[int | None, ...]  # for each Function argument: its call-tensor index, or None
+    trace: Trace  # its results are the Function's outputs
+    saved: tuple[int | None, ...]
+    attributes: dict[str, Any]
+    non_differentiable: tuple[int, ...]
+    returned: tuple[int, ...]  # which of the Function's outputs the call returns
+    returns_tuple: bool
+    ordinary: Callable[..., Any]  # the op's ordinary path (a double backward recomputes through it)
+    call: tuple  # the call's arguments and keywords, tensors replaced by their index
+    backward_traces: dict[tuple, Trace | None] = dataclasses.field(default_factory=dict)
+
+    def run(self, tensors: list[torch.Tensor]) -> Any:
+        outputs = _Replay.apply(self, *tensors)
+        returned = tuple(outputs[i] for i in self.returned)
+        return returned if self.returns_tuple else returned[0]
+
+    def rebuild_call(self, tensors: tuple) -> tuple[tuple, dict]:
+        args, kwargs = self.call
+        fill = (lambda v: tensors[v[1]] if type(v) is tuple and len(v) == 2 and v[0] is _TENSOR else v)
+        return tuple(fill(a) for a in args), {k: fill(v) for k, v in kwargs.items()}
+
+
+_TENSOR = object()
+
+
+class _Replay(torch.autograd.Function):
+    """A planned training call: the forward repeats the trace, the backward the Function's backward."""
+
+    @staticmethod
+    def forward(ctx, plan: TrainingPlan, *tensors: torch.Tensor):
+        table = plan.trace.run(list(tensors))
+        outputs = plan.trace.outputs(table)
+        saved = [table[i] for i in plan.saved if i is not None]
+        ctx.plan = plan
+        ctx.tensor_count = len(tensors)
+        ctx.save_for_backward(*tensors, *saved)
+        ctx.mark_non_differentiable(*(outputs[i] for i in plan.non_differentiable))
+        return outputs
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor | None):
+        plan: TrainingPlan = ctx.plan
+        unpacked = ctx.saved_tensors
+        tensors, stored = unpacked[:ctx.tensor_count], iter(unpacked[ctx.tensor_count:])
+        needs = ctx.needs_input_grad[1:]
+        if torch.is_grad_enabled():  # a gradient of gradients: recompute through the ordinary op and its graph
+            return (None, *_recompute(plan, tensors, grads, needs))
+        saved = tuple(None if i is None else next(stored) for i in plan.saved)
+        fn_needs = tuple(False if i is None else needs[i] for i in plan.tensor_arguments)
+        key = (fn_needs, tuple(None if g is None else (g.shape, g.stride(), g.dtype) for g in grads))
+        inputs = [t for t in saved if t is not None] + [g for g in grads if g is not None]
+        trace = plan.backward_traces.get(key, _UNPLANNABLE)
+        if trace is None or trace is _UNPLANNABLE:
+            context = _Context(saved, fn_needs, plan.attributes)
+            if trace is None:
+                fn_grads = plan.function.backward(context, *grads)
+            else:
+                with _watching(inputs) as watch:
+                    fn_grads = plan.function.backward(context, *grads)
+                plan.backward_traces[key] = watch.trace(tuple(fn_grads))
+        else:
+            fn_grads = trace.outputs(trace.run(inputs))
+        out: list[torch.Tensor | None] = [None] * len(tensors)
+        for index, grad in zip(plan.tensor_arguments, fn_grads, strict=False):
+            if index is not None and grad is not None:
+                out[index] = grad
+        return (None, *out)
+
+
+def _recompute(plan: TrainingPlan, tensors: tuple, grads: tuple, needs: tuple[bool, ...]) -> list:
+    """Gradients of a planned call, recomputed through the ordinary op so that they are differentiable
+    (``grads``: one per output of the Function; those the call returns are the ones that can be non-zero)."""
+    args, kwargs = plan.rebuild_call(tensors)
+    with torch.enable_grad():
+        result = plan.ordinary(*args, **kwargs)
     outputs = result if isinstance(result, tuple) else (result,)
-    if not all(isinstance(r, torch.Tensor) and not r.requires_grad for r in outputs):
-        return None
-    result_slots = tuple(_slot(r, tensors, allocated) for r in outputs)
-    if any(s is None for s in result_slots):
-        return None
-    # allocations neither launched on nor returned (a placeholder) are not repeated
-    used = sorted({i for t in templates for pos, kind, i in t.tensor_slots if kind == "new"}
-                  | {i for kind, i in result_slots if kind == "new"})
-    renumber = {old: new for new, old in enumerate(used)}
+    returned_grads = [grads[i] for i in plan.returned]
+    pairs = [(o, g) for o, g in zip(outputs, returned_grads, strict=True) if o.requires_grad and g is not None]
+    wanted = [t for t, need in zip(tensors, needs, strict=True) if need]
+    found = iter(torch.autograd.grad([o for o, _ in pairs], wanted, [g for _, g in pairs], create_graph=True,
+                                     allow_unused=True))
+    return [next(found) if need else None for need in needs]
 
-    def remap(kind: str, i: Any) -> tuple[str, Any]:
-        return (kind, renumber[i]) if kind == "new" else (kind, i)
 
-    templates = [dataclasses.replace(t, tensor_slots=tuple((pos, *remap(kind, i)) for pos, kind, i in t.tensor_slots))
-                 for t in templates]
-    shapes = tuple((tuple(allocated[i].shape), allocated[i].stride(), allocated[i].dtype, allocated[i].device)
-                   for i in used)
-    return CallPlan(shapes, tuple(templates), tuple(remap(*s) for s in result_slots), isinstance(result, tuple))
+def _saved_entry(watch: _Watch, value: torch.Tensor | None) -> int | None | object:
+    """The table entry of a tensor the Function saved, None for None, else ``_UNPLANNABLE``."""
+    if value is None:
+        return None
+    index = watch.find(value)
+    return _UNPLANNABLE if index is None else index
+
+
+def _make_plan(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any], tensors: list[torch.Tensor],
+               watch: _Watch, result: Any) -> CallPlan | TrainingPlan | None:
+    """The plan of a watched call, or None (see the module docstring)."""
+    outputs = result if isinstance(result, tuple) else (result,)
+    if not all(isinstance(r, torch.Tensor) for r in outputs):
+        return None
+    if not any(r.requires_grad for r in outputs):
+        trace = watch.trace(outputs)
+        return None if trace is None else CallPlan(trace, isinstance(result, tuple))
+    if watch.applied is None:
+        return None
+    function, fn_args, fn_outputs = watch.applied
+    node = next((o.grad_fn for o in fn_outputs if o.requires_grad), None)
+    if node is None or getattr(type(node), "_forward_cls", None) is not function:
+        return None
+    returned = tuple(next((i for i, o in enumerate(fn_outputs) if o is r), -1) for r in outputs)
+    if -1 in returned:
+        return None  # (the call returns something else than the Function's outputs: a view of one)
+    trace = watch.trace(fn_outputs)
+    if trace is None:
+        return None
+    tensor_arguments = []
+    for a in fn_args:
+        index = None
+        if isinstance(a, torch.Tensor):
+            index = next((i for i, t in enumerate(tensors) if t is a), None)
+            if index is None:
+                return None  # (a view or copy of an argument enters the Function: not planned)
+        tensor_arguments.append(index)
+    if len({i for i in tensor_arguments if i is not None}) < sum(i is not None for i in tensor_arguments):
+        return None  # (one tensor twice: its gradients would have to be added)
+    saved = tuple(_saved_entry(watch, t) for t in node.saved_tensors)
+    if _UNPLANNABLE in saved:
+        return None
+    non_differentiable = tuple(i for i, o in enumerate(fn_outputs) if not o.requires_grad)
+    call = (tuple(_placeholder(a, tensors) for a in args), {k: _placeholder(v, tensors) for k, v in kwargs.items()})
+    return TrainingPlan(function, tuple(tensor_arguments), trace, saved, dict(vars(node)), non_differentiable,
+                        returned, isinstance(result, tuple), fn, call)
+
+
+def _placeholder(value: Any, tensors: list[torch.Tensor]) -> Any:
+    if isinstance(value, torch.Tensor):
+        return (_TENSOR, next(i for i, t in enumerate(tensors) if t is value))
+    return value
 
 
 class PlanStore:
@@ -223,11 +438,11 @@ class PlanStore:
     full, as a workload has few distinct problems."""
 
     def __init__(self, limit: int = 4096) -> None:
-        self.plans: dict[tuple, CallPlan | None] = {}
+        self.plans: dict[tuple, CallPlan | TrainingPlan | None] = {}
         self.limit = limit
         STORES.append(self)
 
-    def put(self, key: tuple, plan: CallPlan | None) -> None:
+    def put(self, key: tuple, plan: CallPlan | TrainingPlan | None) -> None:
         if len(self.plans) >= self.limit:
             self.plans.clear()
         self.plans[key] = plan
@@ -257,9 +472,9 @@ def planned(fn: F) -> F:
             return fn(*args, **kwargs)
         if plan is not _UNPLANNABLE:
             return plan.run(tensors)
-        with launch_module.watching() as launches, _Watch(launches) as watch:
+        with _watching(tensors) as watch:
             result = fn(*args, **kwargs)
-        store.put(key, _make_plan(tensors, watch, result))
+        store.put(key, _make_plan(fn, args, kwargs, tensors, watch, result))
         return result
 
     call.plans = store  # type: ignore[attr-defined]

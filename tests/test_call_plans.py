@@ -145,30 +145,39 @@ def test_wrong_arguments_still_raise_after_a_plan() -> None:
             kernels.conv2d(_t(2, 5, 7, 6), w, stride=1)
 
 
-@pytest.mark.parametrize("case", ["requires grad", "unbatched", "residual with other strides", "autocast"])
+@pytest.mark.parametrize("case", ["residual with other strides", "autocast", "unbatched training"])
 def test_calls_that_are_not_planned(case: str) -> None:
-    """Calls that do more than allocate and launch (an autograd graph, a view, a copy) or whose arguments are
-    changed on the way in (autocast) take the ordinary path every time, with the same results."""
+    """Calls that do more than allocate, view and launch (a copy), whose arguments are changed on the way in
+    (autocast), or whose result is a view of the autograd Function's output take the ordinary path every
+    time, with the same results."""
     x, w = _t(2, 4, 7, 6), _t(6, 4, 3, 3)
-    if case == "requires grad":
-        w.requires_grad_()
-        outs = [kernels.conv2d(x, w, padding=1) for _ in range(2)]
-        assert all(o.grad_fn is not None for o in outs)
-        assert list(kernels.conv2d.plans.plans.values()) == [None]
-    elif case == "unbatched":
-        with torch.no_grad():
-            outs = [kernels.conv2d(x[0], w, padding=1) for _ in range(2)]
-        assert list(kernels.conv2d.plans.plans.values()) == [None]
-    elif case == "residual with other strides":
+    if case == "residual with other strides":
         residual = _t(2, 6, 7, 6, channels_last=True)
         with torch.no_grad():
             outs = [kernels.conv2d(x, w, padding=1, residual=residual) for _ in range(2)]
         assert list(kernels.conv2d.plans.plans.values()) == [None]
-    else:
+    elif case == "autocast":
         with torch.no_grad(), torch.autocast(DEVICE.type, dtype=torch.bfloat16):
             outs = [kernels.conv2d(x, w, padding=1) for _ in range(2)]
         assert outs[0].dtype == torch.bfloat16 and not kernels.conv2d.plans.plans
+    else:
+        w.requires_grad_()
+        outs = [kernels.conv2d(x[0], w, padding=1) for _ in range(2)]
+        assert all(o.grad_fn is not None for o in outs)
+        assert list(kernels.conv2d.plans.plans.values()) == [None]
     assert torch.equal(outs[0], outs[1])
+
+
+def test_unbatched_inference_is_planned() -> None:
+    """Views are part of a plan: an unbatched call's unsqueeze and squeeze are repeated."""
+    w = _t(6, 4, 3, 3)
+    with torch.no_grad():
+        for _ in range(3):
+            x = _t(4, 7, 6)
+            out = kernels.conv2d(x, w, padding=1)
+            torch.testing.assert_close(out, F.conv2d(x, w, padding=1), rtol=1e-4, atol=1e-4)
+    (plan,) = kernels.conv2d.plans.plans.values()
+    assert isinstance(plan, call_plans.CallPlan) and out.dim() == 3
 
 
 def test_modules_use_the_plans() -> None:
@@ -192,3 +201,84 @@ def test_a_tensor_passed_twice_is_part_of_the_key() -> None:
     expected = F.conv2d(x2.double(), w.double(), padding=1) + r.double()
     torch.testing.assert_close(out.double(), expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
     assert _plan_count(kernels.conv2d) == 2
+
+
+# name: (tensors, our op, torch's op); every tensor requires grad
+TRAINING: dict[str, tuple[Callable[[], tuple], Callable, Callable]] = {
+    "conv2d bias": (lambda: (_t(2, 4, 7, 6), _t(6, 4, 3, 3), _t(6)), lambda x, w, b: kernels.conv2d(x, w, b, padding=1),
+                    lambda x, w, b: F.conv2d(x, w, b, padding=1)),
+    "conv2d gelu + residual NHWC": (
+        lambda: (_t(2, 4, 7, 6, channels_last=True), _t(6, 4, 3, 3), _t(2, 6, 7, 6, channels_last=True)),
+        lambda x, w, r: kernels.conv2d(x, w, padding=1, activation="gelu", residual=r),
+        lambda x, w, r: F.gelu(F.conv2d(x, w, padding=1)) + r),
+    "conv2d relu, grouped, stride 2": (
+        lambda: (_t(2, 4, 9, 8), _t(6, 2, 3, 3), _t(6)),
+        lambda x, w, b: kernels.conv2d(x, w, b, stride=2, padding=1, groups=2, activation="relu"),
+        lambda x, w, b: F.relu(F.conv2d(x, w, b, stride=2, padding=1, groups=2))),
+    "depthwise x2": (lambda: (_t(2, 4, 7, 6), _t(8, 1, 3, 3)), lambda x, w: kernels.conv2d(x, w, padding=1, groups=4),
+                     lambda x, w: F.conv2d(x, w, padding=1, groups=4)),
+    "conv_transpose2d": (lambda: (_t(2, 4, 5, 4), _t(4, 3, 3, 3), _t(3)),
+                         lambda x, w, b: kernels.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1),
+                         lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)),
+    "max_pool2d indices": (lambda: (_t(2, 3, 9, 8),), lambda x: kernels.max_pool2d(x, 3, 2, 1, return_indices=True)[0],
+                           lambda x: F.max_pool2d(x, 3, 2, 1)),
+    "avg_pool2d": (lambda: (_t(2, 3, 9, 8, channels_last=True),), lambda x: kernels.avg_pool2d(x, 3, 2, 1),
+                   lambda x: F.avg_pool2d(x, 3, 2, 1)),
+    "adaptive_max_pool2d": (lambda: (_t(2, 3, 8, 7),), lambda x: kernels.adaptive_max_pool2d(x, (3, 2)),
+                            lambda x: F.adaptive_max_pool2d(x, (3, 2))),
+}
+
+
+def _op_of(name: str):
+    return {"conv_transpose2d": kernels.conv_transpose2d, "max_pool2d indices": kernels.max_pool2d,
+            "avg_pool2d": kernels.avg_pool2d, "adaptive_max_pool2d": kernels.adaptive_max_pool2d}.get(
+        name, kernels.conv2d)
+
+
+@pytest.mark.parametrize("name", list(TRAINING))
+def test_training_calls_are_planned_and_match_torch(name: str) -> None:
+    """Forward and backward, four times on fresh tensors of one problem: the first call takes the ordinary
+    path, the second replays the forward and plans the backward, the later ones replay both. Every output
+    and gradient matches torch."""
+    make, ours, theirs = TRAINING[name]
+    for step in range(4):
+        leaves = [t.requires_grad_() for t in make()]
+        out = ours(*leaves)
+        grad = torch.randn_like(out)
+        got = torch.autograd.grad(out, leaves, grad)
+        twins = [t.detach().double().requires_grad_() for t in leaves]
+        ref = theirs(*twins)
+        expected = torch.autograd.grad(ref, twins, grad.double())
+        for what, a, e in zip(("output", *(f"grad {i}" for i in range(len(leaves)))), (out, *got), (ref, *expected),
+                              strict=True):
+            torch.testing.assert_close(a.double(), e, rtol=1e-4, atol=1e-4 * e.abs().max().item(),
+                                       msg=lambda m, what=what, step=step: f"call {step + 1}, {what}: {m}")
+    (plan,) = _op_of(name).plans.plans.values()
+    assert isinstance(plan, call_plans.TrainingPlan)
+    assert list(plan.backward_traces.values()) and all(t is not None for t in plan.backward_traces.values())
+
+
+def test_planned_training_call_runs_nothing_else() -> None:
+    x, w, b = _t(2, 4, 7, 6).requires_grad_(), _t(6, 4, 3, 3).requires_grad_(), _t(6).requires_grad_()
+    grad = torch.randn(2, 6, 7, 6, device=DEVICE)
+    for _ in range(2):
+        torch.autograd.grad(kernels.conv2d(x, w, b, padding=1), (x, w, b), grad)
+    with recording():
+        called = _package_functions_called(lambda: torch.autograd.grad(kernels.conv2d(x, w, b, padding=1),
+                                                                       (x, w, b), grad))
+    others = {f for f in called if f.split(".")[0] not in ("call_plans", "launch")}
+    assert others <= {"autotune/__init__.decisions_generation", "autotune/__init__._requested"}, sorted(others)
+
+
+def test_gradient_of_gradients_through_a_planned_call() -> None:
+    """A double backward (a gradient penalty) after the call is planned recomputes through the ordinary op,
+    so the gradients stay differentiable and match torch."""
+    x, w = _t(2, 3, 6, 5, dtype=torch.float64).requires_grad_(), _t(4, 3, 3, 3, dtype=torch.float64).requires_grad_()
+    for _ in range(3):  # planned forward and backward by the third call
+        (gx,) = torch.autograd.grad(kernels.conv2d(x, w, padding=1, activation="relu").square().sum(), (x,),
+                                    create_graph=True)
+        (ours,) = torch.autograd.grad(gx.square().sum(), (w,))
+    (gx_ref,) = torch.autograd.grad(F.relu(F.conv2d(x, w, padding=1)).square().sum(), (x,), create_graph=True)
+    (expected,) = torch.autograd.grad(gx_ref.square().sum(), (w,))
+    torch.testing.assert_close(ours, expected)
+    assert isinstance(next(iter(kernels.conv2d.plans.plans.values())), call_plans.TrainingPlan)

@@ -14,7 +14,7 @@ import torch
 
 from ..autocast import autocast_inputs
 from ..autotune import decisions_generation, layout_of, select_config, tunable
-from ..call_plans import planned
+from ..call_plans import apply_function, planned
 from ..jit.conv2d import conv2d_dgrad_kernel, conv2d_fwd_kernel, conv2d_wgrad_kernel
 from ..launch import (
     KernelConfig,
@@ -521,7 +521,7 @@ def conv2d(
         out = _without_channels(x, weight, bias, residual, g)
     elif not torch.compiler.is_compiling():
         if wants_grad(x, weight, bias, residual):
-            out = Conv2dFunction.apply(x, weight, bias, residual, g, epilogue)
+            out = apply_function(Conv2dFunction, x, weight, bias, residual, g, epilogue)
         else:  # nothing to differentiate: the kernels without autograd's bookkeeping
             out = conv2d_output(x, weight, bias, residual, g, epilogue)[0]
     elif epilogue.is_plain:

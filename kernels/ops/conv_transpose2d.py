@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 
 from ..autocast import autocast_inputs
-from ..call_plans import planned
+from ..call_plans import apply_function, planned
 from ..shapes import (
     ConvBackendError,
     ConvGeometry,
@@ -134,7 +134,7 @@ def conv_transpose2d(
         residual = residual.unsqueeze(0) if unbatched else residual
     if not torch.compiler.is_compiling():
         if wants_grad(x, weight, bias, residual):
-            out = ConvTranspose2dFunction.apply(x, weight, bias, residual, g, epilogue)
+            out = apply_function(ConvTranspose2dFunction, x, weight, bias, residual, g, epilogue)
         else:  # nothing to differentiate: the kernels without autograd's bookkeeping
             out = conv_transpose2d_output(x, weight, bias, residual, g, epilogue)[0]
     elif epilogue.is_plain:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..autotune import layout_of, select_config, tunable
-from ..call_plans import planned
+from ..call_plans import apply_function, planned
 from ..jit.pool2d import (
     avg_pool2d_bwd_kernel,
     avg_pool2d_fwd_kernel,
@@ -404,7 +404,7 @@ def _max_pool(input: torch.Tensor, g: PoolGeometry, return_indices: bool
                                                     [g.pad_h, g.pad_w], [g.dil_h, g.dil_w], g.ceil_mode,
                                                     channels_last)
     elif torch.is_grad_enabled() and x.requires_grad:
-        out, indices = MaxPool2dFunction.apply(x, g, return_indices, channels_last)
+        out, indices = apply_function(MaxPool2dFunction, x, g, return_indices, channels_last)
     else:  # nothing to differentiate: the kernel without autograd's bookkeeping
         out, indices = max_pool2d_output(x, g, return_indices, channels_last)
     if unbatched:
@@ -421,7 +421,7 @@ def _avg_pool(input: torch.Tensor, g: PoolGeometry) -> torch.Tensor:
             out = torch.ops.kernels.avg_pool2d(x, [g.kh, g.kw], [g.stride_h, g.stride_w], [g.pad_h, g.pad_w],
                                                g.ceil_mode, g.count_include_pad, g.divisor, channels_last)
     elif torch.is_grad_enabled() and x.requires_grad:
-        out = AvgPool2dFunction.apply(x, g, channels_last)
+        out = apply_function(AvgPool2dFunction, x, g, channels_last)
     else:  # nothing to differentiate: the kernel without autograd's bookkeeping
         out = avg_pool2d_output(x, g, channels_last)
     return out.squeeze(0) if unbatched else out
