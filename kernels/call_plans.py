@@ -421,9 +421,12 @@ def _make_plan(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any], tens
     saved = tuple(_saved_entry(watch, t) for t in node.saved_tensors)
     if _UNPLANNABLE in saved:
         return None
+    attributes = dict(vars(node))
+    if any(isinstance(v, torch.Tensor) for v in attributes.values()):
+        return None  # (a tensor kept on ctx, not saved: it would be the first call's in every replay)
     non_differentiable = tuple(i for i, o in enumerate(fn_outputs) if not o.requires_grad)
     call = (tuple(_placeholder(a, tensors) for a in args), {k: _placeholder(v, tensors) for k, v in kwargs.items()})
-    return TrainingPlan(function, tuple(tensor_arguments), trace, saved, dict(vars(node)), non_differentiable,
+    return TrainingPlan(function, tuple(tensor_arguments), trace, saved, attributes, non_differentiable,
                         returned, isinstance(result, tuple), fn, call)
 
 
