@@ -11,9 +11,11 @@ benchmark writes the rows it has, then SIGKILL 20 s later):
 2. ``tune``: ``python -m kernels.autotune tune`` over the conv and pooling suites, bf16 channels_last —
    90 s; writes ``autotune_configs/``;
 3. ``bench``: ``python -m bench.run`` over every suite, bf16 channels_last first, then the other dtypes
-   and layouts until its budget is spent, each call timed as called and from CUDA-graph replays — 230 s;
+   and layouts until its budget is spent, each call timed as called and from CUDA-graph replays — 200 s;
    writes ``bench/results/<gpu>.json``;
-4. ``plots``: ``python -m bench.plot`` and ``python -m bench.report`` — 20 s; writes ``bench/plots/``.
+4. ``host``: ``python -m bench.host``, host time per call recorded and as called minus graph, ours and
+   cuDNN's — 40 s; writes ``bench/results/host/<gpu>.json``;
+5. ``plots``: ``python -m bench.plot`` and ``python -m bench.report`` — 20 s; writes ``bench/plots/``.
 
 ``torch.compile(mode="max-autotune")`` is off: its compile takes tens of seconds per layer shape, which
 the budget cannot hold; ``--compile`` turns it on (give the bench step more time with ``--bench-s``).
@@ -109,12 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tests-s", type=float, default=180)
     parser.add_argument("--tune-s", type=float, default=90)
-    parser.add_argument("--bench-s", type=float, default=230)
+    parser.add_argument("--bench-s", type=float, default=200)
+    parser.add_argument("--host-s", type=float, default=40)
     parser.add_argument("--plots-s", type=float, default=20)
     parser.add_argument("--deadline-s", type=float, default=DEADLINE_S)
     parser.add_argument("--workers", default="14", help="pytest -n (0: no xdist)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (max-autotune)")
-    parser.add_argument("--skip", action="append", default=[], choices=["tests", "tune", "bench", "plots"])
+    parser.add_argument("--skip", action="append", default=[], choices=["tests", "tune", "bench", "host", "plots"])
     args = parser.parse_args(argv)
 
     from .run import on_gpu
@@ -124,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     py = sys.executable
     session = Session(RESULTS / "gpu_session.log", args.deadline_s)
-    later = {"tests": args.tune_s / 2 + args.bench_s / 2 + args.plots_s, "tune": args.bench_s / 2 + args.plots_s,
-             "bench": args.plots_s, "plots": 0.0}
+    later = {"tests": args.tune_s / 2 + args.bench_s / 2 + args.host_s + args.plots_s,
+             "tune": args.bench_s / 2 + args.host_s + args.plots_s, "bench": args.host_s + args.plots_s,
+             "host": args.plots_s, "plots": 0.0}
     suites = ["resnet50", "resnet18", "depthwise", "transposed", "fused", "pooling"]
     steps = {
         "tests": [py, "-m", "pytest", "--maxfail=25", "-q", "tests", "-p", "no:cacheprovider",
@@ -136,9 +140,11 @@ def main(argv: list[str] | None = None) -> int:
                  "--dtype", "bf16", "--layout", "channels_last"],
         "bench": [py, "-m", "bench.run", "--budget-s", str(max(args.bench_s - 30, 10)),
                   *(["--compile"] if args.compile else [])],
+        "host": [py, "-m", "bench.host"],
         "plots": [py, "-c", "from bench import plot, report; plot.main([]); report.main([])"],
     }
-    limits = {"tests": args.tests_s, "tune": args.tune_s, "bench": args.bench_s, "plots": args.plots_s}
+    limits = {"tests": args.tests_s, "tune": args.tune_s, "bench": args.bench_s, "host": args.host_s,
+              "plots": args.plots_s}
     failed = False
     for name, cmd in steps.items():
         if name in args.skip:

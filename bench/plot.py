@@ -122,7 +122,9 @@ def draw_roofline(data: dict, out_dir: Path) -> Path | None:
 
 def draw_scaling(data: dict, out_dir: Path) -> Path | None:
     """Time against batch for each base layer of the scaling suite (names ``<base>_b<batch>``), with our
-    host time per call (``ours_host``, dash-dotted): where the GPU time meets it, the layer is launch-bound."""
+    host time per call two ways: launches recorded (``ours_host``, dash-dotted) and, on a GPU, as called minus
+    the CUDA-graph replay (``ours_overhead``, sparse dots). Where the GPU time meets them, the layer is
+    launch-bound."""
     plt = _pyplot()
     meta = data["meta"]
     rows = [r for r in data["rows"] if r["suite"] == "scaling"]
@@ -130,7 +132,7 @@ def draw_scaling(data: dict, out_dir: Path) -> Path | None:
         return None
     bases = list(dict.fromkeys(r["layer"].rsplit("_b", 1)[0] for r in rows))
     fig, axes = plt.subplots(1, len(bases), figsize=(5.5 * len(bases), 4.2), squeeze=False)
-    styles = {"ours": "-", "eager": "--", "compile": ":", "ours_host": "-."}
+    styles = {"ours": "-", "eager": "--", "compile": ":", "ours_host": "-.", "ours_overhead": (0, (1, 3))}
     for ax, base in zip(axes[0], bases, strict=True):
         mine = [r for r in rows if r["layer"].rsplit("_b", 1)[0] == base]
         for variant in dict.fromkeys((r["dtype"], r["layout"], r["mode"]) for r in mine):
@@ -139,7 +141,7 @@ def draw_scaling(data: dict, out_dir: Path) -> Path | None:
             for impl, style in styles.items():
                 xy = [(r["input"][0], r[f"{impl}_ms"]) for r in pts if r.get(f"{impl}_ms")]
                 if xy:
-                    ax.plot(*zip(*xy, strict=True), style, marker="o", markersize=3,
+                    ax.plot(*zip(*xy, strict=True), linestyle=style, marker="o", markersize=3,
                             label=f"{impl} {' '.join(variant)}")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")

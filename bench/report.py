@@ -1,7 +1,8 @@
 """The performance targets, checked against committed GPU data: ``python -m bench.report``.
 
 Prints each target with the measured value and PASS / FALL SHORT, per GPU data file, and writes the same as a
-markdown table to ``bench/plots/targets.md``. With no GPU data it says "no GPU data yet". ``--smoke`` evaluates
+markdown table to ``bench/plots/targets.md``, followed by the host-time table of ``bench.host``'s data
+(``bench/results/host/``). With no GPU data it says "no GPU data yet". ``--smoke`` evaluates
 the interpreter smoke data instead (into ``plots/smoke/``), every verdict "NOT TIMINGS".
 """
 
@@ -116,6 +117,37 @@ def markdown(datasets: list[dict]) -> str:
     return "\n".join(parts)
 
 
+def host_markdown(datasets: list[dict]) -> str:
+    """The host-time table of every ``bench.host`` dataset, markdown ("" when there is none)."""
+    if not datasets:
+        return ""
+    parts = ["# Host time per call", "",
+             "`python -m bench.host`: bf16 channels_last, the call as a user makes it. *recorded*: its wall time "
+             "with our launches recorded instead of run (the package's Python; median, best of 5 trials), judged "
+             "against the host-path targets. *autograd floor*: a forward and backward through a Python "
+             "`torch.autograd.Function` that only allocates, on the same machine. On a GPU: the call as made "
+             "minus the same call replayed from a CUDA graph, for ours and torch (cuDNN).", ""]
+    for data in datasets:
+        meta = data["meta"]
+        parts += [f"## {meta['cpu']}, {meta['gpu']} ({meta['date'][:10]}, torch {meta['torch']}, triton "
+                  f"{meta['triton']})", "", f"autograd floor (fwd+bwd): {meta['autograd_floor_us']:.1f} µs", "",
+                  "| call | mode | recorded (µs) | target (µs) | verdict | GPU: ours as called − graph (µs) | "
+                  "GPU: torch as called − graph (µs) |", "|---|---|---|---|---|---|---|"]
+        for r in data["rows"]:
+            target = "-" if r["target_us"] is None else f"≤ {r['target_us']:.0f}"
+            verdict = "-" if r["meets_target"] is None else ("PASS" if r["meets_target"] else "FALL SHORT")
+            gpu = [f"{r[k]:.1f}" if r.get(k) is not None else "-" for k in ("ours_overhead_us", "eager_overhead_us")]
+            parts.append(f"| {r['case']} | {r['mode']} | {r['recorded_us']:.1f} | {target} | {verdict} | "
+                         f"{gpu[0]} | {gpu[1]} |")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def load_host(results_dir: Path) -> list[dict]:
+    """The ``bench.host`` datasets under ``results_dir/host``."""
+    return [json.loads(p.read_text()) for p in sorted((results_dir / "host").glob("*.json"))]
+
+
 def load(results_dir: Path, smoke: bool) -> list[dict]:
     """The datasets of ``results_dir`` (GPU timings only) or of its ``smoke/`` folder."""
     folder = results_dir / "smoke" if smoke else results_dir
@@ -142,7 +174,8 @@ def main(argv: list[str] | None = None) -> Path:
                   f"{_value(t.metric, res['graph_value']):>6s}  {res['graph_verdict']}")
     out = (args.plots_dir / "smoke" if args.smoke else args.plots_dir) / "targets.md"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(markdown(datasets))
+    host = "" if args.smoke else host_markdown(load_host(args.results_dir))
+    out.write_text(markdown(datasets) + ("\n" + host if host else ""))
     print(f"wrote {out}")
     return out
 

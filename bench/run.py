@@ -310,6 +310,9 @@ def measure(layer: Layer, dtype_name: str, layout: str, modes: list[str], use_co
             tflops, gbps = (row["flop"] / ours_graph / 1e9, row["bytes"] / ours_graph / 1e6) if ours_graph else (0, 0)
             row["frac_gemm_graph"] = tflops / meta_ceilings["gemm_tflops"] if ours_graph else None
             row["frac_copy_graph"] = gbps / meta_ceilings["copy_gbps"] if ours_graph else None
+            for impl in fns:  # the host's cost as the GPU sees it: as called minus the graph replay
+                called, graph = row[f"{impl}_ms"], row.get(f"{impl}_graph_ms")
+                row[f"{impl}_overhead_ms"] = called - graph if called and graph else None
         rows.append(row)
     return rows
 

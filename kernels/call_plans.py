@@ -132,11 +132,17 @@ class _LaunchTemplate:
 @dataclass(frozen=True)
 class Trace:
     """A watched call that only allocated, viewed and launched: its tensor table, its launches, and the
-    entries of its results (None for a result that is None)."""
+    entries of its results (None for a result that is None). ``direct``: each launch's
+    :class:`~kernels.launch.DirectLauncher` once its compiled kernel is known (None before, and always under
+    the interpreter)."""
 
     entries: tuple[Entry, ...]
     launches: tuple[_LaunchTemplate, ...]
     results: tuple[int | None, ...]
+    direct: list[launch_module.DirectLauncher | None] = dataclasses.field(default_factory=list, compare=False)
+
+    def __post_init__(self) -> None:
+        self.direct.extend([None] * (len(self.launches) - len(self.direct)))
 
     def run(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
         """Repeat the call on these inputs; returns the whole tensor table."""
@@ -150,12 +156,21 @@ class Trace:
             else:
                 base = table[entry[1]]
                 table.append(base.as_strided(entry[2], entry[3], base.storage_offset() + entry[4]))
-        for t in self.launches:
+        direct_allowed = launch_module.direct_launches_allowed()
+        for n, t in enumerate(self.launches):
+            direct = self.direct[n]
+            if direct_allowed and direct is not None:
+                tensors = [table[i] for _, i in t.tensor_slots]
+                if direct.accepts(tensors):
+                    direct(tensors)
+                    continue
             args = list(t.constants)
             for pos, i in t.tensor_slots:
                 args[pos] = table[i]
-            launch_module.launch_checked(t.space, t.grid, tuple(args), t.config, t.dtype, t.tf32, t.constexprs,
-                                         t.options)
+            compiled = launch_module.launch_checked(t.space, t.grid, tuple(args), t.config, t.dtype, t.tf32,
+                                                    t.constexprs, t.options)
+            if direct_allowed and direct is None:
+                self.direct[n] = launch_module.direct_launcher(t.space, t.grid, args, t.options, compiled)
         return table
 
     def outputs(self, table: list[torch.Tensor]) -> tuple[torch.Tensor | None, ...]:
@@ -300,6 +315,7 @@ class TrainingPlan:
     saved: tuple[int | None, ...]
     attributes: dict[str, Any]
     non_differentiable: tuple[int, ...]
+    output_layouts: tuple[tuple, ...]  # each output's (shape, strides, dtype, device)
     returned: tuple[int, ...]  # which of the Function's outputs the call returns
     returns_tuple: bool
     ordinary: Callable[..., Any]  # the op's ordinary path (a double backward recomputes through it)
@@ -332,11 +348,13 @@ class _Replay(torch.autograd.Function):
         ctx.tensor_count = len(tensors)
         ctx.save_for_backward(*tensors, *saved)
         ctx.mark_non_differentiable(*(outputs[i] for i in plan.non_differentiable))
+        ctx.set_materialize_grads(False)  # (no zeros for the gradient of an index output: see backward)
         return outputs
 
     @staticmethod
     def backward(ctx, *grads: torch.Tensor | None):
         plan: TrainingPlan = ctx.plan
+        grads = _materialized(plan, grads)
         unpacked = ctx.saved_tensors
         tensors, stored = unpacked[:ctx.tensor_count], iter(unpacked[ctx.tensor_count:])
         needs = ctx.needs_input_grad[1:]
@@ -362,6 +380,21 @@ class _Replay(torch.autograd.Function):
             if index is not None and grad is not None:
                 out[index] = grad
         return (None, *out)
+
+
+def _materialized(plan: TrainingPlan, grads: tuple) -> tuple:
+    """The gradients autograd would hand the Function's backward, but None (not zeros) for its
+    non-differentiable outputs (max pooling's indices), which no backward reads: a zero fill of an int64
+    tensor per call saved."""
+    if all(g is not None for g in grads):
+        return grads
+    filled = []
+    for i, g in enumerate(grads):
+        if g is None and i not in plan.non_differentiable:
+            shape, stride, dtype, device = plan.output_layouts[i]
+            g = torch.empty_strided(shape, stride, dtype=dtype, device=device).zero_()
+        filled.append(g)
+    return tuple(filled)
 
 
 def _recompute(plan: TrainingPlan, tensors: tuple, grads: tuple, needs: tuple[bool, ...]) -> list:
@@ -426,7 +459,8 @@ def _make_plan(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any], tens
         return None  # (a tensor kept on ctx, not saved: it would be the first call's in every replay)
     non_differentiable = tuple(i for i, o in enumerate(fn_outputs) if not o.requires_grad)
     call = (tuple(_placeholder(a, tensors) for a in args), {k: _placeholder(v, tensors) for k, v in kwargs.items()})
-    return TrainingPlan(function, tuple(tensor_arguments), trace, saved, attributes, non_differentiable,
+    layouts = tuple((tuple(o.shape), o.stride(), o.dtype, o.device) for o in fn_outputs)
+    return TrainingPlan(function, tuple(tensor_arguments), trace, saved, attributes, non_differentiable, layouts,
                         returned, isinstance(result, tuple), fn, call)
 
 

@@ -9,6 +9,7 @@ the real argument types of each kernel and compile it with every configuration i
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from ._runtime import INTERPRETING
 
 
 @dataclass(frozen=True)
@@ -251,6 +254,7 @@ class LaunchRecord:
 
 
 _recorder: list[LaunchRecord] | None = None
+_DIRECT = not INTERPRETING  # compiled kernels can be launched directly (see :class:`DirectLauncher`)
 _record_and_run = False
 
 
@@ -312,10 +316,11 @@ def launch(
 
 
 def launch_checked(space: KernelSpace, grid: Sequence[int], args: tuple, config: KernelConfig, dtype: torch.dtype,
-                   tf32: bool, constexprs: Mapping[str, Any], options: Mapping[str, Any] | None = None) -> None:
+                   tf32: bool, constexprs: Mapping[str, Any], options: Mapping[str, Any] | None = None) -> Any:
     """:func:`launch` without its checks of the variant and configuration, for a launch repeated from a plan
     whose first launch passed them; still recorded or watched. ``options``: ``constexprs`` and the
-    configuration's keyword arguments merged (a plan keeps them ready)."""
+    configuration's keyword arguments merged (a plan keeps them ready). Returns what Triton's launch returns
+    (the compiled kernel when compiled, which :func:`direct_launcher` takes), None when only recorded."""
     if _recorder is not None or _watches:
         record = LaunchRecord(space, args, dict(constexprs), dtype, tf32, tuple(grid), config)
         for watch in _watches:
@@ -327,14 +332,116 @@ def launch_checked(space: KernelSpace, grid: Sequence[int], args: tuple, config:
         for watch in _watches:
             watch.running = True
         try:
-            space.kernel[tuple(grid)](*args, **constexprs, **config.as_kwargs())
+            return space.kernel[tuple(grid)](*args, **constexprs, **config.as_kwargs())
         finally:
             for watch in _watches:
                 watch.running = False
-        return
     if options is None:
         options = {**constexprs, **config.as_kwargs()}
-    space.kernel[grid](*args, **options)
+    return space.kernel[grid](*args, **options)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Compiled kernels launched directly: ``kernel[grid](...)`` (Triton's ``JITFunction.run``) binds and
+# specialises every argument, builds a cache key and looks the compiled kernel up on every call, about 10 µs.
+# A planned launch repeats the same kernel with the same scalars; only its tensors change. After its first
+# ordinary launch it calls the compiled kernel's own launcher, as ``JITFunction.run`` does at its end:
+#     compiled.run(grid_x, grid_y, grid_z, stream, compiled.function, compiled.packed_metadata,
+#                  launch_metadata, enter_hook, exit_hook, *every_parameter_in_order)
+# (the same call in Triton 3.6 and 3.9; constexprs are passed in their places and skipped by the launcher).
+
+
+def pack_arguments(kernel: Any, args: Sequence[Any], options: Mapping[str, Any]) -> list[Any]:
+    """Every parameter of ``kernel`` in its signature's order, as Triton's binder hands them to the compiled
+    kernel's launcher: the positional ``args``, then each remaining parameter from ``options`` (constexprs,
+    block sizes) or its default. Compile options (``num_warps``, ``num_stages``...) are not parameters."""
+    parameters = list(inspect.signature(kernel.fn).parameters.values())  # (Triton binds by this signature)
+    packed = list(args)
+    for parameter in parameters[len(args):]:
+        if parameter.name in options:
+            packed.append(options[parameter.name])
+        elif parameter.default is not parameter.empty:
+            packed.append(parameter.default)
+        else:
+            raise TypeError(f"{getattr(kernel, '__name__', kernel)}: no value for parameter {parameter.name!r}")
+    return packed
+
+
+@dataclass
+class DirectLauncher:
+    """One planned launch through its compiled kernel's launcher: the full argument list of its first launch
+    with the tensors' places listed, and which of those tensors were 16-byte aligned (Triton compiled the
+    kernel for that: a tensor that is aligned differently goes the ordinary way again)."""
+
+    run: Callable[..., Any]
+    function: Any
+    metadata: Any
+    grid: tuple[int, int, int]
+    arguments: list[Any]
+    tensor_positions: tuple[int, ...]
+    aligned: tuple[bool, ...]
+    device: int
+
+    def accepts(self, tensors: Sequence[torch.Tensor]) -> bool:
+        """Whether the compiled kernel was specialised for these tensors (alignment) on this device."""
+        for t, aligned in zip(tensors, self.aligned, strict=True):
+            if (t.data_ptr() & 15 == 0) != aligned:
+                return False
+        return _current_device() == self.device
+
+    def __call__(self, tensors: Sequence[torch.Tensor]) -> None:
+        """Launch with these tensors in the first launch's tensors' places."""
+        arguments = self.arguments.copy()
+        for position, t in zip(self.tensor_positions, tensors, strict=True):
+            arguments[position] = t
+        grid_x, grid_y, grid_z = self.grid
+        self.run(grid_x, grid_y, grid_z, _current_stream(self.device), self.function, self.metadata, None, None,
+                 None, *arguments)
+
+
+def direct_launcher(space: KernelSpace, grid: Sequence[int], args: Sequence[Any], options: Mapping[str, Any],
+                    compiled: Any) -> DirectLauncher | None:
+    """The direct launcher of a launch whose ordinary call returned ``compiled``, or None when launches
+    must go the ordinary way (interpreted, recorded or watched, Triton's launch hooks set)."""
+    if not direct_launches_allowed() or compiled is None or not hasattr(compiled, "packed_metadata"):
+        return None
+    positions = tuple(i for i, a in enumerate(args) if isinstance(a, torch.Tensor))
+    arguments = pack_arguments(space.kernel, args, options)
+    for i in positions:
+        arguments[i] = None  # (the launcher keeps no tensor alive)
+    padded = (*grid, 1, 1)[:3]
+    return DirectLauncher(compiled.run, compiled.function, compiled.packed_metadata, padded, arguments, positions,
+                          tuple(args[i].data_ptr() & 15 == 0 for i in positions), _current_device())
+
+
+def direct_launches_allowed() -> bool:
+    """Compiled kernels, and nobody recording or watching launches or hooking Triton's."""
+    return _DIRECT and _recorder is None and not _watches and not _launch_hooks_set()
+
+
+def _launch_hooks_set() -> bool:
+    """Whether a profiler hooked Triton's launches. Triton 3.6 and 3.9 keep each hook as a chain of calls
+    (``HookChain``, never None; empty when nothing hooked), older versions as one callable or None."""
+    runtime = _triton_runtime_knobs()
+    if runtime is None:
+        return False
+    return any(hook is not None and bool(getattr(hook, "calls", True))
+               for hook in (runtime.launch_enter_hook, runtime.launch_exit_hook))
+
+
+@functools.cache
+def _triton_runtime_knobs() -> Any:
+    try:
+        from triton import knobs
+    except ImportError:
+        return None
+    return knobs.runtime
+
+
+# the current CUDA device and its current stream, as Triton's driver asks torch for them
+_current_device: Callable[[], int] = getattr(torch._C, "_cuda_getDevice", torch.cuda.current_device)
+_current_stream: Callable[[int], int] = getattr(torch._C, "_cuda_getCurrentRawStream",
+                                                lambda device: torch.cuda.current_stream(device).cuda_stream)
 
 
 @dataclass(frozen=True)

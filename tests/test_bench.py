@@ -3,6 +3,7 @@ data into a temporary folder, the plots and the targets table are drawn from it.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -64,3 +65,22 @@ def test_no_gpu_data_yet(tmp_path: Path) -> None:
     assert plot.main(["--results-dir", str(tmp_path), "--plots-dir", str(tmp_path / "plots")]) == []
     table = report.main(["--results-dir", str(tmp_path), "--plots-dir", str(tmp_path / "plots")])
     assert "no GPU data yet" in table.read_text()
+
+
+def test_host_times_are_measured_and_reported(tmp_path: Path, monkeypatch) -> None:
+    """``bench.host`` measures each case recorded (and planned: the same launches as the first call), writes
+    its JSON, and the report renders it with the verdicts against the targets."""
+    from bench import host
+
+    quick = functools.partial(host.recorded_us, reps=3, trials=1)
+    monkeypatch.setattr(host, "recorded_us", quick)
+    cases = (host.HostCase("tiny conv", "conv2d", ((2, 4, 6, 5), (8, 4, 3, 3), (8,)), {"padding": 1},
+                           {"fwd": 1e6, "fwd+bwd": 1e-3}),
+             host.HostCase("tiny max pool", "max_pool2d", ((2, 4, 6, 5),), {"kernel_size": 2}))
+    out = host.run(tmp_path / "host" / "machine.json", cases)
+    data = json.loads(out.read_text())
+    assert [(r["case"], r["mode"]) for r in data["rows"]] == [(c.name, m) for c in cases for m in host.MODES]
+    assert all(r["recorded_us"] > 0 for r in data["rows"]) and data["meta"]["autograd_floor_us"] > 0
+    assert [r["meets_target"] for r in data["rows"][:2]] == [True, False]
+    table = report.main(["--results-dir", str(tmp_path), "--plots-dir", str(tmp_path / "plots")]).read_text()
+    assert "| tiny conv | fwd+bwd |" in table and "FALL SHORT" in table and "PASS" in table

@@ -5,6 +5,7 @@ call that differs in anything its behaviour depended on."""
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,9 +14,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import DEVICE
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import kernels
 from kernels import autotune, call_plans
+from kernels import launch as launch_module
 from kernels.launch import recording
 
 CL = torch.channels_last
@@ -282,3 +285,182 @@ def test_gradient_of_gradients_through_a_planned_call() -> None:
     (expected,) = torch.autograd.grad(gx_ref.square().sum(), (w,))
     torch.testing.assert_close(ours, expected)
     assert isinstance(next(iter(kernels.conv2d.plans.plans.values())), call_plans.TrainingPlan)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Compiled kernels launched directly (``kernels.launch.DirectLauncher``)
+
+
+def test_packed_arguments_are_what_triton_binds() -> None:
+    """Every recorded launch of the ops, packed for a compiled kernel's launcher: exactly the kernel's
+    parameters in its signature's order, each with the value Python's own binding of the call gives it."""
+    with recording() as records:
+        for make, ours, _ in (*CALLS.values(), *TRAINING.values()):
+            leaves = [None if t is None else t.requires_grad_() for t in make()]
+            out = ours(*leaves)
+            out = out[0] if isinstance(out, tuple) else out
+            torch.autograd.grad(out, [t for t in leaves if t is not None], torch.ones_like(out))
+    assert len({r.space.name for r in records}) >= 10
+    for r in records:
+        kernel = r.space.kernel
+        options = {**r.constexprs, **r.config.as_kwargs()}
+        packed = launch_module.pack_arguments(kernel, r.args, options)
+        signature = inspect.signature(kernel.fn)
+        bound = signature.bind(*r.args, **{k: v for k, v in options.items() if k in signature.parameters})
+        bound.apply_defaults()
+        assert list(kernel.arg_names) == list(bound.arguments)
+        assert len(packed) == len(bound.arguments)
+        for name, got, want in zip(bound.arguments, packed, bound.arguments.values(), strict=True):
+            assert got is want, (r.space.name, name)
+
+
+class _CompiledStandIn:
+    """What a compiled kernel offers the direct launcher, with its launcher running the interpreted kernel:
+    ``run(grid_x, grid_y, grid_z, stream, function, metadata, launch_metadata, enter, exit, *arguments)``."""
+
+    def __init__(self, space: launch_module.KernelSpace, calls: list[str]) -> None:
+        self.space, self.calls = space, calls
+        self.function, self.packed_metadata = object(), object()
+
+    def run(self, grid_x, grid_y, grid_z, stream, function, metadata, launch_metadata, enter, exit, *arguments):
+        assert (stream, function, metadata) == (_STREAM, self.function, self.packed_metadata)
+        assert launch_metadata is None and enter is None and exit is None
+        self.calls.append(self.space.name)
+        self.space.kernel[(grid_x, grid_y, grid_z)](*arguments)  # every parameter, positionally
+
+
+_STREAM = 4242
+
+
+@pytest.fixture
+def compiled_stand_in(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Launches go as with compiled kernels: Triton's launch returns a compiled kernel (a stand-in whose
+    launcher runs the interpreted kernel) and planned launches may go directly. The list collects the
+    direct launches."""
+    calls: list[str] = []
+    ordinary = launch_module.launch_checked
+
+    def launch_checked(space, *args, **kwargs):
+        ordinary(space, *args, **kwargs)
+        return _CompiledStandIn(space, calls)
+
+    monkeypatch.setattr(launch_module, "launch_checked", launch_checked)
+    monkeypatch.setattr(launch_module, "_DIRECT", True)
+    monkeypatch.setattr(launch_module, "_current_device", lambda: 0)
+    monkeypatch.setattr(launch_module, "_current_stream", lambda device: _STREAM)
+    return calls
+
+
+@pytest.mark.parametrize("name", ["conv2d bias", "conv2d gelu + residual NHWC", "max_pool2d indices",
+                                  "conv_transpose2d"])
+def test_direct_launches_from_the_third_call(name: str, compiled_stand_in: list[str]) -> None:
+    """Training calls of one problem: the first is watched, the second replays through Triton's launch and
+    keeps each compiled kernel, the third and later launch every kernel directly, with arguments that give
+    torch's results (so they were packed right)."""
+    make, ours, theirs = TRAINING[name]
+    for step in range(4):
+        leaves = [t.requires_grad_() for t in make()]
+        compiled_stand_in.clear()
+        out = ours(*leaves)
+        grad = torch.randn_like(out)
+        got = (out, *torch.autograd.grad(out, leaves, grad))
+        assert bool(compiled_stand_in) == (step >= 2), f"call {step + 1}: direct launches {compiled_stand_in}"
+        twins = [t.detach().double().requires_grad_() for t in leaves]
+        ref = theirs(*twins)
+        expected = (ref, *torch.autograd.grad(ref, twins, grad.double()))
+        for a, e in zip(got, expected, strict=True):
+            torch.testing.assert_close(a.double(), e, rtol=1e-4, atol=1e-4 * e.abs().max().item())
+
+
+def test_direct_launches_leave_nothing_to_the_ordinary_path(compiled_stand_in: list[str]) -> None:
+    """From the third call of an inference problem, every launch is direct: none goes through Triton's
+    launch (``launch_checked``), and the direct launches are the first call's launches."""
+    make, ours, _ = CALLS["conv2d bf16 NHWC aligned fused relu"]
+    args = make()
+    with torch.no_grad():
+        with recording(run=True) as first:
+            ours(*args)
+        ours(*args)
+        compiled_stand_in.clear()
+        ordinary = []
+        original = launch_module.launch_checked
+        try:
+            launch_module.launch_checked = lambda *a, **k: ordinary.append(a[0].name) or original(*a, **k)
+            ours(*args)
+        finally:
+            launch_module.launch_checked = original
+    assert ordinary == [] and compiled_stand_in == [r.space.name for r in first]
+
+
+def test_a_tensor_aligned_otherwise_goes_the_ordinary_way(compiled_stand_in: list[str]) -> None:
+    """Triton compiles a kernel for its pointers' 16-byte alignment: an input with the same shape and strides
+    but a misaligned address (a view 2 bytes into its storage) takes Triton's launch, and is right."""
+    w = _t(6, 4, 3, 3)
+    with torch.no_grad():
+        for _ in range(3):
+            kernels.conv2d(_t(2, 4, 7, 6), w, padding=1)
+        storage = torch.randn(2 * 4 * 7 * 6 + 1, device=DEVICE)
+        x = storage[1:].view(2, 4, 7, 6)
+        compiled_stand_in.clear()
+        out = kernels.conv2d(x, w, padding=1)
+    assert compiled_stand_in == []
+    torch.testing.assert_close(out, F.conv2d(x, w, padding=1), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="compiled kernels need a GPU")
+def test_on_a_gpu_the_third_call_does_not_enter_triton() -> None:
+    """With compiled kernels, the third call of a training problem runs no ``JITFunction.run`` (Triton's
+    binder, specialisation and cache lookup), and gives bitwise the second call's results."""
+    from triton.runtime.jit import JITFunction
+
+    x, w, b = (_t(8, 16, 14, 14, dtype=torch.bfloat16, channels_last=True).requires_grad_(),
+               _t(32, 16, 3, 3, dtype=torch.bfloat16, channels_last=True).requires_grad_(),
+               _t(32, dtype=torch.bfloat16).requires_grad_())
+    grad = torch.randn(8, 32, 14, 14, device=DEVICE, dtype=torch.bfloat16).contiguous(memory_format=CL)
+    results = []
+    runs = []
+    original = JITFunction.run
+
+    def counted(self, *args, **kwargs):
+        runs.append(self)
+        return original(self, *args, **kwargs)
+
+    for _ in range(3):
+        runs.clear()
+        JITFunction.run = counted
+        try:
+            out = kernels.conv2d(x, w, b, padding=1, activation="relu")
+            results.append((out, *torch.autograd.grad(out, (x, w, b), grad)))
+        finally:
+            JITFunction.run = original
+    assert runs == []
+    for a, e in zip(results[2], results[1], strict=True):
+        assert torch.equal(a, e)
+
+
+class _AtenOps(TorchDispatchMode):
+    """The aten ops run inside (their names)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(str(func.name()))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("name", list(TRAINING))
+def test_a_planned_training_call_only_allocates(name: str) -> None:
+    """Forward and backward of a planned training call run no torch computation (no zero fill for the
+    gradient of max pooling's indices, no copy): only allocations, views and the launches."""
+    make, ours, _ = TRAINING[name]
+    leaves = [t.requires_grad_() for t in make()]
+    with recording():
+        for _ in range(3):
+            out = ours(*leaves)
+            grad = torch.ones_like(out)
+            with _AtenOps() as ops:
+                torch.autograd.grad(ours(*leaves), leaves, grad)
+    allowed = {"aten::empty_strided", "aten::as_strided", "aten::detach", "aten::empty.memory_format"}
+    assert set(ops.names) <= allowed, sorted(set(ops.names) - allowed)
