@@ -15,8 +15,12 @@ spills, shared memory or tensor cores. This check closes that gap:
    launches get (with divisible strides and channel counts, those often need far fewer registers).
 3. The first launch of each (kernel, dtype, variant) is compiled with every configuration of
    ``space.for_dtype(dtype, tf32, constexprs)`` (those this variant may launch) for each architecture, in a
-   pool of processes, and the cubin is read with the ``cuobjdump`` that Triton ships: resource usage for
-   every kernel, the SASS for ``uses_dot`` kernels (the tensor-core column says ``n/a`` for the others).
+   pool of processes, and the cubin is read with the ``cuobjdump`` that Triton ships: resource usage and
+   the SASS of every kernel, and from the SASS the instruction mix of one trip of its main loop
+   (``kernels/sass.py``: matrix instructions, TMA loads, asynchronous copies, global loads and their vector
+   width, integer/address instructions). These compiles are the worst case (no integer specialised); the
+   benchmark layers as a GPU specialises them are compiled for the committed report by ``python -m
+   bench.sass``.
 4. The variants come from the kernels' spaces, not from the cases: every variant a space declares
    (:meth:`~kernels.launch.KernelSpace.covering_variants`: each combination of its flags with the heaviest
    activation, and each activation with the heaviest flags; per dtype) is compiled too, with its largest
@@ -27,7 +31,8 @@ A row fails on a compile error, on any spill (stack or local memory in the cubin
 over the architecture's per-block limit, or when a ``uses_dot`` kernel lacks tensor-core instructions:
 ``HGMMA`` (warpgroup MMA) on sm_90 and ``HMMA`` on sm_80, required for float16, bfloat16 and for float32
 with TF32 on (TF32 dots compile to ``HGMMA.*.TF32`` on sm_90 and ``HMMA.*.TF32`` on sm_80, so one rule
-covers them). float32 without TF32 and float64 have no tensor-core requirement.
+covers them). float32 without TF32 and float64 have no tensor-core requirement. A ``hopper_path`` kernel
+compiled for sm_90 fails without a TMA load (``UTMALDG``) or an ``HGMMA``.
 
 Command line: ``python -m kernels.aot [--arch 90 --arch 80] [--kernel NAME] [--workers N]``; it prints
 one row per compile and exits non-zero when any row fails.
@@ -58,6 +63,8 @@ from typing import Any
 import torch
 
 from .launch import SPACES, KernelConfig, KernelSpace, LaunchRecord, recording
+from .sass import LoopMix, main_loop
+from .sass import parse as parse_sass
 
 # --------------------------------------------------------------------------------------------------------
 # What to exercise
@@ -328,19 +335,17 @@ class KernelSignature:
 
     types: tuple[tuple[str, str], ...]  # every parameter in order, "constexpr" for constexprs
     constexprs: tuple[tuple[str, Any], ...]  # the launch's constexprs and None arguments
-    aligned: tuple[str, ...]  # pointer parameters with the 16-byte alignment hint
+    aligned: tuple[str, ...]  # parameters with the divisibility-by-16 hint (pointers: 16-byte aligned)
 
 
 @dataclass(frozen=True)
 class CompileJob:
-    """One compile: a kernel (by space name), its signature, a configuration, an arch. ``read_sass``:
-    disassemble the cubin to find tensor-core instructions (only ``uses_dot`` kernels need it)."""
+    """One compile: a kernel (by space name), its signature, a configuration, an arch."""
 
     kernel: str
     signature: KernelSignature
     config: KernelConfig
     arch: int
-    read_sass: bool = True
 
     def key(self) -> tuple:
         sig = self.signature
@@ -348,8 +353,10 @@ class CompileJob:
         return (self.kernel, sig.types, values, sig.aligned, self.config, self.arch)
 
 
-def signature_of(record: LaunchRecord, config: KernelConfig) -> KernelSignature:
-    """The Triton signature of one launch with one configuration (integers unspecialised)."""
+def signature_of(record: LaunchRecord, config: KernelConfig, specialise: bool = False) -> KernelSignature:
+    """The Triton signature of one launch with one configuration: integers unspecialised (the worst case), or
+    with ``specialise`` as Triton's runtime specialises the recorded values (an integer equal to 1 becomes
+    the constant 1, one divisible by 16 gets the divisibility hint) unless the kernel opts out."""
     fn = record.space.kernel
     names = _param_names(fn)
     constexpr_names = constexpr_params(fn)
@@ -365,6 +372,7 @@ def signature_of(record: LaunchRecord, config: KernelConfig) -> KernelSignature:
         values[name] = value
     defaults = inspect.signature(_python_function(fn)).parameters
     unaligned = _listed_params(fn, names, "do_not_specialize_on_alignment")
+    unspecialised = _listed_params(fn, names, "do_not_specialize")
     blocks = dict(config.blocks)
     signature: dict[str, str] = {}
     constexprs: dict[str, Any] = {}
@@ -383,6 +391,13 @@ def signature_of(record: LaunchRecord, config: KernelConfig) -> KernelSignature:
                 constexprs[name] = value.value if is_wrapped else value
             continue
         ty = triton_type(value)
+        if specialise and type(value) is int and name not in unspecialised:
+            if value == 1:
+                signature[name] = "constexpr"
+                constexprs[name] = 1
+                continue
+            if value % 16 == 0 and name not in unaligned:
+                aligned.append(name)
         signature[name] = ty
         if ty.startswith("*") and name not in unaligned and value.data_ptr() % 16 == 0:
             aligned.append(name)
@@ -406,6 +421,7 @@ class Row:
     shared: int | None = None  # dynamic shared memory, bytes
     spill: int | None = None  # stack + local memory, bytes
     mma: str = ""  # tensor-core instructions in the SASS
+    loop: LoopMix | None = None  # one trip of the main loop (kernels.sass)
     seconds: float = 0.0  # CPU seconds of the compile (Triton, ptxas, cuobjdump)
     problems: list[str] = field(default_factory=list)
     error: str = ""
@@ -506,7 +522,7 @@ def plan(records: Iterable[LaunchRecord], archs: Sequence[int], kernels: Sequenc
                                 None, problems=[f"bad launch arguments: {exc}"], error=str(exc)))
             continue
         for arch in archs:
-            job = CompileJob(space.name, signature, config, arch, read_sass=space.uses_dot)
+            job = CompileJob(space.name, signature, config, arch)
             entry = planned.setdefault(job.key(), _Planned(job, space))
             entry.dtypes.add((record.dtype, record.tf32))
     return list(planned.values()), rows
@@ -530,7 +546,7 @@ def _judge(entry: _Planned, result: dict[str, Any]) -> Row:
         row.error = result["error"]
         return row
     row.regs, row.shared, row.spill = result["regs"], result["shared"], result["spill"]
-    row.mma = result["mma"]
+    row.mma, row.loop = result["mma"], result["loop"]
     if row.spill:
         row.problems.append(f"spills {row.spill} bytes")
     limit = SHARED_LIMIT.get(job.arch)
@@ -542,6 +558,10 @@ def _judge(entry: _Planned, result: dict[str, Any]) -> Row:
     want = required_mma(job.arch)
     if needs_tensor_cores and want not in result["mma_opcodes"]:
         row.problems.append(f"no {want} on sm_{job.arch}")
+    if entry.space.hopper_path and job.arch == 90:
+        for opcode, what in (("UTMALDG", "TMA load"), ("HGMMA", "warpgroup MMA")):
+            if opcode not in result["opcodes"]:
+                row.problems.append(f"Hopper-path kernel without a {what} ({opcode}) on sm_90")
     return row
 
 
@@ -613,7 +633,7 @@ def compile_job(job: CompileJob) -> dict[str, Any]:
             with open(path, "wb") as f:
                 f.write(compiled.asm["cubin"])
             res = _cuobjdump("-res-usage", path)
-            sass = _cuobjdump("-sass", path) if job.read_sass else ""
+            sass = _cuobjdump("-sass", path)
         usage = [tuple(int(x) for x in m) for m in _RES_USAGE.findall(res)]
         if not usage:
             raise RuntimeError(f"no resource usage in cuobjdump output:\n{res}")
@@ -624,8 +644,10 @@ def compile_job(job: CompileJob) -> dict[str, Any]:
             "regs": max(u[0] for u in usage),
             "spill": max(u[1] + u[3] for u in usage),
             "shared": int(compiled.metadata.shared),
-            "mma": " ".join(first.values()) if job.read_sass else "n/a",
+            "mma": " ".join(first.values()),
             "mma_opcodes": sorted(first),
+            "opcodes": sorted({i.opcode for i in parse_sass(sass)}),
+            "loop": main_loop(sass),
             "seconds": _cpu_seconds() - start,
         }
     except Exception as exc:  # noqa: BLE001  (returned as a failure row)
@@ -697,15 +719,16 @@ def check(archs: Sequence[int] = (90, 80), kernels: Sequence[str] | None = None,
 
 def format_table(rows: Sequence[Row]) -> str:
     """The rows as an aligned text table."""
-    header = ("kernel", "dtype", "config", "arch", "regs", "shared", "spill", "tensor core", "constexprs",
-              "cpu s", "status")
+    header = ("kernel", "dtype", "config", "arch", "regs", "shared", "spill", "tensor core", "main loop",
+              "constexprs", "cpu s", "status")
 
     def cell(v: Any) -> str:
         return "-" if v is None or v == "" else str(v)
 
     body = [
         (r.kernel, r.dtypes, r.config, f"sm_{r.arch}" if r.arch else "", cell(r.regs), cell(r.shared),
-         cell(r.spill), cell(r.mma), r.variant, f"{r.seconds:.1f}" if r.arch else "",
+         cell(r.spill), cell(r.mma), r.loop.label() if r.loop else "-", r.variant,
+         f"{r.seconds:.1f}" if r.arch else "",
          "FAIL: " + "; ".join(r.problems) if r.failed else "ok")
         for r in rows
     ]

@@ -81,6 +81,8 @@ class KernelSpace:
     """The configurations a kernel may be launched with, and the variants (constexpr code paths) it has.
 
     ``uses_dot``: the kernel is built on ``tl.dot`` and must use tensor cores for 16-bit inputs.
+    ``hopper_path``: a kernel written for sm_90's tensor memory accelerator and warpgroup MMA: compiled for
+    sm_90 it must load with TMA (``UTMALDG``) and multiply with ``HGMMA`` (the ahead-of-time check).
     ``wide_dtypes``: configurations for float32 without TF32 and for float64, whose tiles must be smaller
     to fit in registers (no tensor cores there). Empty means ``configs`` serve every dtype.
     ``limits``: configurations that variants of the kernel (told apart by their launch constexprs) may not
@@ -103,6 +105,7 @@ class KernelSpace:
     kernel: Any
     configs: list[KernelConfig]
     uses_dot: bool = False
+    hopper_path: bool = False
     wide_configs: list[KernelConfig] = field(default_factory=list)
     limits: tuple[VariantLimit, ...] = ()
     axes: tuple[VariantAxis, ...] = ()

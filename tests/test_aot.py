@@ -1,6 +1,8 @@
 """Ahead-of-time compile check: every kernel, with every configuration it may be launched with, compiles for
 sm_90 and sm_80 without spills, within shared memory, and on tensor cores where it must (no GPU needed)."""
 
+import difflib
+
 import pytest
 
 from kernels import aot
@@ -35,3 +37,19 @@ def test_declared_variants_are_planned() -> None:
     recorded = {(r.space.name, r.variant) for r in records}
     assert (("max_pool2d_fwd_kernel", (("ADAPTIVE", False), ("STORE_INDEX", False))) not in recorded
             and any(c["STORE_INDEX"] is False for c in jobs["max_pool2d_fwd_kernel"]))
+
+
+@pytest.mark.skipif(not aot.cuobjdump_path().exists(), reason="Triton's NVIDIA backend tools not installed")
+def test_the_committed_main_loop_report_is_todays() -> None:
+    """``bench/results/sass.md`` (the benchmark layers' kernels compiled for sm_90 as a GPU specialises them,
+    with their main loops' instruction mix) is what today's kernels compile to, so that a change of address
+    arithmetic, vector width or registers shows in review."""
+    from bench import sass
+
+    report = sass.build()
+    committed = sass.REPORT.read_text() if sass.REPORT.exists() else ""
+    if report != committed:
+        diff = "\n".join(list(difflib.unified_diff(committed.splitlines(), report.splitlines(), "committed",
+                                                   "today", lineterm="", n=0))[:40])
+        pytest.fail(f"bench/results/sass.md is not today's: regenerate it with python -m bench.sass\n{diff}",
+                    pytrace=False)

@@ -181,6 +181,24 @@ def test_negative_leaky_slope(assert_close) -> None:
     assert_close(x.grad, x64.grad, F64, "grad")
 
 
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
+def test_residual_before_activation_without_a_residual(op: str, assert_close) -> None:
+    """``residual_before_activation=True`` with no residual is the plain activation (as the module's default
+    with no residual passed), in inference and in training."""
+    x = torch.randn(2, 4, 5, 6, dtype=F64, device=DEVICE, requires_grad=True)
+    w = torch.randn((3, 4, 3, 3) if op == "conv2d" else (4, 3, 3, 3), dtype=F64, device=DEVICE)
+    out = getattr(kernels, op)(x, w, activation="relu", residual_before_activation=True)
+    with torch.no_grad():
+        inference = getattr(kernels, op)(x, w, activation="relu", residual_before_activation=True)
+    x64 = x.detach().clone().requires_grad_()
+    ref = F.relu(getattr(F, op)(x64, w))
+    assert_close(out, ref, F64, "output")
+    assert_close(inference, ref, F64, "inference output")
+    out.sum().backward()
+    ref.sum().backward()
+    assert_close(x.grad, x64.grad, F64, "grad")
+
+
 def test_errors() -> None:
     x = torch.randn(1, 2, 5, 5, device=DEVICE)
     w = torch.randn(3, 2, 3, 3, device=DEVICE)

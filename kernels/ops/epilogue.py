@@ -109,7 +109,9 @@ def make_epilogue(activation: str | None, negative_slope: float, residual: torch
         raise TypeError(f"negative_slope must be a number, got {type(negative_slope).__name__}")
     if residual is not None and not isinstance(residual, torch.Tensor):
         raise TypeError(f"residual must be a Tensor or None, got {type(residual).__name__}")
-    return Epilogue(name, float(negative_slope), residual is not None, bool(residual_before_activation))
+    # (where the residual goes means nothing without one: the flag alone must not select a kernel variant)
+    return Epilogue(name, float(negative_slope), residual is not None,
+                    residual is not None and bool(residual_before_activation))
 
 
 def wants_grad(*tensors: torch.Tensor | None) -> bool:
