@@ -279,7 +279,7 @@ REGISTERED = ConvPasses(
                                                                  False),
     input_grad=_registered_input_grad,
     weight_grad=_registered_weight_grad,
-    channel_sum=lambda x: torch.ops.kernels.channel_sum(x),
+    channel_sum=torch.ops.kernels.channel_sum,
     activation_backward=lambda grad_out, saved, epilogue, inputs: torch.ops.kernels.activation_backward(
         grad_out, saved, epilogue.activation, epilogue.negative_slope),
 )
@@ -303,7 +303,7 @@ def _setup_conv2d(ctx, inputs: tuple, output: tuple[Tensor, Tensor]) -> None:
 
 def _backward_conv2d(ctx, grad_out: Tensor, _grad_preact: Tensor | None) -> tuple:
     grads = conv2d_grads(REGISTERED, ctx.saved_tensors, ctx.needs_input_grad, ctx.geometry, ctx.epilogue, grad_out)
-    return *grads, *(None,) * 10
+    return *grads, *(None,) * (len(ctx.needs_input_grad) - len(grads))
 
 
 conv2d_op.register_autograd(_backward_conv2d, setup_context=_setup_conv2d)

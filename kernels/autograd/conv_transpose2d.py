@@ -113,7 +113,7 @@ def _setup_conv_transpose2d(ctx, inputs: tuple, output: tuple[Tensor, Tensor]) -
 def _backward_conv_transpose2d(ctx, grad_out: Tensor, _grad_preact: Tensor | None) -> tuple:
     grads = conv_transpose2d_grads(REGISTERED, ctx.saved_tensors, ctx.needs_input_grad, ctx.geometry,
                                    ctx.epilogue, grad_out)
-    return *grads, *(None,) * 10
+    return *grads, *(None,) * (len(ctx.needs_input_grad) - len(grads))
 
 
 conv_transpose2d_op.register_autograd(_backward_conv_transpose2d, setup_context=_setup_conv_transpose2d)
