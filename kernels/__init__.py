@@ -9,11 +9,10 @@ imported: keep that import first.
 from ._runtime import INTERPRETING  # noqa: I001  (must precede every module that defines a kernel)
 from . import nn
 from .convert import ConversionReport, convert
-from .ops.conv2d import conv2d
-from .ops.conv_transpose2d import conv_transpose2d
-from .ops.pool2d import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
+from .functional.conv2d import conv2d
+from .functional.conv_transpose2d import conv_transpose2d
+from .functional.pool2d import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 from .receptive_field import ReceptiveField, receptive_field
-from . import library  # noqa: F401  (registers the torch.library ops: after the ops modules)
 
 __all__ = [
     "INTERPRETING",

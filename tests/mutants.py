@@ -181,7 +181,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("bias gradient: every batch chunk writes the first chunk's partial sums", "kernels/ops/reduce.py",
            "(xs, partial[index * split:(index + 1) * split], n1 - n0,", "(xs, partial[:split], n1 - n0,",
            ("tests/test_index_chunks.py",)),
-    Mutant("conv2d without autocast", "kernels/ops/conv2d.py",
+    Mutant("conv2d without autocast", "kernels/functional/conv2d.py",
            '@autocast_inputs("conv")\ndef conv2d(', "def conv2d(", ("tests/test_autocast.py",)),
     Mutant("call plan: every tensor slot gets the first tensor", "kernels/call_plans.py",
            "                args[pos] = table[i]", "                args[pos] = table[0]",

@@ -1,11 +1,16 @@
-"""The ``torch.library`` ops (``kernels.library``): opcheck on each, and a ``torch.compile`` network with no
-graph break whose forward and backward match ``torch.nn`` in float64."""
+"""The ``torch.library`` ops (``kernels.library``): opcheck on each, a ``torch.compile`` network with no
+graph break whose forward and backward (made of the registered ops) match ``torch.nn`` in float64, and the
+double backward that compiling does not have."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import torch
 from conftest import DEVICE
+from functorch.compile import make_boxed_func
+from torch._dynamo.backends.common import aot_autograd
 
 import kernels
 from kernels import library
@@ -24,15 +29,25 @@ def _cases() -> list[tuple[object, tuple]]:
     gy = _t(1, 3, 3, 3, grad=False)
     idx = torch.zeros(1, 2, 2, 2, dtype=torch.int64, device=DEVICE)
     conv = ([1, 1], [0, 0], [1, 1], 1)
+    plain = ("none", 0.01, False, False)  # activation, negative_slope, residual_before_activation, store_preact
     return [
-        (library.conv2d_op, (x, w, b, [2, 1], [1, 0], [1, 1], 1, [3, 3])),
-        (library.conv2d_op, (x_cl, w, None, [1, 1], [0, 0], [1, 1], 1, [3, 3])),
-        (library.conv2d_op, (x, dw, None, [1, 1], [1, 1], [1, 1], 2, [5, 5])),
+        (library.conv2d_op, (x, w, b, None, [2, 1], [1, 0], [1, 1], 1, [3, 3], False, *plain)),
+        (library.conv2d_op, (x_cl, w, None, None, *conv, [3, 3], True, *plain)),
+        (library.conv2d_op, (x, dw, None, None, [1, 1], [1, 1], [1, 1], 2, [5, 5], False, *plain)),
+        (library.conv2d_op, (x, w, b, _t(1, 3, 3, 3), *conv, [3, 3], False, "gelu", 0.01, False, True)),
+        (library.conv2d_op, (x_cl, w, None, None, *conv, [3, 3], True, "relu", 0.01, False, True)),
+        (library.conv2d_op, (x, dw, _t(4), _t(1, 4, 3, 3), [1, 1], [0, 0], [1, 1], 2, [3, 3], False,
+                             "leaky_relu", 0.2, True, True)),
         (library.conv2d_input_grad_op, (gy, w.detach(), [1, 2, 5, 5], *conv, False)),
         (library.conv2d_weight_grad_op, (gy, x.detach(), [3, 2, 3, 3], *conv)),
         (library.channel_sum_op, (gy,)),
-        (library.conv_transpose2d_op, (x, _t(2, 3, 3, 3), _t(6), [2, 2], [1, 1], [1, 1], 2, [10, 10])),
-        (library.conv_transpose2d_op, (x_cl, _t(2, 1, 2, 2), None, [2, 2], [0, 0], [1, 1], 2, [10, 10])),
+        (library.activation_backward_op, (gy, _t(1, 3, 3, 3, grad=False), "gelu", 0.01)),
+        (library.conv_transpose2d_op, (x, _t(2, 3, 3, 3), _t(6), None, [2, 2], [1, 1], [1, 1], 2, [10, 10], False,
+                                       *plain)),
+        (library.conv_transpose2d_op, (x_cl, _t(2, 1, 2, 2), None, None, [2, 2], [0, 0], [1, 1], 2, [10, 10], True,
+                                       *plain)),
+        (library.conv_transpose2d_op, (x, _t(2, 3, 3, 3), _t(6), _t(1, 6, 10, 10), [2, 2], [1, 1], [1, 1], 2,
+                                       [10, 10], False, "silu", 0.01, True, True)),
         (library.max_pool2d_op, (x, [2, 2], [2, 2], [0, 0], [1, 1], False, False)),
         (library.max_pool2d_op, (x_cl, [3, 3], [2, 2], [1, 1], [1, 1], True, True)),
         (library.max_pool2d_backward_op, (_t(1, 2, 2, 2, grad=False), idx, [1, 2, 5, 5], [2, 2], [2, 2], [0, 0],
@@ -46,15 +61,6 @@ def _cases() -> list[tuple[object, tuple]]:
         (library.adaptive_max_pool2d_op, (x, [2, 3], False)),
         (library.adaptive_max_pool2d_op, (x_cl, [3, 2], True)),
         (library.adaptive_max_pool2d_backward_op, (_t(1, 2, 2, 2, grad=False), idx, [1, 2, 5, 5], False)),
-        (library.conv2d_fused_op, (x, w, b, _t(1, 3, 3, 3), *conv, [3, 3], "gelu", 0.01, False, True)),
-        (library.conv2d_fused_op, (x_cl, w, None, None, *conv, [3, 3], "relu", 0.01, False, True)),
-        (library.conv2d_fused_op, (x, dw, _t(4), _t(1, 4, 3, 3), [1, 1], [0, 0], [1, 1], 2, [3, 3],
-                                   "leaky_relu", 0.2, True, True)),
-        (library.conv_transpose2d_fused_op, (x, _t(2, 3, 3, 3), _t(6), _t(1, 6, 10, 10), [2, 2], [1, 1], [1, 1],
-                                             2, [10, 10], "silu", 0.01, True, True)),
-        (library.conv_transpose2d_fused_op, (x_cl, _t(2, 1, 2, 2), None, None, [2, 2], [0, 0], [1, 1], 2,
-                                             [10, 10], "none", 0.01, False, False)),
-        (library.activation_backward_op, (gy, _t(1, 3, 3, 3, grad=False), "gelu", 0.01)),
     ]
 
 
@@ -76,18 +82,30 @@ def _net(nn) -> torch.nn.Module:
     )
 
 
+def _calls(graph: str, op: str) -> bool:
+    """Whether a printed FX graph calls ``torch.ops.kernels.<op>`` (the packet or its default overload)."""
+    return re.search(rf"torch\.ops\.kernels\.{op}(\.default)?\]", graph) is not None
+
+
 def _compile_and_compare(ours: torch.nn.Module, ref: torch.nn.Module, input_shape: tuple[int, ...],
-                         op_names: tuple[str, ...]) -> None:
-    """Compile ``ours`` with ``fullgraph=True`` (aot_eager), check one graph calling each ``kernels.<op>``, and
-    the forward, input gradient and parameter gradients against ``ref`` (same state) in float64."""
+                         op_names: tuple[str, ...], backward_op_names: tuple[str, ...]) -> None:
+    """Compile ``ours`` with ``fullgraph=True`` (aot_eager), check one graph calling each ``kernels.<op>`` and a
+    backward graph calling each of ``backward_op_names``, and the forward, input gradient and parameter
+    gradients against ``ref`` (same state) in float64."""
     torch._dynamo.reset()
     ours, ref = ours.to(device=DEVICE, dtype=F64), ref.to(device=DEVICE, dtype=F64)
     ref.load_state_dict(ours.state_dict())
     graphs: list[str] = []
+    backward_graphs: list[str] = []
+
+    def backward_compiler(gm: torch.fx.GraphModule, example_inputs: list[torch.Tensor]):
+        backward_graphs.append(str(gm.graph))
+        return make_boxed_func(gm)
 
     def backend(gm: torch.fx.GraphModule, example_inputs: list[torch.Tensor]):
         graphs.append(str(gm.graph))
-        return torch._dynamo.lookup_backend("aot_eager")(gm, example_inputs)
+        return aot_autograd(fw_compiler=lambda fw, _: make_boxed_func(fw), bw_compiler=backward_compiler)(
+            gm, example_inputs)
 
     compiled = torch.compile(ours, fullgraph=True, backend=backend, dynamic=False)
     x = torch.randn(input_shape, dtype=F64, device=DEVICE)
@@ -96,18 +114,23 @@ def _compile_and_compare(ours: torch.nn.Module, ref: torch.nn.Module, input_shap
     torch.testing.assert_close(out, expected)
     assert len(graphs) == 1
     for name in op_names:
-        assert f"kernels.{name}" in graphs[0], f"kernels.{name} not in the graph"
+        assert _calls(graphs[0], name), f"kernels.{name} not in the graph"
     grad = torch.randn_like(expected)
     out.backward(grad)
     expected.backward(grad)
     torch.testing.assert_close(x_ours.grad, x_ref.grad)
     for p, q in zip(ours.parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad)
+    assert len(backward_graphs) == 1
+    for name in backward_op_names:
+        assert _calls(backward_graphs[0], name), f"kernels.{name} not in the backward graph"
 
 
 def test_compile_fullgraph_matches_torch() -> None:
     _compile_and_compare(_net(kernels.nn), _net(torch.nn), (2, 2, 6, 6),
-                         ("conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"))
+                         ("conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"),
+                         ("conv2d", "conv2d_input_grad", "conv2d_weight_grad", "channel_sum", "max_pool2d_backward",
+                          "avg_pool2d_backward", "adaptive_avg_pool2d_backward"))
 
 
 class _FusedBlock(torch.nn.Module):
@@ -132,4 +155,18 @@ class _FusedBlock(torch.nn.Module):
 
 def test_compile_fused_epilogues_and_adaptive_max_pool() -> None:
     _compile_and_compare(_FusedBlock(kernels.nn, fused=True), _FusedBlock(torch.nn, fused=False), (2, 3, 6, 7),
-                         ("conv2d_fused", "adaptive_max_pool2d"))
+                         ("conv2d", "adaptive_max_pool2d"),
+                         ("activation_backward", "conv2d_input_grad", "conv2d_weight_grad", "channel_sum",
+                          "adaptive_max_pool2d_backward"))
+
+
+def test_compiled_double_backward_raises() -> None:
+    """Gradients of gradients are eager-only: under torch.compile the backward is not differentiable again,
+    and torch says so."""
+    torch._dynamo.reset()
+    compiled = torch.compile(kernels.nn.Conv2d(2, 3, 3, padding=1).to(device=DEVICE, dtype=F64), fullgraph=True,
+                             backend="aot_eager")
+    x = _t(1, 2, 5, 5)
+    (grad_x,) = torch.autograd.grad(compiled(x).square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="double backward"):
+        grad_x.sum().backward()

@@ -16,18 +16,9 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import kernels  # (decides the runtime before the kernel modules are imported)
+from kernels.functional.pool2d import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 from kernels.launch import recording
-from kernels.ops.pool2d import (
-    AVG_BWD,
-    AVG_FWD,
-    GLOBAL_AVG,
-    MAX_BWD,
-    MAX_FWD,
-    adaptive_avg_pool2d,
-    adaptive_max_pool2d,
-    avg_pool2d,
-    max_pool2d,
-)
+from kernels.ops.pool2d import AVG_BWD, AVG_FWD, GLOBAL_AVG, MAX_BWD, MAX_FWD
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() and not kernels.INTERPRETING else "cpu")
 

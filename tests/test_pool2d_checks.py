@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch_errors import assert_raises_like_torch
 
 import kernels
+from kernels.functional.pool2d import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 from kernels.nn.pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
-from kernels.ops.pool2d import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 from kernels.pool_shapes import (
     adaptive_max_cover,
     adaptive_max_window,

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 import kernels.nn as knn
-from kernels.ops.conv2d import conv2d
-from kernels.ops.conv_transpose2d import conv_transpose2d
-from kernels.ops.pool2d import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
+from kernels.functional.conv2d import conv2d
+from kernels.functional.conv_transpose2d import conv_transpose2d
+from kernels.functional.pool2d import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 from kernels.receptive_field import receptive_field
 
 OPS = {

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..ops.conv2d import conv2d
-from ..ops.conv_transpose2d import conv_transpose2d
+from ..functional.conv2d import conv2d
+from ..functional.conv_transpose2d import conv_transpose2d
 from ..ops.epilogue import make_epilogue
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from ..ops.pool2d import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
+from ..functional.pool2d import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 
 __all__ = ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool2d", "MaxPool2d"]
 
 
 class MaxPool2d(torch.nn.MaxPool2d):
-    """``torch.nn.MaxPool2d`` whose forward runs :func:`kernels.ops.pool2d.max_pool2d`."""
+    """``torch.nn.MaxPool2d`` whose forward runs :func:`kernels.functional.pool2d.max_pool2d`."""
 
     def forward(self, input: torch.Tensor):
         return max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation,
@@ -18,7 +18,7 @@ class MaxPool2d(torch.nn.MaxPool2d):
 
 
 class AvgPool2d(torch.nn.AvgPool2d):
-    """``torch.nn.AvgPool2d`` whose forward runs :func:`kernels.ops.pool2d.avg_pool2d`."""
+    """``torch.nn.AvgPool2d`` whose forward runs :func:`kernels.functional.pool2d.avg_pool2d`."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
@@ -26,14 +26,14 @@ class AvgPool2d(torch.nn.AvgPool2d):
 
 
 class AdaptiveAvgPool2d(torch.nn.AdaptiveAvgPool2d):
-    """``torch.nn.AdaptiveAvgPool2d`` whose forward runs :func:`kernels.ops.pool2d.adaptive_avg_pool2d`."""
+    """``torch.nn.AdaptiveAvgPool2d`` whose forward runs :func:`kernels.functional.pool2d.adaptive_avg_pool2d`."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return adaptive_avg_pool2d(input, self.output_size)
 
 
 class AdaptiveMaxPool2d(torch.nn.AdaptiveMaxPool2d):
-    """``torch.nn.AdaptiveMaxPool2d`` whose forward runs :func:`kernels.ops.pool2d.adaptive_max_pool2d`."""
+    """``torch.nn.AdaptiveMaxPool2d`` whose forward runs :func:`kernels.functional.pool2d.adaptive_max_pool2d`."""
 
     def forward(self, input: torch.Tensor):
         return adaptive_max_pool2d(input, self.output_size, self.return_indices)

@@ -1,20 +1,19 @@
-"""conv2d: launchers for the implicit-GEMM kernels, the autograd Function and the functional entry point.
+"""conv2d: the launchers of the implicit-GEMM kernels (forward, input gradient, weight gradient).
 
-Layers: ``kernels.jit.conv2d`` holds the Triton kernels, this module picks block configurations, allocates
-outputs and launches; ``kernels.nn.Conv2d`` wraps :func:`conv2d` in a module. Depthwise problems (one input
+Layers: ``kernels.jit.conv2d`` holds the Triton kernels; this module picks block configurations, allocates
+outputs and launches; ``kernels.autograd.conv2d`` builds the autograd Functions and the registered op from
+these launchers, and ``kernels.functional.conv2d`` is the public entry point. Depthwise problems (one input
 channel per group) go to the direct kernels of ``kernels.ops.depthwise``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from ..autocast import autocast_inputs
 from ..autotune import decisions_generation, layout_of, select_config, tunable
-from ..call_plans import apply_function, planned
 from ..jit.conv2d import conv2d_dgrad_kernel, conv2d_fwd_kernel, conv2d_wgrad_kernel
 from ..launch import (
     KernelConfig,
@@ -33,34 +32,18 @@ from ..launch import (
     register_space,
     tf32_enabled,
 )
-from ..shapes import (
-    ConvBackendError,
-    ConvGeometry,
-    PaddingArg,
-    check_conv2d_arguments,
-    check_conv_tensors,
-    conv2d_geometry,
-    conv_output_channels_last,
-    empty_4d,
-    prefers_channels_last,
-)
-from ._autograd import backward_is_recorded
+from ..shapes import ConvGeometry, conv_output_channels_last, empty_4d
 from .depthwise import depthwise_dgrad, depthwise_fwd, depthwise_wgrad
 from .epilogue import (
     EPILOGUE_AXES,
     EPILOGUE_VALUES,
     PLAIN,
     Epilogue,
-    check_residual,
     epilogue_arguments,
-    epilogue_backward,
     epilogue_variant_valid,
-    make_epilogue,
-    saved_for_backward,
-    wants_grad,
     with_strides_of,
 )
-from .reduce import ChannelSumFunction, acc_dtype, channel_sum, choose_split, sum_splits, tl_acc_dtype
+from .reduce import acc_dtype, choose_split, sum_splits, tl_acc_dtype
 
 # Tensor-core tiles for float16, bfloat16 and TF32; smaller tiles for IEEE float32 and float64, which have no
 # 16-bit tensor-core path. Every tile here compiles without register spills for sm_90 and sm_80 even with no
@@ -380,156 +363,3 @@ def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeometry, ch
     """A new ``(N, C, H, W)`` tensor (channels_last or contiguous): the input gradient of a conv2d."""
     grad_in = empty_4d((g.N, g.C, g.H, g.W), grad_out, channels_last)
     return conv2d_input_grad(grad_out, weight, g, grad_in)
-
-
-class Conv2dFunction(torch.autograd.Function):
-    """conv2d with every pass in Triton, and an optional fused epilogue. Inputs are batched ``(N, C, H, W)``;
-    ``g`` is their geometry; ``residual`` (or None) has the output's shape; ``channels_last`` (None: torch's
-    rule) fixes the output's layout.
-
-    The backward is made of differentiable Functions (:class:`Conv2dInputGrad`, :class:`Conv2dWeightGrad`,
-    the bias's channel sum, the activation's derivative), so gradients of gradients work too: the three
-    convolution passes are bilinear, and each one's gradients are the other two.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                residual: torch.Tensor | None, g: ConvGeometry, epilogue: Epilogue = PLAIN,
-                channels_last: bool | None = None) -> torch.Tensor:
-        out, preact = conv2d_output(x, weight, bias, residual, g, epilogue, channels_last,
-                                    epilogue.needs_preact(any(ctx.needs_input_grad[:4])))
-        # a curved activation's pre-activation also depends on bias and residual (see ActivationBackward)
-        anchors = (bias, residual) if epilogue.curved else ()
-        ctx.save_for_backward(x, weight, saved_for_backward(epilogue, out, preact), *anchors)
-        ctx.geometry = g
-        ctx.epilogue = epilogue
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        x, weight, saved, *anchors = ctx.saved_tensors
-        g: ConvGeometry = ctx.geometry
-        need_x, need_w, need_b, need_res = ctx.needs_input_grad[:4]
-        grad_pre, grad_res = epilogue_backward(grad_out, saved, ctx.epilogue, (x, weight, *anchors))
-        x_channels_last = prefers_channels_last(x)
-        if backward_is_recorded():
-            grad_x = Conv2dInputGrad.apply(grad_pre, weight, g, x_channels_last) if need_x else None
-            grad_w = Conv2dWeightGrad.apply(grad_pre, x, g) if need_w else None
-            grad_b = ChannelSumFunction.apply(grad_pre) if need_b else None
-        else:
-            grad_x = input_grad(grad_pre, weight, g, x_channels_last) if need_x else None
-            grad_w = conv2d_weight_grad(grad_pre, x, g) if need_w else None
-            grad_b = channel_sum(grad_pre) if need_b else None
-        return grad_x, grad_w, grad_b, grad_res if need_res else None, None, None, None
-
-
-class Conv2dInputGrad(torch.autograd.Function):
-    """``grad_in (N, C, H, W) = conv2d_input_grad(grad_out (N, K, P, Q), weight)`` as a differentiable op:
-    its gradients are a conv2d of the incoming gradient (for grad_out) and a weight gradient (for weight)."""
-
-    @staticmethod
-    def forward(ctx, grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeometry,
-                channels_last: bool) -> torch.Tensor:
-        grad_in = input_grad(grad_out, weight, g, channels_last)
-        ctx.save_for_backward(grad_out, weight)
-        ctx.geometry = g
-        return grad_in
-
-    @staticmethod
-    def backward(ctx, grad_grad_in: torch.Tensor):
-        grad_out, weight = ctx.saved_tensors
-        g: ConvGeometry = ctx.geometry
-        need_grad_out, need_w = ctx.needs_input_grad[:2]
-        d_grad_out = (Conv2dFunction.apply(grad_grad_in, weight, None, None, g, PLAIN,
-                                           prefers_channels_last(grad_out)) if need_grad_out else None)
-        d_w = Conv2dWeightGrad.apply(grad_out, grad_grad_in, g) if need_w else None
-        return d_grad_out, d_w, None, None
-
-
-class Conv2dWeightGrad(torch.autograd.Function):
-    """``grad_weight (K, C/groups, R, S) = conv2d_weight_grad(grad_out (N, K, P, Q), x (N, C, H, W))`` as a
-    differentiable op: its gradients are a conv2d (for grad_out) and an input gradient (for x)."""
-
-    @staticmethod
-    def forward(ctx, grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry) -> torch.Tensor:
-        ctx.save_for_backward(grad_out, x)
-        ctx.geometry = g
-        return conv2d_weight_grad(grad_out, x, g)
-
-    @staticmethod
-    def backward(ctx, grad_grad_w: torch.Tensor):
-        grad_out, x = ctx.saved_tensors
-        g: ConvGeometry = ctx.geometry
-        need_grad_out, need_x = ctx.needs_input_grad[:2]
-        d_grad_out = (Conv2dFunction.apply(x, grad_grad_w, None, None, g, PLAIN, prefers_channels_last(grad_out))
-                      if need_grad_out else None)
-        d_x = Conv2dInputGrad.apply(grad_out, grad_grad_w, g, prefers_channels_last(x)) if need_x else None
-        return d_grad_out, d_x, None
-
-
-def _without_channels(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                      residual: torch.Tensor | None, g: ConvGeometry) -> torch.Tensor:
-    """torch's result for an input with zero channels: an ``(N, 0, P, Q)`` output (whatever the weight's count of
-    filters), and zero gradients for input, weight, bias and residual."""
-    out = x.new_zeros((g.N, 0, g.P, g.Q))
-    anchors = [t.sum() * 0 for t in (x, weight, bias, residual) if t is not None and t.requires_grad]
-    return out + sum(anchors) if anchors and torch.is_grad_enabled() else out
-
-
-@planned
-@autocast_inputs("conv")
-def conv2d(
-    input: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None = None,
-    stride: int | Sequence[int] = 1,
-    padding: PaddingArg = 0,
-    dilation: int | Sequence[int] = 1,
-    groups: int = 1,
-    *,
-    activation: str | None = None,
-    negative_slope: float = 0.01,
-    residual: torch.Tensor | None = None,
-    residual_before_activation: bool = False,
-) -> torch.Tensor:
-    """Drop-in for ``torch.nn.functional.conv2d``, with an optional fused epilogue.
-
-    input ``(N, C, H, W)`` or unbatched ``(C, H, W)``; weight ``(K, C/groups, R, S)``; bias ``(K,)``.
-    Returns ``(N, K, P, Q)`` (or ``(K, P, Q)``), channels_last when the input or weight is.
-
-    Keyword-only extras, fused into the kernel: ``activation`` (None, ``"relu"``, ``"leaky_relu"`` with
-    ``negative_slope``, ``"gelu"``, ``"silu"``) and ``residual`` (the output's shape and dtype):
-    ``act(conv + bias) + residual``, or ``act(conv + bias + residual)`` with ``residual_before_activation``.
-    """
-    check_conv2d_arguments(input, weight, bias, stride, padding, dilation, groups)
-    epilogue = make_epilogue(activation, negative_slope, residual, residual_before_activation)
-    unbatched = input.dim() == 3
-    x = input.unsqueeze(0) if unbatched else input
-    try:
-        g = conv2d_geometry(x.shape, weight.shape, None if bias is None else bias.shape, stride, padding, dilation,
-                            groups)
-    except ConvBackendError:
-        check_conv_tensors("conv2d", input, weight, bias)  # torch checks the tensors' types first
-        raise
-    check_conv_tensors("conv2d", input, weight, bias)
-    out_channels = g.K if g.C else 0  # torch: no input channels, no output channels
-    if residual is not None:
-        check_residual("conv2d", residual, (out_channels, g.P, g.Q) if unbatched else (g.N, out_channels, g.P, g.Q),
-                       x)
-        residual = residual.unsqueeze(0) if unbatched else residual
-    if not out_channels:
-        out = _without_channels(x, weight, bias, residual, g)
-    elif not torch.compiler.is_compiling():
-        if wants_grad(x, weight, bias, residual):
-            out = apply_function(Conv2dFunction, x, weight, bias, residual, g, epilogue)
-        else:  # nothing to differentiate: the kernels without autograd's bookkeeping
-            out = conv2d_output(x, weight, bias, residual, g, epilogue)[0]
-    elif epilogue.is_plain:
-        out = torch.ops.kernels.conv2d(x, weight, bias, [g.stride_h, g.stride_w], [g.pad_h, g.pad_w],
-                                       [g.dil_h, g.dil_w], g.groups, [g.P, g.Q])
-    else:
-        out = torch.ops.kernels.conv2d_fused(
-            x, weight, bias, residual, [g.stride_h, g.stride_w], [g.pad_h, g.pad_w], [g.dil_h, g.dil_w],
-            g.groups, [g.P, g.Q], epilogue.activation, epilogue.negative_slope,
-            epilogue.residual_before_activation, wants_grad(x, weight, bias, residual))[0]
-    return out.squeeze(0) if unbatched else out

@@ -1,11 +1,12 @@
-"""Fused epilogues on the host side: what to fuse, argument checks, launch arguments, and the backward.
+"""Fused epilogues on the host side: what to fuse, argument checks, launch arguments, the activation's backward.
 
 A convolution with an epilogue computes ``out = act(conv(x) + bias) + residual`` in one kernel (or
 ``act(conv(x) + bias + residual)`` with ``residual_before_activation``, cuDNN's fused form and the
 ResNet block's). The backward needs ``act'`` at the activation's input: for relu and leaky_relu (positive
 slope) without a residual after the activation, the output's sign gives it and nothing extra is stored;
 otherwise the kernel also stores the pre-activation. One elementwise kernel turns the output gradient into
-the pre-activation gradient, from which the usual convolution gradients follow.
+the pre-activation gradient, from which the usual convolution gradients follow
+(``kernels.autograd.epilogue``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import torch
 
 from ..jit.epilogue import activation_backward_kernel
 from ..launch import KernelConfig, KernelSpace, VariantAxis, cdiv, launch, register_space
-from ._autograd import backward_is_recorded
 
 ACTIVATIONS = ("none", "relu", "leaky_relu", "gelu", "silu")
 # Activations whose derivative is piecewise constant: a second backward through them needs no new kernel.
@@ -171,55 +171,3 @@ def activation_backward(grad_out: torch.Tensor, saved: torch.Tensor, epilogue: E
            NEGATIVE_SLOPE=epilogue.slope_constexpr,
            CHANNELS_LAST=channels_last, SAME_LAYOUT=grad_out.stride() == saved.stride())
     return grad_pre
-
-
-class ActivationBackward(torch.autograd.Function):
-    """:func:`activation_backward` as an op that can be differentiated again. relu and leaky_relu have a
-    piecewise-constant ``act'``, so the op is linear in ``grad_out`` and flat in ``saved``: its gradient is
-    itself applied to the incoming gradient. gelu and silu would need ``act''``, which no kernel computes: a
-    second backward through them raises. ``inputs`` are the convolution's inputs the pre-activation depends
-    on; they keep the op in the graph so that such a second backward reaches it (and raises) rather than
-    silently leaving the ``act''`` terms out."""
-
-    @staticmethod
-    def forward(ctx, grad_out: torch.Tensor, saved: torch.Tensor, epilogue: Epilogue,
-                *inputs: torch.Tensor | None) -> torch.Tensor:
-        ctx.save_for_backward(saved)
-        ctx.epilogue = epilogue
-        ctx.input_count = len(inputs)
-        return activation_backward(grad_out, saved, epilogue)
-
-    @staticmethod
-    def backward(ctx, grad_grad_pre: torch.Tensor):
-        epilogue: Epilogue = ctx.epilogue
-        if epilogue.curved:
-            raise RuntimeError(
-                f"double backward through a fused {epilogue.activation} epilogue is not supported (it needs the "
-                f"activation's second derivative); apply torch.nn.functional.{epilogue.activation} after an "
-                "unfused convolution instead")
-        (saved,) = ctx.saved_tensors
-        grad = ActivationBackward.apply(grad_grad_pre, saved, epilogue) if ctx.needs_input_grad[0] else None
-        return grad, None, None, *(None,) * ctx.input_count
-
-
-def saved_for_backward(epilogue: Epilogue, out: torch.Tensor, preact: torch.Tensor | None) -> torch.Tensor | None:
-    """The tensor the backward reads ``act'`` from: the pre-activation, the output, or None (no activation)."""
-    if epilogue.activation == "none":
-        return None
-    return preact if preact is not None else out
-
-
-def epilogue_backward(grad_out: torch.Tensor, saved: torch.Tensor | None, epilogue: Epilogue,
-                      inputs: tuple[torch.Tensor | None, ...] = ()) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(grad_pre, grad_residual)`` from the output gradient: the gradient at the activation's input (what
-    the convolution's own gradients consume) and the residual's (None without a residual). ``inputs``: the
-    convolution's inputs (see :class:`ActivationBackward`)."""
-    if saved is None:
-        grad_pre = grad_out
-    elif backward_is_recorded():
-        grad_pre = ActivationBackward.apply(grad_out, saved, epilogue, *inputs)
-    else:
-        grad_pre = activation_backward(grad_out, saved, epilogue)
-    if not epilogue.has_residual:
-        return grad_pre, None
-    return grad_pre, grad_pre if epilogue.residual_before_activation else grad_out

@@ -1,20 +1,21 @@
-"""2-D pooling: launchers, the autograd Functions and the functional entry points.
+"""2-D pooling: the launchers of the pooling kernels.
 
-Layers: ``kernels.jit.pool2d`` holds the Triton kernels, this module checks arguments (through
-``kernels.pool_shapes``), picks block configurations, allocates outputs in the input's memory format and
-launches; ``kernels.nn.pooling`` wraps the functions in modules. Every kernel reads its input once and
-writes its output once; :func:`kernels.pool_shapes.pool2d_bytes` gives the bytes moved by each pass.
+Layers: ``kernels.jit.pool2d`` holds the Triton kernels; this module picks block configurations, allocates
+outputs in the requested memory format and launches; ``kernels.autograd.pool2d`` builds the autograd
+Functions and the registered ops from these launchers, ``kernels.functional.pool2d`` checks the arguments
+(through ``kernels.pool_shapes``) and is the public entry point, and ``kernels.nn.pooling`` wraps it in
+modules. Every kernel reads its input once and writes its output once; :func:`kernels.pool_shapes.pool2d_bytes`
+gives the bytes moved by each pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from ..autotune import layout_of, select_config, tunable
-from ..call_plans import apply_function, planned
 from ..jit.pool2d import (
     avg_pool2d_bwd_kernel,
     avg_pool2d_fwd_kernel,
@@ -35,27 +36,8 @@ from ..launch import (
     pow2_at_least,
     register_space,
 )
-from ..pool_shapes import (
-    IntPair,
-    PoolGeometry,
-    adaptive_pool2d_geometry,
-    avg_pool2d_geometry,
-    check_pool_input,
-    max_pool2d_geometry,
-    pool2d_bytes,
-)
-from ..shapes import empty_4d, prefers_channels_last
-from ._autograd import backward_is_recorded
-
-__all__ = [
-    "AvgPool2dFunction",
-    "MaxPool2dFunction",
-    "adaptive_avg_pool2d",
-    "adaptive_max_pool2d",
-    "avg_pool2d",
-    "max_pool2d",
-    "pool2d_bytes",
-]
+from ..pool_shapes import PoolGeometry
+from ..shapes import empty_4d
 
 # Tiles are [BLOCK_PIX, BLOCK_C]: pixel-wide for NCHW tensors (one channel, consecutive pixels), channel-wide
 # for channels_last ones.
@@ -248,7 +230,7 @@ def avg_pool2d_backward(grad_out: torch.Tensor, g: PoolGeometry, grad_in: torch.
 
 
 # --------------------------------------------------------------------------------------------------------
-# Autograd
+# Plan builders: new outputs, then the launchers
 
 
 def max_pool2d_input_grad(grad_out: torch.Tensor, indices: torch.Tensor, g: PoolGeometry, channels_last: bool
@@ -286,215 +268,9 @@ def avg_pool2d_output(x: torch.Tensor, g: PoolGeometry, channels_last: bool) -> 
     return out
 
 
-class MaxPool2dFunction(torch.autograd.Function):
-    """Max pooling (strided or adaptive windows) on a batched ``(N, C, H, W)`` input; returns the output
-    and the int64 indices (an empty placeholder when neither returned nor needed for the backward)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, g: PoolGeometry, return_indices: bool, channels_last: bool):
-        need_grad = ctx.needs_input_grad[0]
-        out, indices = max_pool2d_output(x, g, return_indices or need_grad, channels_last)
-        ctx.mark_non_differentiable(indices)
-        if need_grad:
-            ctx.save_for_backward(indices)
-            ctx.geometry = g
-            ctx.channels_last = channels_last
-        return out, indices
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor, _grad_indices: torch.Tensor | None):
-        (indices,) = ctx.saved_tensors
-        if backward_is_recorded():
-            return MaxPool2dBackward.apply(grad_out, indices, ctx.geometry, ctx.channels_last), None, None, None
-        return max_pool2d_input_grad(grad_out, indices, ctx.geometry, ctx.channels_last), None, None, None
-
-
-class MaxPool2dBackward(torch.autograd.Function):
-    """The max-pooling input gradient as a differentiable op: linear in ``grad_out``, whose gradient takes
-    the incoming gradient at the saved maxima (:func:`max_pool2d_gather`)."""
-
-    @staticmethod
-    def forward(ctx, grad_out: torch.Tensor, indices: torch.Tensor, g: PoolGeometry,
-                channels_last: bool) -> torch.Tensor:
-        grad_in = max_pool2d_input_grad(grad_out, indices, g, channels_last)
-        ctx.save_for_backward(indices)
-        ctx.geometry = g
-        ctx.out_channels_last = prefers_channels_last(grad_out)
-        return grad_in
-
-    @staticmethod
-    def backward(ctx, grad_grad_in: torch.Tensor):
-        (indices,) = ctx.saved_tensors
-        return MaxPool2dGather.apply(grad_grad_in, indices, ctx.geometry, ctx.out_channels_last), None, None, None
-
-
-class MaxPool2dGather(torch.autograd.Function):
-    """``(N, C, H, W) -> (N, C, P, Q)``: the elements at the saved maxima; its gradient is the max-pooling
-    backward, so the pair closes under differentiation."""
-
-    @staticmethod
-    def forward(ctx, src: torch.Tensor, indices: torch.Tensor, g: PoolGeometry, channels_last: bool
-                ) -> torch.Tensor:
-        out = empty_4d(g.output_shape, src, channels_last)
-        max_pool2d_gather(src, indices, g, out)
-        ctx.save_for_backward(indices)
-        ctx.geometry = g
-        ctx.src_channels_last = prefers_channels_last(src)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        (indices,) = ctx.saved_tensors
-        return MaxPool2dBackward.apply(grad_out, indices, ctx.geometry, ctx.src_channels_last), None, None, None
-
-
-class AvgPool2dFunction(torch.autograd.Function):
-    """Average pooling (strided or adaptive windows) on a batched ``(N, C, H, W)`` input. Only the
-    geometry is saved for the backward, which is itself differentiable (:class:`AvgPool2dBackward`)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, g: PoolGeometry, channels_last: bool) -> torch.Tensor:
-        out = avg_pool2d_output(x, g, channels_last)
-        ctx.geometry = g
-        ctx.channels_last = channels_last
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        if backward_is_recorded():
-            return AvgPool2dBackward.apply(grad_out, ctx.geometry, ctx.channels_last), None, None
-        return avg_pool2d_input_grad(grad_out, ctx.geometry, ctx.channels_last), None, None
-
-
-class AvgPool2dBackward(torch.autograd.Function):
-    """The average-pooling input gradient as a differentiable op: linear, and its gradient is the average
-    pooling of the incoming gradient."""
-
-    @staticmethod
-    def forward(ctx, grad_out: torch.Tensor, g: PoolGeometry, channels_last: bool) -> torch.Tensor:
-        grad_in = avg_pool2d_input_grad(grad_out, g, channels_last)
-        ctx.geometry = g
-        ctx.out_channels_last = prefers_channels_last(grad_out)
-        return grad_in
-
-    @staticmethod
-    def backward(ctx, grad_grad_in: torch.Tensor):
-        return AvgPool2dFunction.apply(grad_grad_in, ctx.geometry, ctx.out_channels_last), None, None
-
-
-# --------------------------------------------------------------------------------------------------------
-# Functional entry points
-
-
-def _batched(input: torch.Tensor) -> tuple[torch.Tensor, bool, bool]:
-    """The 4-D view of ``input``, whether it was unbatched, and whether outputs are channels_last (torch's
-    ``suggest_memory_format`` of the input; an unbatched input gives contiguous outputs)."""
-    if input.dim() == 3:
-        return input.unsqueeze(0), True, False
-    return input, False, prefers_channels_last(input)
-
-
-def _max_pool(input: torch.Tensor, g: PoolGeometry, return_indices: bool
-              ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    x, unbatched, channels_last = _batched(input)
-    if torch.compiler.is_compiling() and g.adaptive:
-        out, indices = torch.ops.kernels.adaptive_max_pool2d(x, [g.P, g.Q], channels_last)
-    elif torch.compiler.is_compiling():
-        out, indices = torch.ops.kernels.max_pool2d(x, [g.kh, g.kw], [g.stride_h, g.stride_w],
-                                                    [g.pad_h, g.pad_w], [g.dil_h, g.dil_w], g.ceil_mode,
-                                                    channels_last)
-    elif torch.is_grad_enabled() and x.requires_grad:
-        out, indices = apply_function(MaxPool2dFunction, x, g, return_indices, channels_last)
-    else:  # nothing to differentiate: the kernel without autograd's bookkeeping
-        out, indices = max_pool2d_output(x, g, return_indices, channels_last)
-    if unbatched:
-        out, indices = out.squeeze(0), indices.squeeze(0)
-    return (out, indices) if return_indices else out
-
-
-def _avg_pool(input: torch.Tensor, g: PoolGeometry) -> torch.Tensor:
-    x, unbatched, channels_last = _batched(input)
-    if torch.compiler.is_compiling():
-        if g.adaptive:
-            out = torch.ops.kernels.adaptive_avg_pool2d(x, [g.P, g.Q], channels_last)
-        else:
-            out = torch.ops.kernels.avg_pool2d(x, [g.kh, g.kw], [g.stride_h, g.stride_w], [g.pad_h, g.pad_w],
-                                               g.ceil_mode, g.count_include_pad, g.divisor, channels_last)
-    elif torch.is_grad_enabled() and x.requires_grad:
-        out = apply_function(AvgPool2dFunction, x, g, channels_last)
-    else:  # nothing to differentiate: the kernel without autograd's bookkeeping
-        out = avg_pool2d_output(x, g, channels_last)
-    return out.squeeze(0) if unbatched else out
-
-
-@planned
-def max_pool2d(
-    input: torch.Tensor,
-    kernel_size: IntPair,
-    stride: IntPair | None = None,
-    padding: IntPair = 0,
-    dilation: IntPair = 1,
-    ceil_mode: bool = False,
-    return_indices: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Drop-in for ``torch.nn.functional.max_pool2d``.
-
-    input ``(N, C, H, W)`` or ``(C, H, W)``; returns ``(N, C, P, Q)`` (or ``(C, P, Q)``) in the input's
-    memory format, and with ``return_indices`` the int64 flat indices ``h*W + w`` of the maxima.
-    """
-    return_indices = bool(return_indices)
-    check_pool_input(input, "max_pool2d_with_indices" if return_indices else "max_pool2d")
-    g = max_pool2d_geometry(input.shape, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
-    return _max_pool(input, g, return_indices)
-
-
-@planned
-def avg_pool2d(
-    input: torch.Tensor,
-    kernel_size: IntPair,
-    stride: IntPair | None = None,
-    padding: IntPair = 0,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-    divisor_override: int | None = None,
-) -> torch.Tensor:
-    """Drop-in for ``torch.nn.functional.avg_pool2d``.
-
-    input ``(N, C, H, W)`` or ``(C, H, W)``; returns ``(N, C, P, Q)`` (or ``(C, P, Q)``) in the input's
-    memory format. Accumulates in float32 (float64 for float64 inputs).
-    """
-    check_pool_input(input, "avg_pool2d")
-    g = avg_pool2d_geometry(input.shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                            divisor_override)
-    return _avg_pool(input, g)
-
-
-@planned
-def adaptive_avg_pool2d(input: torch.Tensor, output_size: int | Sequence[int | None]) -> torch.Tensor:
-    """Drop-in for ``torch.nn.functional.adaptive_avg_pool2d``.
-
-    input ``(N, C, H, W)`` or ``(C, H, W)``; ``output_size`` ``(P, Q)`` or one int, ``None`` keeping the
-    input's size. Output row ``p`` averages rows ``[floor(p*H/P), ceil((p+1)*H/P))``. Output size 1 (global
-    average pooling) is one reduction per plane.
-    """
-    if not isinstance(input, torch.Tensor):
-        raise AttributeError(f"'{type(input).__name__}' object has no attribute 'size'")
-    check_pool_input(input, "adaptive_avg_pool2d")
-    g = adaptive_pool2d_geometry(input.shape, output_size, "adaptive_avg_pool2d")
-    return _avg_pool(input, g)
-
-
-@planned
-def adaptive_max_pool2d(
-    input: torch.Tensor, output_size: int | Sequence[int | None], return_indices: bool = False
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Drop-in for ``torch.nn.functional.adaptive_max_pool2d``.
-
-    input ``(N, C, H, W)`` or ``(C, H, W)``; returns ``(N, C, P, Q)`` (or ``(C, P, Q)``), and with
-    ``return_indices`` the int64 flat indices ``h*W + w`` of the maxima.
-    """
-    if not isinstance(input, torch.Tensor):
-        raise AttributeError(f"'{type(input).__name__}' object has no attribute 'size'")
-    check_pool_input(input, "adaptive_max_pool2d")
-    g = adaptive_pool2d_geometry(input.shape, output_size, "adaptive_max_pool2d")
-    return _max_pool(input, g, bool(return_indices))
+def max_pool2d_gathered(src: torch.Tensor, indices: torch.Tensor, g: PoolGeometry, channels_last: bool
+                        ) -> torch.Tensor:
+    """A new ``(N, C, P, Q)`` tensor: the elements of ``src (N, C, H, W)`` at the saved maxima."""
+    out = empty_4d(g.output_shape, src, channels_last)
+    max_pool2d_gather(src, indices, g, out)
+    return out

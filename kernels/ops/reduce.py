@@ -105,17 +105,3 @@ def channel_sum(x: torch.Tensor) -> torch.Tensor:
                (xs, partial[index * split:(index + 1) * split], n1 - n0, C, H, W, pix_per_split, *xs.stride()),
                config, x.dtype, ACC_DTYPE=tl_acc_dtype(x.dtype))
     return sum_splits(partial, out)
-
-
-class ChannelSumFunction(torch.autograd.Function):
-    """:func:`channel_sum` as a differentiable op (a bias gradient that can itself be differentiated): its
-    gradient broadcasts ``(C,)`` back over ``(N, C, H, W)`` as a view."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.input_shape = x.shape
-        return channel_sum(x)
-
-    @staticmethod
-    def backward(ctx, grad_sum: torch.Tensor) -> torch.Tensor:
-        return grad_sum.view(1, -1, 1, 1).expand(ctx.input_shape)
