@@ -464,3 +464,16 @@ def test_a_planned_training_call_only_allocates(name: str) -> None:
                 torch.autograd.grad(ours(*leaves), leaves, grad)
     allowed = {"aten::empty_strided", "aten::as_strided", "aten::detach", "aten::empty.memory_format"}
     assert set(ops.names) <= allowed, sorted(set(ops.names) - allowed)
+
+
+@pytest.mark.parametrize("return_indices", [False, True])
+def test_max_pool_backward_fills_no_index_gradient(return_indices: bool) -> None:
+    """The ordinary (first) call too: autograd hands max pooling's backward no int64 zeros for the gradient
+    of its indices (the Function does not materialise gradients)."""
+    x = _t(2, 3, 9, 8).requires_grad_()
+    with recording():
+        out = kernels.max_pool2d(x, 3, 2, 1, return_indices=return_indices)
+        out = out[0] if return_indices else out
+        with _AtenOps() as ops:
+            torch.autograd.grad(out, (x,), torch.ones_like(out))
+    assert not {"aten::zeros", "aten::zero_", "aten::fill_"} & set(ops.names), ops.names

@@ -83,11 +83,14 @@ class MaxPool2dFunction(torch.autograd.Function):
     def forward(ctx, x: Tensor, g: PoolGeometry, return_indices: bool, channels_last: bool):
         out, indices = max_pool2d_output(x, g, return_indices or ctx.needs_input_grad[0], channels_last)
         ctx.mark_non_differentiable(indices)
+        ctx.set_materialize_grads(False)  # (no int64 zeros for the indices' gradient, which nothing reads)
         save_max_pool(ctx, indices, g, channels_last)
         return out, indices
 
     @staticmethod
-    def backward(ctx, grad_out: Tensor, _grad_indices: Tensor | None):
+    def backward(ctx, grad_out: Tensor | None, _grad_indices: Tensor | None):
+        if grad_out is None:
+            return None, None, None, None
         grad_in = max_pool2d_grad(eager_passes(LAUNCHERS, RECORDED), ctx.saved_tensors, ctx.geometry,
                                   ctx.channels_last, grad_out)
         return grad_in, None, None, None
