@@ -6,16 +6,20 @@ benchmark writes the rows it has, then SIGKILL 20 s later):
 1. ``tests``: ``pytest --maxfail=25 -q tests -p no:cacheprovider -n 14`` with compiled kernels (show every
    failure it can, not stop at one; the notebook tests, ``tests/test_bench.py``, whose smoke pass the
    benchmark step supersedes, and the ahead-of-time compile check, which needs no GPU and runs in CI,
-   deselected) — 180 s (the suite took 78 s on an H200 with 16 cores before the coverage cases of
+   deselected; the coverage cases of conv2d's Hopper path run its TMA kernel compiled) — 170 s (the suite
+   took 78 s on an H200 with 16 cores before the coverage cases of
    ``tests/test_coverage.py`` came: about 200 more, each compiling its kernels in one configuration);
 2. ``tune``: ``python -m kernels.autotune tune`` over the conv and pooling suites, bf16 channels_last —
-   90 s; writes ``autotune_configs/``;
+   70 s; writes ``autotune_configs/``;
 3. ``bench``: ``python -m bench.run`` over every suite, bf16 channels_last first, then the other dtypes
-   and layouts until its budget is spent, each call timed as called and from CUDA-graph replays — 200 s;
+   and layouts until its budget is spent, each call timed as called and from CUDA-graph replays — 170 s;
    writes ``bench/results/<gpu>.json``;
-4. ``host``: ``python -m bench.host``, host time per call recorded and as called minus graph, ours and
+4. ``hopper``: the same for the ResNet-50, fused and scaling suites' forwards (bf16 channels_last) with
+   conv2d's Hopper path switched on (``KERNELS_HOPPER_TMA=1``: TMA operands, warpgroup MMA; default tiles)
+   — 60 s; writes ``bench/results/<gpu>-hopper-tma.json``, to set beside the pointer kernel's rows of step 3;
+5. ``host``: ``python -m bench.host``, host time per call recorded and as called minus graph, ours and
    cuDNN's — 40 s; writes ``bench/results/host/<gpu>.json``;
-5. ``plots``: ``python -m bench.plot`` and ``python -m bench.report`` — 20 s; writes ``bench/plots/``.
+6. ``plots``: ``python -m bench.plot`` and ``python -m bench.report`` — 20 s; writes ``bench/plots/``.
 
 ``torch.compile(mode="max-autotune")`` is off: its compile takes tens of seconds per layer shape, which
 the budget cannot hold; ``--compile`` turns it on (give the bench step more time with ``--bench-s``).
@@ -109,15 +113,17 @@ class Session:
 def main(argv: list[str] | None = None) -> int:
     """Command line; exit status 0 when every step ran and passed."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tests-s", type=float, default=180)
-    parser.add_argument("--tune-s", type=float, default=90)
-    parser.add_argument("--bench-s", type=float, default=200)
+    parser.add_argument("--tests-s", type=float, default=170)
+    parser.add_argument("--tune-s", type=float, default=70)
+    parser.add_argument("--bench-s", type=float, default=170)
+    parser.add_argument("--hopper-s", type=float, default=60)
     parser.add_argument("--host-s", type=float, default=40)
     parser.add_argument("--plots-s", type=float, default=20)
     parser.add_argument("--deadline-s", type=float, default=DEADLINE_S)
     parser.add_argument("--workers", default="14", help="pytest -n (0: no xdist)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (max-autotune)")
-    parser.add_argument("--skip", action="append", default=[], choices=["tests", "tune", "bench", "host", "plots"])
+    parser.add_argument("--skip", action="append", default=[],
+                        choices=["tests", "tune", "bench", "hopper", "host", "plots"])
     args = parser.parse_args(argv)
 
     from .run import on_gpu
@@ -127,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     py = sys.executable
     session = Session(RESULTS / "gpu_session.log", args.deadline_s)
-    later = {"tests": args.tune_s / 2 + args.bench_s / 2 + args.host_s + args.plots_s,
-             "tune": args.bench_s / 2 + args.host_s + args.plots_s, "bench": args.host_s + args.plots_s,
+    later = {"tests": args.tune_s / 2 + args.bench_s / 2 + args.hopper_s + args.host_s + args.plots_s,
+             "tune": args.bench_s / 2 + args.hopper_s + args.host_s + args.plots_s,
+             "bench": args.hopper_s + args.host_s + args.plots_s, "hopper": args.host_s + args.plots_s,
              "host": args.plots_s, "plots": 0.0}
     suites = ["resnet50", "resnet18", "depthwise", "transposed", "fused", "pooling"]
     steps = {
@@ -140,11 +147,14 @@ def main(argv: list[str] | None = None) -> int:
                  "--dtype", "bf16", "--layout", "channels_last"],
         "bench": [py, "-m", "bench.run", "--budget-s", str(max(args.bench_s - 30, 10)),
                   *(["--compile"] if args.compile else [])],
+        "hopper": ["env", "KERNELS_HOPPER_TMA=1", py, "-m", "bench.run", "--suite", "resnet50", "--suite", "fused",
+                   "--suite", "scaling", "--dtype", "bf16", "--layout", "channels_last", "--mode", "fwd",
+                   "--budget-s", str(max(args.hopper_s - 20, 10))],
         "host": [py, "-m", "bench.host"],
         "plots": [py, "-c", "from bench import plot, report; plot.main([]); report.main([])"],
     }
-    limits = {"tests": args.tests_s, "tune": args.tune_s, "bench": args.bench_s, "host": args.host_s,
-              "plots": args.plots_s}
+    limits = {"tests": args.tests_s, "tune": args.tune_s, "bench": args.bench_s, "hopper": args.hopper_s,
+              "host": args.host_s, "plots": args.plots_s}
     failed = False
     for name, cmd in steps.items():
         if name in args.skip:

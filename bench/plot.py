@@ -33,11 +33,14 @@ def _pyplot():
 
 
 def _slug(meta: dict) -> str:
-    return meta["gpu"].split(" (")[0].lower().replace(" ", "-")
+    slug = meta["gpu"].split(" (")[0].lower().replace(" ", "-")
+    return slug + "-hopper-tma" if meta.get("hopper_tma") else slug
 
 
 def _title(what: str, meta: dict) -> str:
-    title = f"{what}\non {meta['gpu']} (torch {meta['torch']}, triton {meta['triton']}, {meta['date'][:10]})"
+    path = ", conv2d's Hopper path on" if meta.get("hopper_tma") else ""
+    title = (f"{what}{path}\non {meta['gpu']} (torch {meta['torch']}, triton {meta['triton']}, "
+             f"{meta['date'][:10]})")
     return title if meta.get("timings") else NOT_TIMINGS + title
 
 

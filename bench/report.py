@@ -103,7 +103,8 @@ def markdown(datasets: list[dict]) -> str:
     for data in datasets:
         meta = data["meta"]
         c = meta["ceilings"]
-        parts += [f"## {meta['gpu']} ({meta['date'][:10]}, torch {meta['torch']}, triton {meta['triton']})", "",
+        path = ", conv2d's Hopper path on (KERNELS_HOPPER_TMA=1)" if meta.get("hopper_tma") else ""
+        parts += [f"## {meta['gpu']}{path} ({meta['date'][:10]}, torch {meta['torch']}, triton {meta['triton']})", "",
                   f"Measured ceilings: GEMM {c['gemm_tflops']:.1f} TFLOP/s, copy {c['copy_gbps']:.0f} GB/s"
                   + ("" if meta.get("timings") else " (**not timings: interpreter smoke pass**)"), "",
                   "| target | required | measured | layers | verdict | GPU time (graphs) | verdict |",

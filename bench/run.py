@@ -30,6 +30,7 @@ import triton
 
 import kernels
 from kernels.launch import recording
+from kernels.ops.conv2d_hopper import hopper_tma_enabled
 from kernels.pool_shapes import adaptive_pool2d_geometry, avg_pool2d_geometry, max_pool2d_geometry, pool2d_bytes
 from kernels.shapes import conv2d_geometry, conv_transpose2d_geometry
 
@@ -63,6 +64,7 @@ def environment() -> dict:
         "triton": triton.__version__,
         "python": platform.python_version(),
         "timings": on_gpu(),
+        "hopper_tma": hopper_tma_enabled(),
     }
     if on_gpu():
         meta["gpu"] = torch.cuda.get_device_name()
@@ -325,7 +327,8 @@ def default_out(results_dir: Path, meta: dict, smoke: bool) -> Path:
     """``<results>/<gpu>.json`` for GPU timings, ``<results>/smoke/smoke.json`` for the smoke pass."""
     if not meta["timings"] or smoke:
         return results_dir / "smoke" / "smoke.json"
-    return results_dir / f"{meta['gpu'].lower().replace(' ', '-')}.json"
+    path = "-hopper-tma" if meta.get("hopper_tma") else ""
+    return results_dir / f"{meta['gpu'].lower().replace(' ', '-')}{path}.json"
 
 
 def run(suites: list[str], dtypes: list[str], layouts: list[str], modes: list[str], *, out: Path | None = None,

@@ -7,8 +7,9 @@ launch is compiled the way Triton's runtime compiles it for those arguments (an 
 constant, one divisible by 16 gets the divisibility hint, pointers their alignment), and its SASS is read
 (``kernels.sass``): registers, spills, shared memory, and per trip of the main loop the matrix instructions,
 TMA loads, asynchronous copies, global loads with their widest vector, shared loads, and the integer/address
-instructions around them. The report, committed at ``bench/results/sass.md``, lists every launch of every
-layer; ``tests/test_bench.py`` recompiles and checks that it is today's, so a change of a kernel's address
+instructions around them. The dense suites are recorded a second time with conv2d's Hopper path switched
+on (TMA operands, warpgroup MMA). The report, committed at ``bench/results/sass.md``, lists every launch of
+every layer; ``tests/test_bench.py`` recompiles and checks that it is today's, so a change of a kernel's address
 arithmetic or vector width shows in review. Compiling the ahead-of-time check's worst case (nothing
 specialised) is ``python -m kernels.aot``.
 """
@@ -24,6 +25,7 @@ import torch
 
 from kernels import aot
 from kernels.launch import LaunchRecord, recording
+from kernels.ops.conv2d_hopper import hopper_tma
 from kernels.sass import LoopMix
 
 from .run import RESULTS, _call, _functions
@@ -32,11 +34,13 @@ from .suites import POOL_SUITES, SUITES, Layer
 REPORT = RESULTS / "sass.md"
 ARCH = 90
 SUITE_NAMES = ("resnet50", "depthwise", "transposed", "fused", "pooling")
+HOPPER_SUITES = ("resnet50", "fused")  # again with conv2d's Hopper path switched on
 
 
 @dataclass(frozen=True)
 class LayerLaunch:
-    """One recorded launch of a layer (``pass_index``: its place among the layer's launches)."""
+    """One recorded launch of a layer (``pass_index``: its place among the layer's launches); ``suite`` is the
+    report's section."""
 
     suite: str
     layer: str
@@ -49,11 +53,13 @@ def _empty(shape: tuple[int, ...]) -> torch.Tensor:
     return (t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t).requires_grad_()
 
 
-def layer_launches(suites: tuple[str, ...] = SUITE_NAMES) -> list[LayerLaunch]:
-    """Every launch of every layer of ``suites``, forward and backward, recorded."""
+def layer_launches(suites: tuple[str, ...] = SUITE_NAMES, hopper: bool = False) -> list[LayerLaunch]:
+    """Every launch of every layer of ``suites``, forward and backward, recorded (with conv2d's Hopper path
+    switched on when ``hopper``)."""
     registry: dict[str, list[Layer]] = {**SUITES, **POOL_SUITES}
     out = []
     for suite in suites:
+        section = f"{suite}, Hopper path on (KERNELS_HOPPER_TMA=1)" if hopper else suite
         for layer in registry[suite]:
             x = _empty(layer.input_shape)
             args: tuple = (x,)
@@ -64,11 +70,11 @@ def layer_launches(suites: tuple[str, ...] = SUITE_NAMES) -> list[LayerLaunch]:
                 with torch.no_grad(), recording():
                     shape = getattr(torch.nn.functional, layer.op)(x.detach()[:0], w.detach(), **layer.kwargs).shape
                 args = (*args, _empty((x.shape[0], *shape[1:])))
-            with recording() as records:
+            with recording() as records, hopper_tma(hopper):
                 call = _call(_functions(layer, False)["ours"], args, layer.kwargs, "fwd+bwd")
                 records.clear()
                 call()
-            out += [LayerLaunch(suite, layer.name, i, r) for i, r in enumerate(records)]
+            out += [LayerLaunch(section, layer.name, i, r) for i, r in enumerate(records)]
     return out
 
 
@@ -129,7 +135,7 @@ def report(launches: list[LayerLaunch], compiled: list[Compiled]) -> str:
 
 def build(workers: int | None = None) -> str:
     """Record, compile and report."""
-    launches = layer_launches()
+    launches = layer_launches() + layer_launches(HOPPER_SUITES, hopper=True)
     return report(launches, compile_launches(launches, workers))
 
 

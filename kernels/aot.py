@@ -41,6 +41,7 @@ one row per compile and exits non-zero when any row fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import math
 import multiprocessing
@@ -63,6 +64,7 @@ from typing import Any
 import torch
 
 from .launch import SPACES, KernelConfig, KernelSpace, LaunchRecord, recording
+from .ops.conv2d_hopper import hopper_tma
 from .sass import LoopMix, main_loop
 from .sass import parse as parse_sass
 
@@ -78,6 +80,7 @@ class OpCase:
     ``tensor_kwargs``: shapes of keyword tensor arguments (e.g. a residual). Every tensor requires grad, so
     the backward pass launches every gradient kernel. ``channels_last`` lays the 4-D tensors out as NHWC.
     ``double_backward`` also differentiates the gradients (the kernels only a second backward launches).
+    ``hopper_tma`` switches conv2d's Hopper path on (``kernels.ops.conv2d_hopper``).
     """
 
     op: str
@@ -87,6 +90,7 @@ class OpCase:
     channels_last: bool = False
     tensor_kwargs: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     double_backward: bool = False
+    hopper_tma: bool = False
 
 
 # One entry per geometry; a new op is one more entry. The shapes are tiny: nothing runs under recording, only
@@ -131,6 +135,12 @@ OP_CASES: tuple[OpCase, ...] = (
            channels_last=True),
     OpCase("conv2d", "dense aligned gelu + residual NHWC", ((2, 16, 6, 6), (32, 16, 3, 3), (32,)),
            {"padding": 1, "activation": "gelu"}, channels_last=True, tensor_kwargs={"residual": (2, 32, 6, 6)}),
+    # the Hopper path (TMA operands, stride 1, 16-bit NHWC): only the 16-bit dtypes reach it
+    OpCase("conv2d", "Hopper path 3x3 NHWC", ((2, 32, 6, 7), (40, 32, 3, 3), (40,)), {"padding": 1},
+           channels_last=True, hopper_tma=True),
+    OpCase("conv2d", "Hopper path 1x1 relu(+residual) NHWC", ((2, 64, 5, 5), (64, 64, 1, 1), None),
+           {"activation": "relu", "residual_before_activation": True}, channels_last=True,
+           tensor_kwargs={"residual": (2, 64, 5, 5)}, hopper_tma=True),
     # pooling(input, ...)
     OpCase("max_pool2d", "3x3 stride 2", ((2, 4, 9, 9),), {"kernel_size": 3, "stride": 2, "padding": 1}),
     OpCase("max_pool2d", "2x2 indices NHWC", ((2, 4, 8, 8),), {"kernel_size": 2, "return_indices": True},
@@ -213,7 +223,8 @@ def _run_case(case: OpCase, variant: DtypeVariant, device: torch.device) -> None
                for shape in case.tensors]
     keyword_tensors = {name: _make_tensor(shape, variant, device, case.channels_last)
                        for name, shape in case.tensor_kwargs.items()}
-    out = op(*tensors, **case.kwargs, **keyword_tensors)
+    with hopper_tma(True) if case.hopper_tma else contextlib.nullcontext():
+        out = op(*tensors, **case.kwargs, **keyword_tensors)
     outs = [o for o in (out if isinstance(out, tuple | list) else (out,))
             if isinstance(o, torch.Tensor) and o.requires_grad]
     if not outs:
@@ -522,6 +533,8 @@ def plan(records: Iterable[LaunchRecord], archs: Sequence[int], kernels: Sequenc
                                 None, problems=[f"bad launch arguments: {exc}"], error=str(exc)))
             continue
         for arch in archs:
+            if space.hopper_path and arch != 90:
+                continue  # (TMA and warpgroup MMA are sm_90's)
             job = CompileJob(space.name, signature, config, arch)
             entry = planned.setdefault(job.key(), _Planned(job, space))
             entry.dtypes.add((record.dtype, record.tf32))

@@ -16,7 +16,8 @@ the ordinary op, so it stays exact.
 
 The key holds everything the first call's behaviour depended on: each argument's type and value, and for
 tensors their shape, strides, dtype, device and ``requires_grad``, and which arguments are the same tensor;
-grad mode, TF32 for float32 convolutions and the autotuner's decisions generation. Calls are never planned
+grad mode, TF32 for float32 convolutions, the autotuner's decisions generation and the switches in
+:data:`KEY_SWITCHES`. Calls are never planned
 while torch.compile traces, under autocast (which casts the arguments), or while the autotuner's choices
 are in flux. An argument that is not a tensor, None, a number, a string or a tuple/list/torch.Size of
 those makes the call unplanned (the ordinary path runs every time).
@@ -76,7 +77,7 @@ def call_key(args: tuple, kwargs: dict[str, Any]) -> tuple[tuple | None, list[to
     generation = decisions_generation()
     if generation is None:
         return None, tensors
-    parts = [generation, torch.is_grad_enabled(), _tf32_allowed()]
+    parts = [generation, torch.is_grad_enabled(), _tf32_allowed(), *(switch() for switch in KEY_SWITCHES)]
     for value in args:
         part = _value_key(value, tensors)
         if part is _UNPLANNABLE:
@@ -92,6 +93,10 @@ def call_key(args: tuple, kwargs: dict[str, Any]) -> tuple[tuple | None, list[to
         if len(set(ids)) < len(ids):
             parts.append(tuple(ids.index(i) for i in ids))
     return tuple(parts), tensors
+
+
+# Process-wide switches that change which kernels a call launches (conv2d's Hopper path): part of every key.
+KEY_SWITCHES: list[Callable[[], Any]] = []
 
 
 # ``torch.backends.cudnn.allow_tf32`` without the attribute machinery, where torch has it

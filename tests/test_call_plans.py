@@ -60,6 +60,16 @@ def _as_tuple(out) -> tuple[torch.Tensor, ...]:
     return out if isinstance(out, tuple) else (out,)
 
 
+def _name(fn: Callable) -> str:
+    return f"{Path(fn.__code__.co_filename).relative_to(PACKAGE).with_suffix('')}.{fn.__name__}"
+
+
+# what a planned call may run besides the plan and the launch: the parts of its key (the autotuner's
+# generation and the process-wide switches)
+KEY_PARTS = {"autotune/__init__.decisions_generation", "autotune/__init__._requested",
+             *(_name(switch) for switch in call_plans.KEY_SWITCHES)}
+
+
 def _package_functions_called(fn: Callable[[], object]) -> set[str]:
     """The package's functions that run during ``fn()`` (file stem and function name)."""
     seen: set[str] = set()
@@ -95,7 +105,7 @@ def test_second_call_repeats_the_first_and_runs_nothing_else(name: str) -> None:
     # nothing of the checks, the geometry, the autotuner's lookup or the launchers: the plan, the launch and
     # the autotuner's generation number (part of the key)
     others = {f for f in called if f.split(".")[0] not in ("call_plans", "launch")}
-    assert others <= {"autotune/__init__.decisions_generation", "autotune/__init__._requested"}, sorted(others)
+    assert others <= KEY_PARTS, sorted(others)
     assert {"call_plans.run", "launch.launch_checked"} <= called and "launch.launch" not in called
     assert [(r.space.name, r.grid, r.config, r.constexprs) for r in replayed] == \
         [(r.space.name, r.grid, r.config, r.constexprs) for r in first_launches]
@@ -270,7 +280,7 @@ def test_planned_training_call_runs_nothing_else() -> None:
         called = _package_functions_called(lambda: torch.autograd.grad(kernels.conv2d(x, w, b, padding=1),
                                                                        (x, w, b), grad))
     others = {f for f in called if f.split(".")[0] not in ("call_plans", "launch")}
-    assert others <= {"autotune/__init__.decisions_generation", "autotune/__init__._requested"}, sorted(others)
+    assert others <= KEY_PARTS, sorted(others)
 
 
 def test_gradient_of_gradients_through_a_planned_call() -> None:
@@ -477,3 +487,22 @@ def test_max_pool_backward_fills_no_index_gradient(return_indices: bool) -> None
         with _AtenOps() as ops:
             torch.autograd.grad(out, (x,), torch.ones_like(out))
     assert not {"aten::zeros", "aten::zero_", "aten::fill_"} & set(ops.names), ops.names
+
+
+def test_a_plan_made_with_the_hopper_path_off_does_not_serve_it_on() -> None:
+    """The Hopper path's switch is part of the key: the same problem launches the pointer kernel with the
+    path off and the TMA kernel with it on, each from its own plan."""
+    from kernels.ops.conv2d_hopper import hopper_tma
+
+    x = _t(2, 16, 6, 5, dtype=torch.bfloat16, channels_last=True)
+    w = _t(16, 16, 3, 3, dtype=torch.bfloat16, channels_last=True)
+    kernels_seen = []
+    with torch.no_grad():
+        for enabled in (False, True, False, True):
+            with hopper_tma(enabled), recording(run=True) as launches:
+                out = kernels.conv2d(x, w, padding=1)
+            kernels_seen.append([r.space.name for r in launches])
+            expected = F.conv2d(x.double(), w.double(), padding=1)
+            torch.testing.assert_close(out.double(), expected, rtol=2e-2, atol=2e-2 * expected.abs().max().item())
+    assert kernels_seen == [["conv2d_fwd_kernel"], ["conv2d_fwd_tma_kernel"]] * 2
+    assert _plan_count(kernels.conv2d) == 2

@@ -31,6 +31,7 @@ from kernels import autotune
 from kernels.aot import constexpr_params
 from kernels.launch import SPACES, KernelConfig, LaunchRecord, Variant, recording
 from kernels.ops import reduce as reduce_ops
+from kernels.ops.conv2d_hopper import hopper_tma
 from kernels.ops.epilogue import Epilogue, activation_backward
 
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in exp")  # silu of large negatives
@@ -256,6 +257,19 @@ def _case_conv2d_fwd(target: Target, monkeypatch) -> list[LaunchRecord]:
                           _leaf((2 * kg, cg, 3, 3), dtype, cl), (2, 2 * kg, side, side + 1), cl, target, monkeypatch)
 
 
+def _case_conv2d_fwd_tma(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """conv2d's Hopper path (switched on): 16-bit NHWC, 3x3 with dilation (2, 3) and padding (2, 3), and the
+    target's epilogue. Two images, two tile rows and columns of output pixels, two filter tiles and two
+    channel blocks, the last of each partly past the tensor (TMA's zero fill); never a square image."""
+    cfg, dtype = target.config, target.dtype
+    c, k = cfg["BLOCK_K"] + 8, cfg["BLOCK_N"] + 8
+    p = cfg["BLOCK_H"] + 1
+    q = cfg["BLOCK_W"] + (2 if cfg["BLOCK_W"] == cfg["BLOCK_H"] else 1)
+    with hopper_tma(True):  # (padding and dilation keep the image's size: H = P, W = Q)
+        return _epilogue_case(False, dict(padding=(2, 3), dilation=(2, 3)), _leaf((2, c, p, q), dtype, True),
+                              _leaf((k, c, 3, 3), dtype, True), (2, k, p, q), True, target, monkeypatch)
+
+
 def _transposed_stride(flags: dict) -> dict:
     """Stride and output padding of the transposed cases: both axes with several phases, and unequal strides
     (2, 3) in every case with a bias, so that row and column phases cannot be confused (the others take (2, 2):
@@ -474,6 +488,7 @@ def _case_global_avg_pool(target: Target, monkeypatch) -> list[LaunchRecord]:
 
 CASES: dict[str, Callable[[Target, pytest.MonkeyPatch], list[LaunchRecord]]] = {
     "conv2d_fwd_kernel": _case_conv2d_fwd,
+    "conv2d_fwd_tma_kernel": _case_conv2d_fwd_tma,
     "conv2d_dgrad_kernel": _case_conv2d_dgrad,
     "conv2d_wgrad_kernel": _case_conv2d_wgrad,
     "depthwise_fwd_kernel": _case_depthwise_fwd,

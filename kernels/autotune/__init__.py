@@ -116,8 +116,11 @@ def dtype_key(space: KernelSpace, dtype: torch.dtype) -> str:
 
 def shared_memory_estimate(space: KernelSpace, config: KernelConfig, dtype: torch.dtype) -> int:
     """Bytes of shared memory a configuration needs: the pipelined operand tiles of a ``tl.dot`` kernel
-    (``num_stages * (BLOCK_M*BLOCK_K + BLOCK_K*BLOCK_N)`` elements); 0 for the other kernels."""
+    (``num_stages * (BLOCK_M*BLOCK_K + BLOCK_K*BLOCK_N)`` elements, ``BLOCK_M = BLOCK_H*BLOCK_W`` for a
+    rectangle of pixels); 0 for the other kernels."""
     blocks = dict(config.blocks)
+    if "BLOCK_H" in blocks and "BLOCK_W" in blocks:  # (a rectangle of output pixels: the GEMM's rows)
+        blocks["BLOCK_M"] = blocks["BLOCK_H"] * blocks["BLOCK_W"]
     if not space.uses_dot or not {"BLOCK_M", "BLOCK_N", "BLOCK_K"} <= blocks.keys():
         return 0
     m, n, k = blocks["BLOCK_M"], blocks["BLOCK_N"], blocks["BLOCK_K"]

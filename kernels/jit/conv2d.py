@@ -255,3 +255,68 @@ def conv2d_wgrad_kernel(
     k_glob = (group * KG + offs_k).to(tl.int64)
     out_offs = ((split.to(tl.int64) * K + k_glob[:, None]) * CG + offs_c.to(tl.int64)[None, :]) * (R * S) + tap
     tl.store(partial_ptr + out_offs, acc.to(partial_ptr.dtype.element_ty), mask=k_mask[:, None] & c_mask[None, :])
+
+
+@triton.jit
+def conv2d_fwd_tma_kernel(
+    x_ptr, w_ptr, bias_ptr, y_ptr, res_ptr, preact_ptr,
+    N, H, W, C, P, Q, K,
+    syn8, syp8, syq8, sb,
+    pad_h, pad_w, dil_h, dil_w,
+    R: tl.constexpr, S: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
+    RESIDUAL_BEFORE_ACT: tl.constexpr, STORE_PREACT: tl.constexpr,
+    BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """The stride-1 forward of ``conv2d_fwd_kernel`` for Hopper: both operands loaded by the tensor memory
+    accelerator (TMA) from descriptors made on the device, multiplied by warpgroup MMA.
+
+    x is NHWC (``(N, H, W, C)`` contiguous: a channels_last tensor), w is KRSC (``(K, R, S, C)`` contiguous:
+    a channels_last weight), 16-bit, ``groups == 1``, stride 1, any padding and dilation, ``C`` a multiple of
+    8 (TMA's 16-byte strides). A program computes a ``BLOCK_H x BLOCK_W`` rectangle of output pixels of one
+    image for ``BLOCK_N`` filters: for each tap (r, s) and channel block it loads the
+    ``[1, BLOCK_H, BLOCK_W, BLOCK_K]`` box of x at ``(n, p0 - pad_h + r*dil_h, q0 - pad_w + s*dil_w, c0)``
+    and the ``[BLOCK_N, 1, 1, BLOCK_K]`` box of w at ``(k0, r, s, c0)``. TMA fills what lies outside a
+    tensor with zeros: the padding halo (negative coordinates included), the channels past ``C`` of the last
+    block, the filters past ``K``. So the loop has no address arithmetic per element and no masks. y (any strides
+    ``8 * sy*8``: multiples of 8, so the compiler knows the stores' alignment whatever the shape; its channel
+    stride 1), bias and the fused epilogue as in ``conv2d_fwd_kernel``.
+    Grid: ``(N * cdiv(P, BLOCK_H) * cdiv(Q, BLOCK_W), cdiv(K, BLOCK_N))``.
+    """
+    BLOCK_M: tl.constexpr = BLOCK_H * BLOCK_W
+    pid_pix = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    tiles_q = tl.cdiv(Q, BLOCK_W)
+    tiles_p = tl.cdiv(P, BLOCK_H)
+    q0 = (pid_pix % tiles_q) * BLOCK_W
+    p0 = ((pid_pix // tiles_q) % tiles_p) * BLOCK_H
+    n = pid_pix // (tiles_q * tiles_p)
+    k0 = pid_n * BLOCK_N
+
+    x_desc = tl.make_tensor_descriptor(x_ptr, shape=[N, H, W, C], strides=[H * W * C, W * C, C, 1],
+                                       block_shape=[1, BLOCK_H, BLOCK_W, BLOCK_K])
+    w_desc = tl.make_tensor_descriptor(w_ptr, shape=[K, R, S, C], strides=[R * S * C, S * C, C, 1],
+                                       block_shape=[BLOCK_N, 1, 1, BLOCK_K])
+    c_blocks = tl.cdiv(C, BLOCK_K)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for t in range(0, R * S * c_blocks):
+        rs = t // c_blocks
+        c0 = (t - rs * c_blocks) * BLOCK_K
+        r = rs // S
+        s = rs - r * S
+        x_tile = x_desc.load([n, p0 - pad_h + r * dil_h, q0 - pad_w + s * dil_w, c0])
+        w_tile = tl.reshape(w_desc.load([k0, r, s, c0]), (BLOCK_N, BLOCK_K))
+        acc = tl.dot(tl.reshape(x_tile, (BLOCK_M, BLOCK_K)), w_tile.T, acc)
+
+    offs_m = tl.arange(0, BLOCK_M)
+    p = p0 + offs_m // BLOCK_W
+    q = q0 + offs_m % BLOCK_W
+    k = k0 + tl.arange(0, BLOCK_N)
+    k_mask = k < K
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + k * sb, mask=k_mask, other=0.0).to(tl.float32)[None, :]
+    row = n.to(tl.int64) * syn8 + p.to(tl.int64) * syp8 + q.to(tl.int64) * syq8
+    y_offs = (row * 8)[:, None] + k.to(tl.int64)[None, :]
+    store_epilogue(acc, y_ptr, res_ptr, preact_ptr, y_offs, ((p < P) & (q < Q))[:, None] & k_mask[None, :],
+                   ACTIVATION, NEGATIVE_SLOPE, HAS_RESIDUAL, RESIDUAL_BEFORE_ACT, STORE_PREACT)

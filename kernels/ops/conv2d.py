@@ -3,7 +3,8 @@
 Layers: ``kernels.jit.conv2d`` holds the Triton kernels; this module picks block configurations, allocates
 outputs and launches; ``kernels.autograd.conv2d`` builds the autograd Functions and the registered op from
 these launchers, and ``kernels.functional.conv2d`` is the public entry point. Depthwise problems (one input
-channel per group) go to the direct kernels of ``kernels.ops.depthwise``.
+channel per group) go to the direct kernels of ``kernels.ops.depthwise``; stride-1 16-bit NHWC forwards, when
+the Hopper path is on, to ``kernels.ops.conv2d_hopper``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ..launch import (
     tf32_enabled,
 )
 from ..shapes import ConvGeometry, conv_output_channels_last, empty_4d
+from . import conv2d_hopper as hopper
 from .depthwise import depthwise_dgrad, depthwise_fwd, depthwise_wgrad
 from .epilogue import (
     EPILOGUE_AXES,
@@ -230,6 +232,8 @@ def conv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     if g.is_depthwise:
         depthwise_fwd(x, weight, bias, g, out, epilogue, residual, preact)
         return out
+    if hopper.applies(x, weight, g, out):
+        return hopper.conv2d_forward_tma(x, weight, bias, g, out, epilogue, residual, preact)
     chunks = batch_chunks(g.N, g.P * g.Q)
     key = _plan_key(chunks, g, epilogue, x, weight, bias, out, residual is not None, preact is not None)
     plan = _FWD_PLANS.get(key)
