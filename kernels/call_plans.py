@@ -63,6 +63,11 @@ def _value_key(value: Any, tensors: list[torch.Tensor]) -> Any:
     if kind in _PLAIN:
         return (kind, value)
     if kind is tuple or kind is list or kind is torch.Size:
+        for v in value:  # (kernel sizes, strides, paddings, all ints: the usual case, keyed as they are)
+            if type(v) is not int:
+                break
+        else:
+            return (kind, tuple(value))
         items = tuple(_value_key(v, tensors) for v in value)
         return _UNPLANNABLE if _UNPLANNABLE in items else (kind, items)
     return _UNPLANNABLE
@@ -77,7 +82,7 @@ def call_key(args: tuple, kwargs: dict[str, Any]) -> tuple[tuple | None, list[to
     generation = decisions_generation()
     if generation is None:
         return None, tensors
-    parts = [generation, torch.is_grad_enabled(), _tf32_allowed(), *(switch() for switch in KEY_SWITCHES)]
+    parts = [generation, torch.is_grad_enabled(), _tf32_allowed(), *[switch() for switch in KEY_SWITCHES]]
     for value in args:
         part = _value_key(value, tensors)
         if part is _UNPLANNABLE:
@@ -103,9 +108,11 @@ KEY_SWITCHES: list[Callable[[], Any]] = []
 _tf32_allowed = getattr(torch._C, "_get_cudnn_allow_tf32", lambda: torch.backends.cudnn.allow_tf32)
 
 
+_any_autocast = getattr(torch._C, "_is_any_autocast_enabled", None)
+
+
 def _autocast_on() -> bool:
-    check = getattr(torch._C, "_is_any_autocast_enabled", None)
-    return True if check is None else bool(check())
+    return True if _any_autocast is None else bool(_any_autocast())
 
 
 # --------------------------------------------------------------------------------------------------------
