@@ -149,14 +149,30 @@ def test_corrupt_missing_or_other_format_file_gives_one_warning_and_the_defaults
     assert len(messages) == 1 and str(_file(tuned_dir)) in messages[0] and "default" in messages[0]
 
 
-def test_timings_of_another_triton_version_are_ignored_with_one_warning(tuned_dir: Path) -> None:
-    _write(tuned_dir, {KEY: [(FAST, 0.5)]}, triton_version="2.0.0")
+def test_timings_of_another_triton_version_are_used_with_one_line(tuned_dir: Path) -> None:
+    """A GPU tuned under another Triton keeps its winners (still checked against today's space), with one
+    informational line; where this Triton timed a key too, only its own timings count."""
+    path = _write(tuned_dir, {KEY: [(FAST, 0.5), (SLOW, 1.0)]}, triton_version="2.0.0")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert select_config(FWD, torch.float16, "nchw", PROBLEM, DEFAULT) == DEFAULT
-        assert select_config(FWD, torch.float16, "nchw", {"M": 8, "N": 8, "K": 8}, DEFAULT) == DEFAULT
+        assert select_config(FWD, torch.float16, "nchw", PROBLEM, DEFAULT) == FAST
+        assert select_config(FWD, torch.float16, "nchw", {"M": 8, "N": 8, "K": 8}, DEFAULT) != FAST  # (too large)
     messages = _autotune_warnings(caught)
-    assert len(messages) == 1 and "Triton version" in messages[0]
+    assert len(messages) == 1 and "Triton 2.0.0" in messages[0] and "used" in messages[0]
+    autotune.reset()
+    store.write(path, GPU, {KEY: {store.config_id(SLOW): store.timing(SLOW, 2.0)}})  # this Triton's own timing
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert select_config(FWD, torch.float16, "nchw", PROBLEM, DEFAULT) == SLOW
+    assert _autotune_warnings(caught) == []
+
+
+def test_a_foreign_winner_no_longer_in_the_space_is_not_used(tuned_dir: Path) -> None:
+    gone = KernelConfig.of(BLOCK_M=256, BLOCK_N=256, BLOCK_K=128, num_warps=8, num_stages=5)
+    _write(tuned_dir, {KEY: [(gone, 0.1), (FAST, 0.5)]}, triton_version="2.0.0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert select_config(FWD, torch.float16, "nchw", PROBLEM, DEFAULT) == FAST
 
 
 def test_adding_a_config_keeps_the_other_timings(tuned_dir: Path) -> None:

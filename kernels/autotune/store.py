@@ -7,10 +7,12 @@ Format (``FORMAT`` 1)::
          "<config id>": {"ms": 0.123, "triton": "3.9.0", "torch": "2.13.0", "config": {...}}}}}
 
 Each key holds the timing of every configuration tried for it, so a configuration added to a space later
-only needs its own timing: the winner is the fastest configuration that is still in the space. A timing
-taken under another Triton major.minor is ignored (with one warning). Writers take a lock file, re-read
-the file, merge their timings in and replace the file atomically, so concurrent tuning processes lose
-nothing and never leave a half-written file.
+only needs its own timing: the winner is the fastest configuration that is still in the space (and allowed
+for the launch's variant and shared memory, as any candidate). Timings taken under another Triton
+major.minor are used for a key that has none of this one (a GPU tuned with one Triton keeps its tuning
+under another), with one informational line; a key timed under this Triton uses only those timings.
+Writers take a lock file, re-read the file, merge their timings in and replace the file atomically, so
+concurrent tuning processes lose nothing and never leave a half-written file.
 """
 
 from __future__ import annotations
@@ -65,11 +67,12 @@ def major_minor(version: str) -> str:
 
 @dataclass
 class Loaded:
-    """The usable timings of one file (foreign-version timings dropped) and what was wrong with it."""
+    """The usable timings of one file and what was wrong with it."""
 
     entries: dict[str, Timings] = field(default_factory=dict)
     problem: str | None = None  # why the file is unusable as a whole
-    foreign: int = 0  # timings dropped for another Triton major.minor
+    foreign: int = 0  # keys whose timings all come from another Triton major.minor (used all the same)
+    foreign_versions: set[str] = field(default_factory=set)
 
 
 def _valid_timing(value: Any) -> bool:
@@ -97,7 +100,8 @@ def _parse(text: str) -> tuple[dict[str, Timings], str | None]:
 
 
 def load(path: Path) -> Loaded:
-    """Read ``path``; never raises. Timings of another Triton major.minor are dropped and counted."""
+    """Read ``path``; never raises. Per key, the timings of this Triton major.minor, else (counted in
+    ``foreign``) those of the others."""
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -111,23 +115,26 @@ def load(path: Path) -> Loaded:
     out = Loaded()
     for key, timings in entries.items():
         kept = {cid: t for cid, t in timings.items() if major_minor(t["triton"]) == ours}
-        out.foreign += len(timings) - len(kept)
-        if kept:
-            out.entries[key] = kept
+        if not kept:
+            kept = timings
+            out.foreign += 1
+            out.foreign_versions |= {t["triton"] for t in timings.values()}
+        out.entries[key] = kept
     return out
 
 
 def load_with_warning(path: Path) -> dict[str, Timings]:
-    """:func:`load`, with one :class:`AutotuneWarning` when the file is missing, corrupt or (partly) foreign."""
+    """:func:`load`, with one :class:`AutotuneWarning` when the file is missing or corrupt, or one line saying
+    how many keys use timings of another Triton version."""
     loaded = load(path)
     if loaded.problem:
         warnings.warn(f"kernels.autotune: tuned configurations {path} not used: {loaded.problem}; "
                       "using the default heuristic (tune with `python -m kernels.autotune tune`)",
                       AutotuneWarning, stacklevel=3)
     elif loaded.foreign:
-        warnings.warn(f"kernels.autotune: {loaded.foreign} timings in {path} were measured with another Triton "
-                      f"version than {versions()['triton']} and are ignored; re-tune to refresh them",
-                      AutotuneWarning, stacklevel=3)
+        warnings.warn(f"kernels.autotune: {loaded.foreign} tuned keys in {path} were timed with Triton "
+                      f"{', '.join(sorted(loaded.foreign_versions))}, not {versions()['triton']}; their winners are "
+                      "used (if still in the spaces); re-tune to refresh them", AutotuneWarning, stacklevel=3)
     return loaded.entries
 
 
