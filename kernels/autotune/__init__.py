@@ -21,11 +21,12 @@ Problem dimensions are named after the blocks that tile them: a dimension ``X`` 
 :func:`prune` drops the configurations whose blocks are larger than the problem needs, and those whose
 estimated shared memory is over the GPU's budget, before anything is timed or looked up.
 
-Files: ``autotune_configs/<gpu>.json`` beside the package (``KERNELS_AUTOTUNE_DIR`` to use another
-directory), ``<gpu>`` from ``torch.cuda.get_device_name`` (``KERNELS_AUTOTUNE_GPU`` to use another GPU's
-file). Online tuning is off unless ``KERNELS_AUTOTUNE=1`` or :func:`enable_tuning`; its timings are kept in
-memory and written by :func:`save` (or at exit with ``KERNELS_AUTOTUNE_SAVE=1`` / ``save_at_exit=True``);
-tune from one thread at a time. Nothing is read or timed when the package is imported.
+Files: ``autotune_configs/<gpu>.json`` beside the package in a source checkout, or the copy shipped inside
+an installed package (:func:`config_dir`; ``KERNELS_AUTOTUNE_DIR`` to use another directory), ``<gpu>``
+from ``torch.cuda.get_device_name`` (``KERNELS_AUTOTUNE_GPU`` to use another GPU's file). Online tuning is
+off unless ``KERNELS_AUTOTUNE=1`` or :func:`enable_tuning`; its timings are kept in memory and written by
+:func:`save` (or at exit with ``KERNELS_AUTOTUNE_SAVE=1`` / ``save_at_exit=True``); tune from one thread at a
+time. Nothing is read or timed when the package is imported.
 """
 
 from __future__ import annotations
@@ -227,9 +228,15 @@ def decisions_generation() -> int | None:
 
 
 def config_dir() -> Path:
-    """Where the per-GPU files live: ``$KERNELS_AUTOTUNE_DIR``, else ``autotune_configs/`` beside the package."""
+    """Where the per-GPU files live: ``$KERNELS_AUTOTUNE_DIR``; else ``autotune_configs/`` beside the package
+    in a source checkout (or an editable install); else, in an installed wheel, the copy shipped inside the
+    package (``kernels/autotune_configs/``)."""
     env = os.environ.get(ENV_DIR)
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "autotune_configs"
+    if env:
+        return Path(env)
+    package = Path(__file__).resolve().parents[1]
+    checkout = package.parent / "autotune_configs"
+    return checkout if checkout.is_dir() else package / "autotune_configs"
 
 
 def _device_index() -> int:
