@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +32,7 @@ import torch.nn.functional as F
 import kernels
 from kernels.launch import recording
 
-from .run import RESULTS, environment, graph_timer, on_gpu, timer
+from .run import RESULTS, _call, environment, graph_timer, host_time, on_gpu, timer
 
 HOST_RESULTS = RESULTS / "host"
 
@@ -74,35 +72,19 @@ def _tensors(case: HostCase, device: str) -> tuple[torch.Tensor, ...]:
 
 
 def call_of(fn: Callable, tensors: tuple[torch.Tensor, ...], kwargs: dict, mode: str) -> Callable[[], object]:
-    """The measured closure: an inference call, or a forward and backward."""
-    if mode == "fwd":
-        def forward() -> object:
-            with torch.no_grad():
-                return fn(*tensors, **kwargs)
-        return forward
-    with torch.no_grad(), recording(run=on_gpu()):  # (the output's shape only: no kernel run on the CPU)
-        grad = torch.randn_like(fn(*tensors, **kwargs))
-    return lambda: torch.autograd.grad(fn(*tensors, **kwargs), tensors, grad)
+    """The measured closure, ``bench.run``'s: an inference call, or a forward and backward (the output that
+    sizes its gradient is computed with the launches only recorded off a GPU: no kernel runs on the CPU)."""
+    with recording(run=on_gpu()):
+        return _call(fn, tensors, kwargs, mode)
 
 
 def recorded_us(call: Callable[[], object], reps: int = 200, trials: int = 5) -> float:
-    """µs per call with our launches recorded, not run: the median of ``reps`` calls, best of ``trials``
-    (the first calls, which plan the problem, are not timed). Each call's tensors are let go before the next,
-    as a run would."""
-    best = float("inf")
-    with recording() as launches:
+    """µs per call with our launches recorded, not run (``bench.run.host_time``, the best of ``trials``); the
+    first calls, which plan the problem and its backward, are not timed."""
+    with recording():
         for _ in range(3):
             call()
-            launches.clear()
-        for _ in range(trials):
-            samples = []
-            for _ in range(reps):
-                start = time.perf_counter()
-                call()
-                samples.append(time.perf_counter() - start)
-                launches.clear()
-            best = min(best, statistics.median(samples))
-    return best * 1e6
+    return min(host_time(call, reps) for _ in range(trials)) * 1e3
 
 
 class _AllocateOnly(torch.autograd.Function):

@@ -650,6 +650,7 @@ def compile_job(job: CompileJob) -> dict[str, Any]:
         usage = [tuple(int(x) for x in m) for m in _RES_USAGE.findall(res)]
         if not usage:
             raise RuntimeError(f"no resource usage in cuobjdump output:\n{res}")
+        instructions = parse_sass(sass)
         first: dict[str, str] = {}
         for opcode, modifiers in _MMA.findall(sass):
             first.setdefault(opcode, opcode + modifiers)
@@ -659,8 +660,8 @@ def compile_job(job: CompileJob) -> dict[str, Any]:
             "shared": int(compiled.metadata.shared),
             "mma": " ".join(first.values()),
             "mma_opcodes": sorted(first),
-            "opcodes": sorted({i.opcode for i in parse_sass(sass)}),
-            "loop": main_loop(sass),
+            "opcodes": sorted({i.opcode for i in instructions}),
+            "loop": main_loop(instructions),
             "seconds": _cpu_seconds() - start,
         }
     except Exception as exc:  # noqa: BLE001  (returned as a failure row)

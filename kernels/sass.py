@@ -118,9 +118,10 @@ def mix(body: list[Instruction]) -> LoopMix:
     )
 
 
-def main_loop(sass: str) -> LoopMix | None:
-    """The mix of the kernel's main loop (see the module docstring), or None when it has no loop."""
-    bodies = loops(parse(sass))
+def main_loop(instructions: list[Instruction]) -> LoopMix | None:
+    """The mix of the main loop (see the module docstring) of a kernel's listing, as :func:`parse` reads it;
+    None when it has no loop."""
+    bodies = loops(instructions)
     spans = [(body[0].address, body[-1].address) for body in bodies]
     innermost = [body for body, (lo, hi) in zip(bodies, spans, strict=True)
                  if not any(lo <= a and b <= hi and (a, b) != (lo, hi) for a, b in spans)]
@@ -131,8 +132,3 @@ def main_loop(sass: str) -> LoopMix | None:
         return (m.mma, m.tma_loads + m.async_copies + m.global_loads + m.shared_loads)
 
     return max((mix(body) for body in innermost), key=weight)
-
-
-def has_loads(sass: str, opcode: str) -> bool:
-    """Whether any instruction of the listing has this opcode (``UTMALDG``, ``HGMMA``...)."""
-    return any(i.opcode == opcode for i in parse(sass))

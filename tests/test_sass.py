@@ -47,7 +47,7 @@ def test_instructions_and_loops_are_read() -> None:
 
 
 def test_the_main_loop_is_the_one_with_the_matrix_instructions() -> None:
-    mix = sass.main_loop(LISTING)
+    mix = sass.main_loop(sass.parse(LISTING))
     assert mix == sass.LoopMix(instructions=9, mma=2, tma_loads=1, async_copies=0, global_loads=1,
                                widest_global_load=128, shared_loads=0, integer=3, uniform=1)
     assert mix.integer_per_mma == 1.5
@@ -58,9 +58,9 @@ def test_without_matrix_instructions_the_loop_with_the_most_loads_is_main() -> N
     listing = _listing("LDG.E.U16 R2, desc[UR4][R4.64]", "IADD3 R4, R4, 0x2, RZ", "@P0 BRA 0x100",
                        "LDG.E.64 R6, desc[UR4][R8.64]", "LDG.E.64 R10, desc[UR4][R8.64+0x8]", "IMAD R8, R8, 0x2, RZ",
                        "@P1 BRA 0x130", "EXIT")
-    mix = sass.main_loop(listing)
+    mix = sass.main_loop(sass.parse(listing))
     assert (mix.global_loads, mix.widest_global_load, mix.integer, mix.mma) == (2, 64, 1, 0)
-    assert sass.main_loop(_listing("LDG.E R2, desc[UR4][R4.64]", "EXIT")) is None
+    assert sass.main_loop(sass.parse(_listing("LDG.E R2, desc[UR4][R4.64]", "EXIT"))) is None
 
 
 def _judged(space: KernelSpace, opcodes: list[str], arch: int) -> aot.Row:
