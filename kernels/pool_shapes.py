@@ -109,6 +109,20 @@ class PoolGeometry:
         return window_max_cover(self.kw, self.stride_w, self.dil_w)
 
     @property
+    def window_extent(self) -> tuple[int, int]:
+        """Rows and columns one window spans, dilation gaps included (adaptive: the length bounds)."""
+        if self.adaptive:
+            return self.kh, self.kw
+        return self.dil_h * (self.kh - 1) + 1, self.dil_w * (self.kw - 1) + 1
+
+    def saved_index_dtype(self, return_indices: bool) -> torch.dtype:
+        """The dtype of max pooling's saved maxima: torch's int64 flat indices ``h*W + w`` when they are
+        returned, else one byte (uint8) per output holding the position inside the window when a window spans
+        at most 256 positions (:func:`kernels.jit.pool2d.max_pool2d_fwd_kernel`), else int64 flat indices."""
+        extent_h, extent_w = self.window_extent
+        return torch.int64 if return_indices or extent_h * extent_w > 256 else torch.uint8
+
+    @property
     def is_global(self) -> bool:
         """One window over the whole plane (global pooling): the reduction kernels apply."""
         return self.adaptive and self.P == 1 and self.Q == 1
@@ -122,19 +136,22 @@ class PoolGeometry:
         return (self.N, self.C, self.P, self.Q)
 
 
-def pool2d_bytes(g: PoolGeometry, dtype: torch.dtype, *, indices: bool = False) -> int:
+def pool2d_bytes(g: PoolGeometry, dtype: torch.dtype, *, indices: bool = False, return_indices: bool = False
+                 ) -> int:
     """Bytes moved through memory by one pass, forward or backward, for GB/s figures (each kernel reads
     every element of its inputs once and writes every element of its output once).
 
-    Forward: ``N*C*(H*W + P*Q) * itemsize`` (read x, write y) plus ``N*C*P*Q * 8`` when int64 indices are
-    written. Backward: the same count (read grad_out, write grad_in), plus ``N*C*P*Q * 8`` when the saved
-    indices are read (max pooling).
+    Forward: ``N*C*(H*W + P*Q) * itemsize`` (read x, write y) plus ``N*C*P*Q * index_size`` when the maxima
+    are saved. Backward: the same count (read grad_out, write grad_in), plus ``N*C*P*Q * index_size`` when the
+    saved maxima are read (max pooling). ``index_size``: 8 with ``return_indices`` (int64), else the size of
+    :meth:`PoolGeometry.saved_index_dtype` (1 for windows of up to 256 positions).
     """
     item = torch.empty((), dtype=dtype).element_size()
     planes = g.N * g.C
     total = planes * (g.H * g.W + g.P * g.Q) * item
     if indices:
-        total += planes * g.P * g.Q * 8
+        index = torch.empty((), dtype=g.saved_index_dtype(return_indices)).element_size()
+        total += planes * g.P * g.Q * index
     return total
 
 

@@ -35,8 +35,8 @@ def test_declared_variants_are_planned() -> None:
                                                     lightest=False):
                 assert any(all(c.get(k) == v for k, v in declared) for c in jobs[name]), (name, variant, declared)
     recorded = {(r.space.name, r.variant) for r in records}
-    assert (("max_pool2d_fwd_kernel", (("ADAPTIVE", False), ("STORE_INDEX", False))) not in recorded
-            and any(c["STORE_INDEX"] is False for c in jobs["max_pool2d_fwd_kernel"]))
+    assert (("max_pool2d_fwd_kernel", (("ADAPTIVE", False), ("INDEX", "none"))) not in recorded
+            and any(c["INDEX"] == "none" for c in jobs["max_pool2d_fwd_kernel"]))
 
 
 @pytest.mark.skipif(not aot.cuobjdump_path().exists(), reason="Triton's NVIDIA backend tools not installed")

@@ -400,12 +400,14 @@ def _pool_sides(cfg: KernelConfig) -> tuple[int, int]:
 
 def _case_max_pool(target: Target, monkeypatch) -> list[LaunchRecord]:
     """Max pooling, strided (3x3, stride 2, padding 1: overlapping windows) or adaptive (uneven, overlapping
-    windows); indices stored when returned or needed for the backward."""
+    windows); maxima saved as torch's flat indices when returned, else as positions in the window when needed
+    for the backward, else not at all."""
     flags, cfg, dtype = target.flags, target.config, target.dtype
     side, out_side = _pool_sides(cfg)
     x = _pool_input(cfg, dtype, side)
-    store = flags.get("STORE_INDEX", True)  # the backward kernel's targets: indices, stored for the gradient
-    grads = store
+    index = flags.get("INDEX", "window" if flags.get("WINDOW_INDEX") else "flat")  # (backward: what it reads)
+    store = index == "flat"
+    grads = index != "none"
     adaptive = flags["ADAPTIVE"]
     size = (out_side + 1, out_side + 2)  # windows of uneven lengths that overlap
 
@@ -438,18 +440,27 @@ def _case_max_pool(target: Target, monkeypatch) -> list[LaunchRecord]:
 
 
 def _case_max_pool_gather(target: Target, monkeypatch) -> list[LaunchRecord]:
-    """Max pooling's double backward: the gradient of its backward gathers at the saved maxima."""
-    cfg, dtype = target.config, target.dtype
-    side, _ = _pool_sides(cfg)
+    """Max pooling's double backward: the gradient of its backward gathers at the saved maxima (positions in
+    the window, strided or adaptive, or torch's flat indices when they are returned)."""
+    flags, cfg, dtype = target.flags, target.config, target.dtype
+    side, out_side = _pool_sides(cfg)
     x = _pool_input(cfg, dtype, side).requires_grad_()
     twin = _twin(x)
-    grad_out = torch.randn(F.max_pool2d(x.detach(), 3, 2, 1).shape, dtype=dtype, device=DEVICE).requires_grad_()
+    size = (out_side + 1, out_side + 2)
+    flat = not flags["WINDOW_INDEX"]
+
+    def pool(module, input):
+        if flags["ADAPTIVE"]:
+            return module.adaptive_max_pool2d(input, size)
+        return module.max_pool2d(input, 3, 2, 1, return_indices=flat)[0] if flat else module.max_pool2d(input, 3, 2, 1)
+
+    grad_out = torch.randn(pool(F, x.detach()).shape, dtype=dtype, device=DEVICE).requires_grad_()
     grad_twin = _twin(grad_out)
     probe = torch.randn(x.shape, dtype=dtype, device=DEVICE)
     with _ours(target, monkeypatch) as launches:
-        (grad_x,) = torch.autograd.grad(kernels.max_pool2d(x, 3, 2, 1), x, grad_out, create_graph=True)
+        (grad_x,) = torch.autograd.grad(pool(kernels, x), x, grad_out, create_graph=True)
         (got,) = torch.autograd.grad(grad_x, grad_out, probe)
-    (grad_x_ref,) = torch.autograd.grad(F.max_pool2d(twin, 3, 2, 1), twin, grad_twin, create_graph=True)
+    (grad_x_ref,) = torch.autograd.grad(pool(F, twin), twin, grad_twin, create_graph=True)
     (want,) = torch.autograd.grad(grad_x_ref, grad_twin, probe.double())
     _compare([got], [want], dtype, ["gradient of the backward"])
     return launches
@@ -547,9 +558,9 @@ def test_kernel_constexprs_are_declared() -> None:
 def test_undeclared_variants_are_refused() -> None:
     space = SPACES["max_pool2d_fwd_kernel"]
     with pytest.raises(ValueError, match="not declared"):
-        space.check_variant({"ADAPTIVE": False, "STORE_INDEX": False, "NEW_FLAG": True}, torch.float32, False)
+        space.check_variant({"ADAPTIVE": False, "INDEX": "none", "NEW_FLAG": True}, torch.float32, False)
     with pytest.raises(ValueError, match="not a declared value"):
-        space.check_variant({"ADAPTIVE": 2, "STORE_INDEX": False}, torch.float32, False)
+        space.check_variant({"ADAPTIVE": 2, "INDEX": "none"}, torch.float32, False)
     conv = SPACES["conv2d_fwd_kernel"]
     aligned = {**dict(conv.covering_variants(torch.bfloat16, False)[0]), "R": 3, "S": 3, "PRECISION": "ieee",
                "ACC_DTYPE": None, "NEGATIVE_SLOPE": 0.0}

@@ -337,6 +337,48 @@ def test_max_ties(op: str, dtype: torch.dtype) -> None:
     check_pool(op, x, *args, return_indices=True, **kwargs)
 
 
+def _saved_by(fn: Callable[[], torch.Tensor]) -> list[torch.Tensor]:
+    """The tensors autograd saves while ``fn`` runs."""
+    saved: list[torch.Tensor] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return saved
+
+
+@pytest.mark.parametrize(("op", "args", "kwargs"), [
+    ("max_pool2d", (3,), dict(stride=2, padding=1)),
+    ("max_pool2d", ((3, 2),), dict(stride=(1, 3), padding=(1, 1), dilation=(2, 3), ceil_mode=True)),
+    ("max_pool2d", (2,), dict(stride=1, padding=1, dilation=3)),
+    ("max_pool2d", (16,), dict(stride=3, padding=8)),                     # 16 x 16 = 256 positions: one byte
+    ("adaptive_max_pool2d", ((4, 3),), {}),
+], ids=["3x3s2", "dilated-ceil", "dilation3", "16x16", "adaptive"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_max_saves_one_byte_per_output(op: str, args: tuple, kwargs: dict, channels_last: bool) -> None:
+    """Without ``return_indices`` the backward needs only where the maximum is inside its window: one byte per
+    output (not torch's eight), and the gradient is still torch's, ties and all."""
+    x = torch.randint(0, 4, (2, 3, 11, 13), device=DEVICE).to(torch.float64)  # ties in every window
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    out, _ = check_pool(op, x, *args, **kwargs)
+    saved = _saved_by(lambda: OURS[op](x.detach().requires_grad_(), *args, **kwargs))
+    assert [(t.dtype, t.shape) for t in saved if not t.is_floating_point()] == [(torch.uint8, out.shape)]
+
+
+def test_max_wide_windows_save_flat_indices() -> None:
+    """A window over more than 256 positions does not fit a byte: int64 flat indices are saved instead."""
+    for args in [(17, 3, 8), ((16, 17), 3, 8), ((9, 8), 3, 4, (2, 2))]:  # 289, 272, 17 x 15 = 255 positions
+        x = _randn(1, 2, 19, 20)
+        check_pool("max_pool2d", x, *args)
+        saved = _saved_by(lambda: max_pool2d(x.detach().requires_grad_(), *args))  # noqa: B023
+        want = torch.int64 if args[0] != (9, 8) else torch.uint8
+        assert [t.dtype for t in saved if not t.is_floating_point()] == [want], args
+
+
 def test_max_window_in_padding_index() -> None:
     """A window whose taps all fall outside the input (dilation): -inf with torch's (out-of-plane) index.
     No gradient: torch's own backward would write out of bounds for it."""

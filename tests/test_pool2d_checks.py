@@ -256,7 +256,11 @@ def test_geometries() -> None:
 def test_pool2d_bytes() -> None:
     g = max_pool2d_geometry((2, 3, 8, 8), 2)
     assert pool2d_bytes(g, torch.float32) == 2 * 3 * (64 + 16) * 4
-    assert pool2d_bytes(g, torch.float16, indices=True) == 2 * 3 * (64 + 16) * 2 + 2 * 3 * 16 * 8
+    # saved maxima: torch's int64 indices when returned, else one byte per output
+    assert pool2d_bytes(g, torch.float16, indices=True, return_indices=True) == 2 * 3 * (64 + 16) * 2 + 2 * 3 * 16 * 8
+    assert pool2d_bytes(g, torch.float16, indices=True) == 2 * 3 * (64 + 16) * 2 + 2 * 3 * 16
+    wide = max_pool2d_geometry((2, 3, 40, 40), 17, 1)  # 289 positions per window: int64 indices
+    assert pool2d_bytes(wide, torch.float16, indices=True) == 2 * 3 * (1600 + 24 * 24) * 2 + 2 * 3 * 24 * 24 * 8
 
 
 @pytest.mark.parametrize("make", [

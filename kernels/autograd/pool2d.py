@@ -47,7 +47,8 @@ class PoolPasses:
 
 
 def save_max_pool(ctx, indices: Tensor, g: PoolGeometry, channels_last: bool) -> None:
-    """What max pooling's forward saves: the int64 indices of the maxima, the geometry and the layout."""
+    """What max pooling's forward saves: where the maxima are (int64 flat indices, or uint8 positions in the
+    window: :meth:`PoolGeometry.saved_index_dtype`), the geometry and the layout."""
     ctx.save_for_backward(indices)
     ctx.geometry = g
     ctx.channels_last = channels_last
@@ -76,12 +77,15 @@ def avg_pool2d_grad(passes: PoolPasses, g: PoolGeometry, channels_last: bool, gr
 
 
 class MaxPool2dFunction(torch.autograd.Function):
-    """Max pooling (strided or adaptive windows); returns the output and the int64 indices (an empty
-    placeholder when neither returned nor needed for the backward)."""
+    """Max pooling (strided or adaptive windows); returns the output and the saved maxima: torch's int64
+    indices when ``return_indices``, else one byte per output for the backward (or int64 indices for windows
+    over 256 positions), else an empty placeholder when the backward needs none."""
 
     @staticmethod
     def forward(ctx, x: Tensor, g: PoolGeometry, return_indices: bool, channels_last: bool):
-        out, indices = max_pool2d_output(x, g, return_indices or ctx.needs_input_grad[0], channels_last)
+        saved = return_indices or ctx.needs_input_grad[0]
+        out, indices = max_pool2d_output(x, g, g.saved_index_dtype(return_indices) if saved else None,
+                                         channels_last)
         ctx.mark_non_differentiable(indices)
         ctx.set_materialize_grads(False)  # (no int64 zeros for the indices' gradient, which nothing reads)
         save_max_pool(ctx, indices, g, channels_last)
@@ -189,22 +193,25 @@ def _adaptive_geometry(shape: Sequence[int], output_size: Sequence[int], op: str
     return adaptive_pool2d_geometry(tuple(shape), list(output_size), op)
 
 
-def _max_outputs(x: Tensor, shape: Sequence[int], channels_last: bool) -> tuple[Tensor, Tensor]:
-    return empty_4d(shape, x, channels_last), empty_4d(shape, x, channels_last, torch.int64)
+def _max_outputs(x: Tensor, g: PoolGeometry, return_indices: bool, channels_last: bool) -> tuple[Tensor, Tensor]:
+    return (empty_4d(g.output_shape, x, channels_last),
+            empty_4d(g.output_shape, x, channels_last, g.saved_index_dtype(return_indices)))
 
 
 @torch.library.custom_op("kernels::max_pool2d", mutates_args=())
 def max_pool2d_op(x: Tensor, kernel_size: Sequence[int], stride: Sequence[int], padding: Sequence[int],
-                  dilation: Sequence[int], ceil_mode: bool, channels_last: bool) -> tuple[Tensor, Tensor]:
-    """Max pooling: the output ``(N, C, P, Q)`` and the int64 flat indices ``h*W + w`` of the maxima."""
+                  dilation: Sequence[int], ceil_mode: bool, return_indices: bool, channels_last: bool
+                  ) -> tuple[Tensor, Tensor]:
+    """Max pooling: the output ``(N, C, P, Q)`` and the maxima: int64 flat indices ``h*W + w`` with
+    ``return_indices``, else as :meth:`PoolGeometry.saved_index_dtype` says."""
     g = _max_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
-    return max_pool2d_output(x, g, True, channels_last)
+    return max_pool2d_output(x, g, g.saved_index_dtype(return_indices), channels_last)
 
 
 @max_pool2d_op.register_fake
-def _(x, kernel_size, stride, padding, dilation, ceil_mode, channels_last):
+def _(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, channels_last):
     g = _max_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
-    return _max_outputs(x, g.output_shape, channels_last)
+    return _max_outputs(x, g, return_indices, channels_last)
 
 
 @torch.library.custom_op("kernels::max_pool2d_backward", mutates_args=())
@@ -222,15 +229,17 @@ def _(grad_out, indices, input_size, kernel_size, stride, padding, dilation, cei
 
 
 @torch.library.custom_op("kernels::adaptive_max_pool2d", mutates_args=())
-def adaptive_max_pool2d_op(x: Tensor, output_size: Sequence[int], channels_last: bool) -> tuple[Tensor, Tensor]:
-    """Adaptive max pooling to ``output_size (P, Q)``: the output and the int64 flat indices ``h*W + w``."""
+def adaptive_max_pool2d_op(x: Tensor, output_size: Sequence[int], return_indices: bool, channels_last: bool
+                           ) -> tuple[Tensor, Tensor]:
+    """Adaptive max pooling to ``output_size (P, Q)``: the output and the maxima (as :func:`max_pool2d_op`)."""
     g = _adaptive_geometry(x.shape, output_size, "adaptive_max_pool2d")
-    return max_pool2d_output(x, g, True, channels_last)
+    return max_pool2d_output(x, g, g.saved_index_dtype(return_indices), channels_last)
 
 
 @adaptive_max_pool2d_op.register_fake
-def _(x, output_size, channels_last):
-    return _max_outputs(x, (x.shape[0], x.shape[1], *output_size), channels_last)
+def _(x, output_size, return_indices, channels_last):
+    g = _adaptive_geometry(x.shape, output_size, "adaptive_max_pool2d")
+    return _max_outputs(x, g, return_indices, channels_last)
 
 
 @torch.library.custom_op("kernels::adaptive_max_pool2d_backward", mutates_args=())
@@ -298,14 +307,15 @@ def _(grad_out, input_size, channels_last):
     return empty_4d(tuple(input_size), grad_out, channels_last)
 
 
-def registered_max_pool2d(x: Tensor, g: PoolGeometry, channels_last: bool) -> tuple[Tensor, Tensor]:
-    """The output and indices of the registered max pooling of ``g`` (what the functional API calls while
-    compiling)."""
+def registered_max_pool2d(x: Tensor, g: PoolGeometry, return_indices: bool, channels_last: bool
+                          ) -> tuple[Tensor, Tensor]:
+    """The output and saved maxima of the registered max pooling of ``g`` (what the functional API calls
+    while compiling): torch's int64 indices with ``return_indices``."""
     if g.adaptive:
-        return torch.ops.kernels.adaptive_max_pool2d(x, [g.P, g.Q], channels_last)
+        return torch.ops.kernels.adaptive_max_pool2d(x, [g.P, g.Q], return_indices, channels_last)
     kernel_size, stride, padding = _window(g)
     return torch.ops.kernels.max_pool2d(x, kernel_size, stride, padding, [g.dil_h, g.dil_w], g.ceil_mode,
-                                        channels_last)
+                                        return_indices, channels_last)
 
 
 def registered_avg_pool2d(x: Tensor, g: PoolGeometry, channels_last: bool) -> Tensor:
@@ -335,13 +345,13 @@ REGISTERED = PoolPasses(max_input_grad=_registered_max_input_grad, avg_input_gra
 
 
 def _setup_max_pool2d(ctx, inputs: tuple, output: tuple[Tensor, Tensor]) -> None:
-    x, kernel_size, stride, padding, dilation, ceil_mode, channels_last = inputs
+    x, kernel_size, stride, padding, dilation, ceil_mode, _return_indices, channels_last = inputs
     save_max_pool(ctx, output[1], _max_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode),
                   channels_last)
 
 
 def _setup_adaptive_max_pool2d(ctx, inputs: tuple, output: tuple[Tensor, Tensor]) -> None:
-    x, output_size, channels_last = inputs
+    x, output_size, _return_indices, channels_last = inputs
     save_max_pool(ctx, output[1], _adaptive_geometry(x.shape, output_size, "adaptive_max_pool2d"), channels_last)
 
 

@@ -38,11 +38,11 @@ def _max_pool(input: torch.Tensor, g: PoolGeometry, return_indices: bool
               ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     x, unbatched, channels_last = _batched(input)
     if torch.compiler.is_compiling():
-        out, indices = registered_max_pool2d(x, g, channels_last)
+        out, indices = registered_max_pool2d(x, g, return_indices, channels_last)
     elif torch.is_grad_enabled() and x.requires_grad:
         out, indices = apply_function(MaxPool2dFunction, x, g, return_indices, channels_last)
     else:  # nothing to differentiate: the kernel without autograd's bookkeeping
-        out, indices = max_pool2d_output(x, g, return_indices, channels_last)
+        out, indices = max_pool2d_output(x, g, torch.int64 if return_indices else None, channels_last)
     if unbatched:
         out, indices = out.squeeze(0), indices.squeeze(0)
     return (out, indices) if return_indices else out

@@ -15,6 +15,11 @@ Windows, per axis (rows shown; columns alike):
 * adaptive (``ADAPTIVE`` true): output row ``p`` reads ``[floor(p*H/P), ceil((p+1)*H/P))``; ``KH`` is an
   upper bound of that length, stride/padding are unused and dilation is 1.
 
+Saved maxima, for max pooling's backward, are of two kinds (``INDEX``): torch's flat ``h*W + w`` (int64), or,
+when the caller did not ask for indices and the window spans at most 256 positions, the position inside the
+window, ``(h - h0)*EW + (w - w0)`` with ``(h0, w0)`` the window's start and ``EW`` its column extent
+(dilation gaps included): one byte per output instead of eight, and a per-tap constant in the forward.
+
 Backward kernels gather: each program owns input pixels and loops over the (at most ``COVER_H x COVER_W``)
 windows that can contain them, so every gradient element is written once, without atomics, and the result
 is deterministic. Reductions accumulate in float32 (float64 for float64 tensors); max pooling compares in
@@ -60,6 +65,16 @@ def _window_rows(p, H, P, stride, pad, dil, ADAPTIVE: tl.constexpr):
 
 
 @triton.jit
+def _window_start(p, H, P, stride, pad, ADAPTIVE: tl.constexpr):
+    """First row (possibly negative: padding) of window row ``p``."""
+    if ADAPTIVE:
+        start = (p * H) // P
+    else:
+        start = p * stride - pad
+    return start
+
+
+@triton.jit
 def _covering_windows(h, H, P, stride, pad, extent, ADAPTIVE: tl.constexpr):
     """``[lo, hi)``: the window rows that can contain input row ``h`` (window extent ``extent``)."""
     if ADAPTIVE:
@@ -92,16 +107,17 @@ def max_pool2d_fwd_kernel(
     sxn, sxc, sxh, sxw,
     syn, syc, syp, syq,
     sin, sic, sip, siq,
-    KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
-    ADAPTIVE: tl.constexpr, STORE_INDEX: tl.constexpr,
+    KH, KW, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, extent_w,
+    ADAPTIVE: tl.constexpr, INDEX: tl.constexpr,
     BLOCK_PIX: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    """``y[n, c, p, q] = max`` over window ``(p, q)`` of ``x[n, c]``; ``idx[n, c, p, q] = h*W + w`` of it.
+    """``y[n, c, p, q] = max`` over window ``(p, q)`` of ``x[n, c]``, and where it was, ``idx[n, c, p, q]``.
 
     Torch's rules: windows are scanned row by row, a value replaces the running maximum when it is greater
     or NaN (so ties keep the first maximum and a NaN wins, the last NaN's index), the running maximum starts
-    at -inf with the index of the window's first in-bounds pixel. ``idx`` (int64, any strides) is written
-    only when ``STORE_INDEX``.
+    at -inf with the index of the window's first in-bounds pixel. ``INDEX``: ``"none"`` (idx not written),
+    ``"flat"`` (``h*W + w``, int64) or ``"window"`` (``(h - h0)*extent_w + (w - w0)`` inside the window
+    starting at ``(h0, w0)``, stored as idx's dtype, uint8); idx has any strides.
     Grid: ``(cdiv(N*P*Q, BLOCK_PIX) * cdiv(C, BLOCK_C),)``, pixel blocks fastest.
     """
     CMP = tl.float64 if x_ptr.dtype.element_ty == tl.float64 else tl.float32
@@ -114,7 +130,10 @@ def max_pool2d_fwd_kernel(
     c_mask = c_ok[None, :]
 
     best = tl.full([BLOCK_PIX, BLOCK_C], float("-inf"), CMP)
-    best_idx = tl.zeros([BLOCK_PIX, BLOCK_C], tl.int64) + (h_first.to(tl.int64) * W + w_first)[:, None]
+    if INDEX == "window":
+        best_idx = tl.zeros([BLOCK_PIX, BLOCK_C], tl.int32) + ((h_first - h0) * extent_w + (w_first - w0))[:, None]
+    else:
+        best_idx = tl.zeros([BLOCK_PIX, BLOCK_C], tl.int64) + (h_first.to(tl.int64) * W + w_first)[:, None]
     for t in range(KH * KW):
         r = t // KW
         s = t - r * KW
@@ -125,17 +144,19 @@ def max_pool2d_fwd_kernel(
                     mask=ok[:, None] & c_mask, other=float("-inf")).to(CMP)
         take = (v > best) | (v != v)
         best = tl.where(take, v, best)
-        if STORE_INDEX:
+        if INDEX == "window":
+            best_idx = tl.where(take, r * dil_h * extent_w + s * dil_w, best_idx)   # one constant per tap
+        elif INDEX == "flat":
             best_idx = tl.where(take, (h.to(tl.int64) * W + w)[:, None], best_idx)
 
     mask = pix_ok[:, None] & c_mask
     y_offs = (n.to(tl.int64) * syn + p.to(tl.int64) * syp + q.to(tl.int64) * syq)[:, None] \
         + c.to(tl.int64)[None, :] * syc
     tl.store(y_ptr + y_offs, best.to(y_ptr.dtype.element_ty), mask=mask)
-    if STORE_INDEX:
+    if INDEX != "none":
         i_offs = (n.to(tl.int64) * sin + p.to(tl.int64) * sip + q.to(tl.int64) * siq)[:, None] \
             + c.to(tl.int64)[None, :] * sic
-        tl.store(idx_ptr + i_offs, best_idx, mask=mask)
+        tl.store(idx_ptr + i_offs, best_idx.to(idx_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -146,15 +167,17 @@ def max_pool2d_bwd_kernel(
     sin, sic, sip, siq,
     sgxn, sgxc, sgxh, sgxw,
     COVER_H, COVER_W, stride_h, stride_w, pad_h, pad_w, extent_h, extent_w,
-    ADAPTIVE: tl.constexpr,
+    ADAPTIVE: tl.constexpr, WINDOW_INDEX: tl.constexpr,
     BLOCK_PIX: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """``gx[n, c, h, w] = sum of gy[n, c, p, q]`` over the windows ``(p, q)`` whose saved index
-    ``idx[n, c, p, q]`` is ``h*W + w``.
+    ``idx[n, c, p, q]`` points at ``(h, w)``: ``h*W + w``, or with ``WINDOW_INDEX`` the position in the
+    window, ``(h - h0(p))*extent_w + (w - w0(q))`` (see :func:`max_pool2d_fwd_kernel`).
 
-    gy and idx ``(N, C, P, Q)``, gx ``(N, C, H, W)`` (every element written). For strided windows,
-    ``extent_* = dil*(K-1) + 1`` and the candidate windows of row ``h`` are those whose extent covers it;
-    the index test takes care of dilation gaps. ``COVER_*`` bound the candidates per axis.
+    gy and idx ``(N, C, P, Q)``, gx ``(N, C, H, W)`` (every element written). ``extent_*`` are the window's
+    extents (strided: ``dil*(K-1) + 1``; adaptive: the length bounds), and the candidate windows of row
+    ``h`` are those whose extent covers it; the index test takes care of dilation gaps. ``COVER_*`` bound
+    the candidates per axis.
     Grid: ``(cdiv(N*H*W, BLOCK_PIX) * cdiv(C, BLOCK_C),)``, pixel blocks fastest.
     """
     ACC = tl.float64 if gx_ptr.dtype.element_ty == tl.float64 else tl.float32
@@ -163,7 +186,7 @@ def max_pool2d_bwd_kernel(
 
     p_lo, p_hi = _covering_windows(h, H, P, stride_h, pad_h, extent_h, ADAPTIVE)
     q_lo, q_hi = _covering_windows(w, W, Q, stride_w, pad_w, extent_w, ADAPTIVE)
-    target = (h.to(tl.int64) * W + w)[:, None]
+    target = (h.to(tl.int64) * W + w)[:, None]   # (the flat index; window indices are tested per window)
     gy_pix = gy_ptr + n.to(tl.int64) * sgyn
     idx_pix = idx_ptr + n.to(tl.int64) * sin
     gy_chan = (c.to(tl.int64) * sgyc)[None, :]
@@ -176,8 +199,13 @@ def max_pool2d_bwd_kernel(
         q = q_lo + (t - i * COVER_W)
         ok = (pix_ok & (p < p_hi) & (q < q_hi))[:, None] & c_mask
         ind = tl.load((idx_pix + p.to(tl.int64) * sip + q.to(tl.int64) * siq)[:, None] + idx_chan,
-                      mask=ok, other=-1)
-        hit = ok & (ind == target)
+                      mask=ok, other=0)
+        if WINDOW_INDEX:
+            at = (h - _window_start(p, H, P, stride_h, pad_h, ADAPTIVE)) * extent_w \
+                + (w - _window_start(q, W, Q, stride_w, pad_w, ADAPTIVE))
+            hit = ok & (ind.to(tl.int32) == at[:, None])
+        else:
+            hit = ok & (ind.to(tl.int64) == target)
         g = tl.load((gy_pix + p.to(tl.int64) * sgyp + q.to(tl.int64) * sgyq)[:, None] + gy_chan,
                     mask=hit, other=0.0)
         acc += g.to(ACC)
@@ -194,10 +222,14 @@ def max_pool2d_gather_kernel(
     ssn, ssc, ssh, ssw,
     sin, sic, sip, siq,
     son, soc, sop, soq,
+    stride_h, stride_w, pad_h, pad_w, extent_w,
+    ADAPTIVE: tl.constexpr, WINDOW_INDEX: tl.constexpr,
     BLOCK_PIX: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    """``out[n, c, p, q] = src[n, c, h, w]`` with ``h*W + w = idx[n, c, p, q]``: the values at the saved
-    maxima, the gradient of the max-pooling backward with respect to its output gradient (double backward).
+    """``out[n, c, p, q] = src[n, c, h, w]`` at the saved maximum ``(h, w)`` of window ``(p, q)``: the
+    values at the saved maxima, the gradient of the max-pooling backward with respect to its output gradient
+    (double backward). ``idx`` holds ``h*W + w``, or with ``WINDOW_INDEX`` the position in the window
+    (:func:`max_pool2d_fwd_kernel`; the window arguments are used only then).
 
     src ``(N, C, H, W)``, idx and out ``(N, C, P, Q)``, any strides.
     Grid: ``(cdiv(N*P*Q, BLOCK_PIX) * cdiv(C, BLOCK_C),)``, pixel blocks fastest.
@@ -208,8 +240,15 @@ def max_pool2d_gather_kernel(
     c64 = c.to(tl.int64)[None, :]
     ind = tl.load(idx_ptr + (n64 * sin + p.to(tl.int64) * sip + q.to(tl.int64) * siq)[:, None] + c64 * sic,
                   mask=mask, other=0)
-    h = ind // W
-    w = ind - h * W
+    if WINDOW_INDEX:
+        at = ind.to(tl.int32)
+        dh = at // extent_w
+        h = (_window_start(p, H, P, stride_h, pad_h, ADAPTIVE)[:, None] + dh).to(tl.int64)
+        w = (_window_start(q, W, Q, stride_w, pad_w, ADAPTIVE)[:, None] + at - dh * extent_w).to(tl.int64)
+    else:
+        flat = ind.to(tl.int64)
+        h = flat // W
+        w = flat - h * W
     v = tl.load(src_ptr + (n64 * ssn)[:, None] + c64 * ssc + h * ssh + w * ssw, mask=mask, other=0.0)
     tl.store(out_ptr + (n64 * son + p.to(tl.int64) * sop + q.to(tl.int64) * soq)[:, None] + c64 * soc, v,
              mask=mask)

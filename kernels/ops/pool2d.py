@@ -28,6 +28,7 @@ from ..launch import (
     KernelConfig,
     KernelSpace,
     VariantAxis,
+    VariantLimit,
     batch_chunks,
     batch_rows,
     cdiv,
@@ -40,11 +41,13 @@ from ..pool_shapes import PoolGeometry
 from ..shapes import empty_4d
 
 # Tiles are [BLOCK_PIX, BLOCK_C]: pixel-wide for NCHW tensors (one channel, consecutive pixels), channel-wide
-# for channels_last ones.
+# for channels_last ones. 16 x 64 over 128 threads gives each thread 8 consecutive channels: 16-byte vectors
+# for 16-bit dtypes (8 x 64 gives 8-byte ones, and stays for the tuned choices that measured it).
 _WINDOW_TILES = [
     KernelConfig.of(BLOCK_PIX=256, BLOCK_C=1, num_warps=4),   # NCHW
     KernelConfig.of(BLOCK_PIX=32, BLOCK_C=16, num_warps=4),   # channels_last, few channels
     KernelConfig.of(BLOCK_PIX=8, BLOCK_C=64, num_warps=4),    # channels_last
+    KernelConfig.of(BLOCK_PIX=16, BLOCK_C=64, num_warps=4),   # channels_last, 16-byte vectors
 ]
 _GLOBAL_TILES = [
     KernelConfig.of(BLOCK_HW=512, BLOCK_C=1, num_warps=4),    # NCHW, large planes
@@ -79,15 +82,38 @@ def _tile_counts(pixels: str, windows: tuple[str, str] | None = None):
 
 
 def _space(name: str, kernel, configs: list[KernelConfig], counts, axes: tuple[VariantAxis, ...] = (),
-           valid=None) -> KernelSpace:
-    return register_space(KernelSpace(name, kernel, list(configs), axes=axes, valid=valid, counts=counts))
+           valid=None, limits: tuple[VariantLimit, ...] = ()) -> KernelSpace:
+    return register_space(KernelSpace(name, kernel, list(configs), axes=axes, valid=valid, counts=counts,
+                                      limits=limits))
+
+
+# Saved maxima: none, positions inside the window (uint8), torch's flat indices (int64).
+_INDEX_KINDS = {None: "none", torch.uint8: "window", torch.int64: "flat"}
+_WINDOW_INDEX = VariantAxis("WINDOW_INDEX", (False, True))
+
+
+def _gather_valid(variant: Mapping[str, Any], dtype: torch.dtype, tf32: bool) -> bool:
+    """Flat indices are read the same for strided and adaptive windows: one variant serves both."""
+    return variant["WINDOW_INDEX"] or not variant["ADAPTIVE"]
+
+
+# Adaptive windows read through window positions divide per candidate window: with unspecialised strides that
+# spills on sm_80 for float32 on the 16 x 64 tile.
+_ADAPTIVE_WINDOW_INDEX = VariantLimit(
+    "adaptive-window-index",
+    applies=lambda constexprs: constexprs.get("ADAPTIVE") and constexprs.get("WINDOW_INDEX"),
+    allows=lambda config: config["BLOCK_PIX"] * config["BLOCK_C"] <= 512,
+    dtypes=frozenset({torch.float32}),
+)
 
 
 MAX_FWD = _space("max_pool2d_fwd_kernel", max_pool2d_fwd_kernel, _WINDOW_TILES, _tile_counts("P*Q", ("KH", "KW")),
-                 (_ADAPTIVE, VariantAxis("STORE_INDEX", (False, True))))
+                 (_ADAPTIVE, VariantAxis("INDEX", tuple(_INDEX_KINDS.values()))))
 MAX_BWD = _space("max_pool2d_bwd_kernel", max_pool2d_bwd_kernel, _WINDOW_TILES,
-                 _tile_counts("H*W", ("COVER_H", "COVER_W")), (_ADAPTIVE,))
-MAX_GATHER = _space("max_pool2d_gather_kernel", max_pool2d_gather_kernel, _WINDOW_TILES, _tile_counts("P*Q"))
+                 _tile_counts("H*W", ("COVER_H", "COVER_W")), (_ADAPTIVE, _WINDOW_INDEX),
+                 limits=(_ADAPTIVE_WINDOW_INDEX,))
+MAX_GATHER = _space("max_pool2d_gather_kernel", max_pool2d_gather_kernel, _WINDOW_TILES, _tile_counts("P*Q"),
+                    (_ADAPTIVE, _WINDOW_INDEX), _gather_valid)
 AVG_FWD = _space("avg_pool2d_fwd_kernel", avg_pool2d_fwd_kernel, _WINDOW_TILES, _tile_counts("P*Q", ("KH", "KW")),
                  _AVG_AXES, _avg_valid)
 AVG_BWD = _space("avg_pool2d_bwd_kernel", avg_pool2d_bwd_kernel, _WINDOW_TILES,
@@ -102,15 +128,18 @@ def _channels_contiguous(t: torch.Tensor) -> bool:
     return t.shape[1] > 1 and t.stride(1) == 1
 
 
-def _pick_window_tile(space: KernelSpace, t: torch.Tensor, pixels: int) -> KernelConfig:
+def _pick_window_tile(space: KernelSpace, t: torch.Tensor, pixels: int, variant: Mapping[str, Any] | None = None
+                      ) -> KernelConfig:
     """The tuned tile (``kernels.autotune``) for ``pixels`` pixels of ``t``'s channels, else the default:
-    channel-wide tiles when ``t``'s channels are contiguous (channels_last), else pixel-wide ones."""
-    configs = space.for_dtype(t.dtype, False)
+    channel-wide tiles when ``t``'s channels are contiguous (channels_last), else pixel-wide ones.
+    ``variant``: the launch's constexprs, which may limit the tiles."""
+    configs = space.for_dtype(t.dtype, False, variant)
     if _channels_contiguous(t):
-        default = closest_config(configs, BLOCK_C=pow2_at_least(t.shape[1], 16, 64))
+        block_c = pow2_at_least(t.shape[1], 16, 64)
+        default = closest_config(configs, BLOCK_C=block_c, BLOCK_PIX=1024 // block_c)
     else:
         default = closest_config(configs, BLOCK_C=1)
-    return select_config(space, t.dtype, layout_of(t), {"PIX": pixels, "C": t.shape[1]}, default)
+    return select_config(space, t.dtype, layout_of(t), {"PIX": pixels, "C": t.shape[1]}, default, variant)
 
 
 def _tile_grid(pixels: int, channels: int, config: KernelConfig) -> tuple[int]:
@@ -122,6 +151,14 @@ def _window_params(g: PoolGeometry) -> tuple[int, ...]:
     return (g.stride_h, g.stride_w, g.pad_h, g.pad_w)
 
 
+def _index_kind(indices: torch.Tensor | None) -> str:
+    """What saved maxima ``indices`` hold (``INDEX`` of the max-pooling kernels), from their dtype."""
+    kind = _INDEX_KINDS.get(None if indices is None else indices.dtype)
+    if kind is None:
+        raise TypeError(f"max pooling indices must be int64 or uint8, got {indices.dtype}")
+    return kind
+
+
 # --------------------------------------------------------------------------------------------------------
 # Launchers (batched 4-D tensors, any strides)
 
@@ -129,54 +166,59 @@ def _window_params(g: PoolGeometry) -> tuple[int, ...]:
 @tunable
 def max_pool2d_forward(x: torch.Tensor, g: PoolGeometry, out: torch.Tensor, indices: torch.Tensor | None
                        ) -> None:
-    """``out (N, C, P, Q)`` = max over the windows of ``x (N, C, H, W)``; ``indices`` (int64, same shape)
-    gets the flat ``h*W + w`` of each maximum when given. Strided or adaptive windows (``g.adaptive``)."""
+    """``out (N, C, P, Q)`` = max over the windows of ``x (N, C, H, W)``; ``indices`` (same shape), when
+    given, gets where each maximum is: the flat ``h*W + w`` when int64, the position inside the window
+    when uint8 (:meth:`PoolGeometry.saved_index_dtype`). Strided or adaptive windows (``g.adaptive``)."""
     if out.numel() == 0:
         return
     config = _pick_window_tile(MAX_FWD, x, g.N * g.P * g.Q)
-    store = indices is not None
+    index = _index_kind(indices)
     for n0, n1 in batch_chunks(g.N, g.P * g.Q):
         xs, ys = batch_rows(x, n0, n1), batch_rows(out, n0, n1)
         ids = batch_rows(indices, n0, n1) if indices is not None else ys
         grid = _tile_grid((n1 - n0) * g.P * g.Q, g.C, config)
         args = (xs, ys, ids, n1 - n0, g.C, g.H, g.W, g.P, g.Q,
                 *xs.stride(), *ys.stride(), *ids.stride(),
-                g.kh, g.kw, *_window_params(g), g.dil_h, g.dil_w)
-        launch(MAX_FWD, grid, args, config, x.dtype, ADAPTIVE=g.adaptive, STORE_INDEX=store)
+                g.kh, g.kw, *_window_params(g), g.dil_h, g.dil_w, g.window_extent[1])
+        launch(MAX_FWD, grid, args, config, x.dtype, ADAPTIVE=g.adaptive, INDEX=index)
 
 
 @tunable
 def max_pool2d_backward(grad_out: torch.Tensor, indices: torch.Tensor, g: PoolGeometry,
                         grad_in: torch.Tensor) -> None:
     """``grad_in (N, C, H, W)``: each element gathers ``grad_out (N, C, P, Q)`` from the windows whose saved
-    index points at it; grad_in is overwritten."""
+    index (int64 flat or uint8 in-window, see :func:`max_pool2d_forward`) points at it; grad_in is
+    overwritten."""
     if grad_in.numel() == 0:
         return
     if grad_out.numel() == 0:
         grad_in.zero_()
         return
-    config = _pick_window_tile(MAX_BWD, grad_in, g.N * g.H * g.W)
+    variant = {"ADAPTIVE": g.adaptive, "WINDOW_INDEX": _index_kind(indices) == "window"}
+    config = _pick_window_tile(MAX_BWD, grad_in, g.N * g.H * g.W, variant)
     for n0, n1 in batch_chunks(g.N, g.H * g.W):
         gys, ids, gxs = batch_rows(grad_out, n0, n1), batch_rows(indices, n0, n1), batch_rows(grad_in, n0, n1)
         grid = _tile_grid((n1 - n0) * g.H * g.W, g.C, config)
         args = (gys, ids, gxs, n1 - n0, g.C, g.H, g.W, g.P, g.Q,
                 *gys.stride(), *ids.stride(), *gxs.stride(),
-                g.cover_h, g.cover_w, *_window_params(g),
-                g.dil_h * (g.kh - 1) + 1, g.dil_w * (g.kw - 1) + 1)
-        launch(MAX_BWD, grid, args, config, grad_in.dtype, ADAPTIVE=g.adaptive)
+                g.cover_h, g.cover_w, *_window_params(g), *g.window_extent)
+        launch(MAX_BWD, grid, args, config, grad_in.dtype, **variant)
 
 
 @tunable
 def max_pool2d_gather(src: torch.Tensor, indices: torch.Tensor, g: PoolGeometry, out: torch.Tensor) -> None:
-    """``out (N, C, P, Q)``: the elements of ``src (N, C, H, W)`` at the saved ``indices``; out is overwritten."""
+    """``out (N, C, P, Q)``: the elements of ``src (N, C, H, W)`` at the saved ``indices`` (int64 flat or
+    uint8 in-window); out is overwritten."""
     if out.numel() == 0:
         return
     config = _pick_window_tile(MAX_GATHER, out, g.N * g.P * g.Q)
+    window = _index_kind(indices) == "window"
     for n0, n1 in batch_chunks(g.N, g.P * g.Q):
         srcs, ids, outs = batch_rows(src, n0, n1), batch_rows(indices, n0, n1), batch_rows(out, n0, n1)
         grid = _tile_grid((n1 - n0) * g.P * g.Q, g.C, config)
-        args = (srcs, ids, outs, n1 - n0, g.C, g.H, g.W, g.P, g.Q, *srcs.stride(), *ids.stride(), *outs.stride())
-        launch(MAX_GATHER, grid, args, config, out.dtype)
+        args = (srcs, ids, outs, n1 - n0, g.C, g.H, g.W, g.P, g.Q, *srcs.stride(), *ids.stride(), *outs.stride(),
+                *_window_params(g), g.window_extent[1])
+        launch(MAX_GATHER, grid, args, config, out.dtype, ADAPTIVE=g.adaptive and window, WINDOW_INDEX=window)
 
 
 @tunable
@@ -248,16 +290,17 @@ def avg_pool2d_input_grad(grad_out: torch.Tensor, g: PoolGeometry, channels_last
     return grad_in
 
 
-def max_pool2d_output(x: torch.Tensor, g: PoolGeometry, with_indices: bool, channels_last: bool
+def max_pool2d_output(x: torch.Tensor, g: PoolGeometry, index_dtype: torch.dtype | None, channels_last: bool
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """New ``(N, C, P, Q)`` max-pooling output and int64 indices (an empty placeholder unless
-    ``with_indices``)."""
+    """New ``(N, C, P, Q)`` max-pooling output and saved maxima: int64 flat indices or uint8 positions in
+    the window as ``index_dtype`` says (:meth:`PoolGeometry.saved_index_dtype`), or an empty int64
+    placeholder when it is None."""
     out = empty_4d(g.output_shape, x, channels_last)
-    if with_indices:
-        indices = empty_4d(g.output_shape, x, channels_last, torch.int64)
+    if index_dtype is not None:
+        indices = empty_4d(g.output_shape, x, channels_last, index_dtype)
     else:
         indices = torch.empty(0, dtype=torch.int64, device=x.device)
-    max_pool2d_forward(x, g, out, indices if with_indices else None)
+    max_pool2d_forward(x, g, out, indices if index_dtype is not None else None)
     return out, indices
 
 
