@@ -18,8 +18,10 @@ from .run import PLOTS, RESULTS, geomean
 
 @dataclass(frozen=True)
 class Target:
-    """A geometric mean of ``metric`` over the rows of ``suite`` in ``mode`` (bf16, channels_last), at least
-    ``threshold``; ``stride1_3x3`` keeps the stride-1 3x3 layers only."""
+    """A geometric mean (``worst``: the minimum) of ``metric`` over the rows of ``suite`` in ``mode`` (bf16,
+    channels_last), at least ``threshold``; ``stride1_3x3`` keeps the stride-1 3x3 layers only,
+    ``min_mbytes`` the layers moving more than that many MB per pass, ``global_pool`` the global (1x1
+    output) pooling layers only and ``not_global`` the others."""
 
     name: str
     suite: str
@@ -29,6 +31,10 @@ class Target:
     stride1_3x3: bool = False
     dtype: str = "bf16"
     layout: str = "channels_last"
+    worst: bool = False
+    min_mbytes: float = 0.0
+    global_pool: bool = False
+    not_global: bool = False
 
 
 TARGETS: tuple[Target, ...] = (
@@ -40,7 +46,24 @@ TARGETS: tuple[Target, ...] = (
     Target("depthwise fwd+bwd, fraction of copy bandwidth", "depthwise", "fwd+bwd", "frac_copy", 0.8),
     Target("transposed fwd, speedup over cuDNN", "transposed", "fwd", "speedup_vs_eager", 1.3),
     Target("pooling fwd+bwd, fraction of copy bandwidth", "pooling", "fwd+bwd", "frac_copy", 0.8),
+    # depthwise and pooling at the memory roofline: the roofline floor is max(bytes / copy, flop / fp32 FMA rate)
+    Target("depthwise fwd+bwd, speedup over cuDNN (roofline work)", "depthwise", "fwd+bwd", "speedup_vs_eager", 1.5),
+    Target("depthwise fwd+bwd, slowest layer vs cuDNN", "depthwise", "fwd+bwd", "speedup_vs_eager", 1.0,
+           worst=True),
+    Target("depthwise fwd+bwd, worst fraction of the roofline floor", "depthwise", "fwd+bwd", "frac_floor", 0.6,
+           worst=True),
+    Target("pooling fwd over 20 MB, worst fraction of copy bandwidth", "pooling", "fwd", "frac_copy", 0.6,
+           worst=True, min_mbytes=20, not_global=True),
+    Target("pooling bwd over 20 MB, worst fraction of copy bandwidth", "pooling", "bwd", "frac_copy", 0.6,
+           worst=True, min_mbytes=20, not_global=True),
+    Target("global average pooling fwd, slowest vs cuDNN", "pooling", "fwd", "speedup_vs_eager", 1.0,
+           worst=True, global_pool=True),
 )
+
+
+def _is_global(row: dict) -> bool:
+    size = row["kwargs"].get("output_size")
+    return row["op"] == "adaptive_avg_pool2d" and size in (1, [1, 1], (1, 1))
 
 
 def selected(target: Target, rows: list[dict]) -> list[dict]:
@@ -49,6 +72,10 @@ def selected(target: Target, rows: list[dict]) -> list[dict]:
               == (target.suite, target.mode, target.dtype, target.layout)]
     if target.stride1_3x3:
         picked = [r for r in picked if r["weight"][-2:] == [3, 3] and r["kwargs"].get("stride", 1) == 1]
+    if target.min_mbytes:  # (bytes of the row's passes together; one pass per pooling mode but fwd+bwd)
+        picked = [r for r in picked if r["bytes"] > target.min_mbytes * 1e6]
+    if target.global_pool or target.not_global:
+        picked = [r for r in picked if _is_global(r) == target.global_pool]
     return picked
 
 
@@ -75,8 +102,9 @@ def evaluate(data: dict) -> list[dict]:
         rows = selected(t, data["rows"])
         values = [r[t.metric] for r in rows if r.get(t.metric)]
         graph_values = [r[graph_metric(t.metric)] for r in rows if r.get(graph_metric(t.metric))]
-        value = geomean(values) if values else None
-        graph_value = geomean(graph_values) if graph_values else None
+        total = min if t.worst else geomean
+        value = total(values) if values else None
+        graph_value = total(graph_values) if graph_values else None
         out.append({"target": t, "value": value, "layers": len(values),
                     "verdict": _verdict(value, t.threshold, timings), "graph_value": graph_value,
                     "graph_verdict": _verdict(graph_value, t.threshold, timings)})

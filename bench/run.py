@@ -184,18 +184,36 @@ def host_time(fn: Callable[[], object], reps: int = 20) -> float:
 
 
 def ceilings() -> dict:
-    """The measured ceilings of this device: bf16 GEMM TFLOP/s (torch.matmul) and device copy GB/s."""
+    """The measured ceilings of this device: bf16 GEMM TFLOP/s (torch.matmul), the fp32 FMA rate (an fp32
+    GEMM with TF32 off: FFMA on the CUDA cores) and device copy GB/s."""
     n, elements = (8192, 1 << 28) if on_gpu() else (256, 1 << 20)
     device = "cuda" if on_gpu() else "cpu"
     a = torch.randn(n, n, dtype=torch.bfloat16, device=device)
     b = torch.randn(n, n, dtype=torch.bfloat16, device=device)
     gemm_ms = timer(lambda: torch.matmul(a, b))
+    a32, b32 = a.float(), b.float()
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        fma_ms = timer(lambda: torch.matmul(a32, b32))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
     src = torch.empty(elements, dtype=torch.float32, device=device).uniform_()
     dst = torch.empty_like(src)
     copy_ms = timer(lambda: dst.copy_(src))
     copy_bytes = 2 * src.numel() * src.element_size()
     return {"gemm_shape": [n, n, n], "gemm_dtype": "bf16", "gemm_tflops": 2 * n**3 / gemm_ms / 1e9,
+            "fp32_fma_tflops": 2 * n**3 / fma_ms / 1e9,
             "copy_bytes": copy_bytes, "copy_gbps": copy_bytes / copy_ms / 1e6}
+
+
+def floor_ms(row: dict, meta_ceilings: dict) -> float | None:
+    """A direct (non-GEMM) layer's roofline floor in ms: its compulsory bytes at the measured copy bandwidth or
+    its flop at the measured fp32 FMA rate, whichever takes longer (None for data without the FMA ceiling)."""
+    fma = meta_ceilings.get("fp32_fma_tflops")
+    if not fma:
+        return None
+    return max(row["bytes"] / meta_ceilings["copy_gbps"] / 1e6, row["flop"] / fma / 1e9)
 
 
 _TORCH_ACTIVATIONS: dict[str | None, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -303,6 +321,9 @@ def measure(layer: Layer, dtype_name: str, layout: str, modes: list[str], use_co
                 row[f"speedup_vs_{base}"] = row[f"{base}_ms"] / row["ours_ms"] if ok else None
         row["frac_gemm"] = row["ours_tflops"] / meta_ceilings["gemm_tflops"] if row["ours_tflops"] else None
         row["frac_copy"] = row["ours_gbps"] / meta_ceilings["copy_gbps"] if row["ours_gbps"] else None
+        floor = floor_ms(row, meta_ceilings) if row["kind"] in ("depthwise", "pool") else None
+        row["floor_ms"] = floor
+        row["frac_floor"] = floor / row["ours_ms"] if floor and row["ours_ms"] else None
         if graphs:
             ours_graph = row["ours_graph_ms"]
             for base in fns:
@@ -312,6 +333,7 @@ def measure(layer: Layer, dtype_name: str, layout: str, modes: list[str], use_co
             tflops, gbps = (row["flop"] / ours_graph / 1e9, row["bytes"] / ours_graph / 1e6) if ours_graph else (0, 0)
             row["frac_gemm_graph"] = tflops / meta_ceilings["gemm_tflops"] if ours_graph else None
             row["frac_copy_graph"] = gbps / meta_ceilings["copy_gbps"] if ours_graph else None
+            row["frac_floor_graph"] = floor / ours_graph if floor and ours_graph else None
             for impl in fns:  # the host's cost as the GPU sees it: as called minus the graph replay
                 called, graph = row[f"{impl}_ms"], row.get(f"{impl}_graph_ms")
                 row[f"{impl}_overhead_ms"] = called - graph if called and graph else None

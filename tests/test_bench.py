@@ -58,7 +58,27 @@ def test_smoke_plots_and_targets(smoke: tuple[Path, Path, Path]) -> None:
         assert path.parent == plots / "smoke" and path.stat().st_size > 1000
     table = report.main(["--smoke", "--results-dir", str(results), "--plots-dir", str(plots)]).read_text()
     verdicts = table.count("NOT TIMINGS |") if not run.on_gpu() else len(report.TARGETS)
-    assert verdicts == len(report.TARGETS)
+    assert verdicts == len([t for t in report.TARGETS if not t.min_mbytes])  # (no smoke layer is 20 MB)
+
+
+def test_targets_take_worst_layers_and_filter_by_size() -> None:
+    """A ``worst`` target is judged on its slowest layer, ``min_mbytes`` keeps the big layers only and
+    ``global_pool`` / ``not_global`` split global pooling from windowed pooling."""
+
+    def row(layer: str, op: str, mbytes: float, frac: float, speedup: float, **kwargs) -> dict:
+        return {"layer": layer, "suite": "pooling", "mode": "fwd", "dtype": "bf16", "layout": "channels_last",
+                "op": op, "kwargs": kwargs, "bytes": mbytes * 1e6, "frac_copy": frac, "frac_copy_graph": frac,
+                "speedup_vs_eager": speedup, "speedup_graph_vs_eager": speedup, "weight": []}
+
+    rows = [row("big", "max_pool2d", 60, 0.7, 2.0, kernel_size=3), row("bigger", "max_pool2d", 90, 0.65, 2.0),
+            row("small", "max_pool2d", 5, 0.1, 0.5, kernel_size=2),
+            row("global", "adaptive_avg_pool2d", 30, 0.2, 0.9, output_size=1)]
+    data = {"meta": {"timings": True}, "rows": rows}
+    by_name = {r["target"].name: r for r in report.evaluate(data)}
+    big = by_name["pooling fwd over 20 MB, worst fraction of copy bandwidth"]
+    assert (big["layers"], big["value"], big["verdict"]) == (2, 0.65, "PASS")
+    glob = by_name["global average pooling fwd, slowest vs cuDNN"]
+    assert (glob["layers"], glob["value"], glob["verdict"]) == (1, 0.9, "FALL SHORT")
 
 
 def test_no_gpu_data_yet(tmp_path: Path) -> None:
