@@ -125,29 +125,31 @@ def max_pool2d_fwd_kernel(
 
     h0, h_first, h_lo, h_hi = _window_rows(p, H, P, stride_h, pad_h, dil_h, ADAPTIVE)
     w0, w_first, w_lo, w_hi = _window_rows(q, W, Q, stride_w, pad_w, dil_w, ADAPTIVE)
-    x_pix = x_ptr + n.to(tl.int64) * sxn
-    x_chan = c.to(tl.int64) * sxc
     c_mask = c_ok[None, :]
+    # the window's first tap, once; each tap then adds one scalar offset
+    x_win = (x_ptr + n.to(tl.int64) * sxn + h0.to(tl.int64) * sxh + w0.to(tl.int64) * sxw)[:, None] \
+        + (c.to(tl.int64) * sxc)[None, :]
 
     best = tl.full([BLOCK_PIX, BLOCK_C], float("-inf"), CMP)
     if INDEX == "window":
         best_idx = tl.zeros([BLOCK_PIX, BLOCK_C], tl.int32) + ((h_first - h0) * extent_w + (w_first - w0))[:, None]
     else:
         best_idx = tl.zeros([BLOCK_PIX, BLOCK_C], tl.int64) + (h_first.to(tl.int64) * W + w_first)[:, None]
-    for t in range(KH * KW):
-        r = t // KW
-        s = t - r * KW
+    for r in range(KH):
         h = h0 + r * dil_h
-        w = w0 + s * dil_w
-        ok = pix_ok & (h >= h_lo) & (h < h_hi) & (w >= w_lo) & (w < w_hi)
-        v = tl.load((x_pix + h.to(tl.int64) * sxh + w.to(tl.int64) * sxw)[:, None] + x_chan[None, :],
-                    mask=ok[:, None] & c_mask, other=float("-inf")).to(CMP)
-        take = (v > best) | (v != v)
-        best = tl.where(take, v, best)
-        if INDEX == "window":
-            best_idx = tl.where(take, r * dil_h * extent_w + s * dil_w, best_idx)   # one constant per tap
-        elif INDEX == "flat":
-            best_idx = tl.where(take, (h.to(tl.int64) * W + w)[:, None], best_idx)
+        h_ok = pix_ok & (h >= h_lo) & (h < h_hi)
+        row = tl.cast(r * dil_h, tl.int64) * sxh
+        for s in range(KW):
+            w = w0 + s * dil_w
+            ok = h_ok & (w >= w_lo) & (w < w_hi)
+            v = tl.load(x_win + (row + tl.cast(s * dil_w, tl.int64) * sxw), mask=ok[:, None] & c_mask,
+                        other=float("-inf")).to(CMP)
+            take = (v > best) | (v != v)
+            best = tl.where(take, v, best)
+            if INDEX == "window":
+                best_idx = tl.where(take, r * dil_h * extent_w + s * dil_w, best_idx)   # one constant per tap
+            elif INDEX == "flat":
+                best_idx = tl.where(take, (h.to(tl.int64) * W + w)[:, None], best_idx)
 
     mask = pix_ok[:, None] & c_mask
     y_offs = (n.to(tl.int64) * syn + p.to(tl.int64) * syp + q.to(tl.int64) * syq)[:, None] \
@@ -193,10 +195,11 @@ def max_pool2d_bwd_kernel(
     idx_chan = (c.to(tl.int64) * sic)[None, :]
 
     acc = tl.zeros([BLOCK_PIX, BLOCK_C], ACC)
-    for t in range(COVER_H * COVER_W):
-        i = t // COVER_W
+    i = 0
+    j = 0
+    for _ in range(COVER_H * COVER_W):     # candidate (i, j), row by row, counted without a division
         p = p_lo + i
-        q = q_lo + (t - i * COVER_W)
+        q = q_lo + j
         ok = (pix_ok & (p < p_hi) & (q < q_hi))[:, None] & c_mask
         ind = tl.load((idx_pix + p.to(tl.int64) * sip + q.to(tl.int64) * siq)[:, None] + idx_chan,
                       mask=ok, other=0)
@@ -206,9 +209,14 @@ def max_pool2d_bwd_kernel(
             hit = ok & (ind.to(tl.int32) == at[:, None])
         else:
             hit = ok & (ind.to(tl.int64) == target)
+        # (masked by window, not by hit, so that the load stays one vector along the channels)
         g = tl.load((gy_pix + p.to(tl.int64) * sgyp + q.to(tl.int64) * sgyq)[:, None] + gy_chan,
-                    mask=hit, other=0.0)
-        acc += g.to(ACC)
+                    mask=ok, other=0.0)
+        acc += tl.where(hit, g.to(ACC), 0.0)
+        j += 1
+        row_done = j == COVER_W
+        i += row_done.to(tl.int32)
+        j = tl.where(row_done, 0, j)
 
     gx_offs = (n.to(tl.int64) * sgxn + h.to(tl.int64) * sgxh + w.to(tl.int64) * sgxw)[:, None] \
         + c.to(tl.int64)[None, :] * sgxc
@@ -278,18 +286,20 @@ def avg_pool2d_fwd_kernel(
 
     h0, _, h_lo, h_hi = _window_rows(p, H, P, stride_h, pad_h, 1, ADAPTIVE)
     w0, _, w_lo, w_hi = _window_rows(q, W, Q, stride_w, pad_w, 1, ADAPTIVE)
-    x_pix = x_ptr + n.to(tl.int64) * sxn
-    x_chan = c.to(tl.int64) * sxc
+    # the window's first tap, once; each tap then adds one scalar offset
+    x_win = (x_ptr + n.to(tl.int64) * sxn + h0.to(tl.int64) * sxh + w0.to(tl.int64) * sxw)[:, None] \
+        + (c.to(tl.int64) * sxc)[None, :]
 
     acc = tl.zeros([BLOCK_PIX, BLOCK_C], ACC)
-    for t in range(KH * KW):
-        r = t // KW
+    for r in range(KH):
         h = h0 + r
-        w = w0 + (t - r * KW)
-        ok = pix_ok & (h >= h_lo) & (h < h_hi) & (w >= w_lo) & (w < w_hi)
-        v = tl.load((x_pix + h.to(tl.int64) * sxh + w.to(tl.int64) * sxw)[:, None] + x_chan[None, :],
-                    mask=ok[:, None] & c_mask, other=0.0)
-        acc += v.to(ACC)
+        h_ok = pix_ok & (h >= h_lo) & (h < h_hi)
+        row = tl.cast(r, tl.int64) * sxh
+        for s in range(KW):
+            w = w0 + s
+            ok = h_ok & (w >= w_lo) & (w < w_hi)
+            v = tl.load(x_win + (row + tl.cast(s, tl.int64) * sxw), mask=ok[:, None] & c_mask, other=0.0)
+            acc += v.to(ACC)
 
     rows_pad, rows_in = _avg_window(p, H, P, stride_h, pad_h, KH, ADAPTIVE)
     cols_pad, cols_in = _avg_window(q, W, Q, stride_w, pad_w, KW, ADAPTIVE)
@@ -335,10 +345,11 @@ def avg_pool2d_bwd_kernel(
     gy_chan = (c.to(tl.int64) * sgyc)[None, :]
 
     acc = tl.zeros([BLOCK_PIX, BLOCK_C], ACC)
-    for t in range(COVER_H * COVER_W):
-        i = t // COVER_W
+    i = 0
+    j = 0
+    for _ in range(COVER_H * COVER_W):     # candidate (i, j), row by row, counted without a division
         p = p_lo + i
-        q = q_lo + (t - i * COVER_W)
+        q = q_lo + j
         ok = pix_ok & (p < p_hi) & (q < q_hi)
         rows_pad, rows_in = _avg_window(p, H, P, stride_h, pad_h, KH, ADAPTIVE)
         cols_pad, cols_in = _avg_window(q, W, Q, stride_w, pad_w, KW, ADAPTIVE)
@@ -352,6 +363,10 @@ def avg_pool2d_bwd_kernel(
         g = tl.load((gy_pix + p.to(tl.int64) * sgyp + q.to(tl.int64) * sgyq)[:, None] + gy_chan,
                     mask=ok[:, None] & c_mask, other=0.0)
         acc += g.to(ACC) / div.to(ACC)[:, None]
+        j += 1
+        row_done = j == COVER_W
+        i += row_done.to(tl.int32)
+        j = tl.where(row_done, 0, j)
 
     gx_offs = (n.to(tl.int64) * sgxn + h.to(tl.int64) * sgxh + w.to(tl.int64) * sgxw)[:, None] \
         + c.to(tl.int64)[None, :] * sgxc

@@ -107,8 +107,16 @@ _ADAPTIVE_WINDOW_INDEX = VariantLimit(
 )
 
 
+# float64 values with int64 flat indices: 16 of each per thread spill on sm_80 (unspecialised strides).
+_WIDE_FLAT_INDEX = VariantLimit(
+    "float64-flat-index",
+    applies=lambda constexprs: constexprs.get("INDEX") == "flat",
+    allows=lambda config: config["BLOCK_PIX"] * config["BLOCK_C"] <= 512,
+    dtypes=frozenset({torch.float64}),
+)
+
 MAX_FWD = _space("max_pool2d_fwd_kernel", max_pool2d_fwd_kernel, _WINDOW_TILES, _tile_counts("P*Q", ("KH", "KW")),
-                 (_ADAPTIVE, VariantAxis("INDEX", tuple(_INDEX_KINDS.values()))))
+                 (_ADAPTIVE, VariantAxis("INDEX", tuple(_INDEX_KINDS.values()))), limits=(_WIDE_FLAT_INDEX,))
 MAX_BWD = _space("max_pool2d_bwd_kernel", max_pool2d_bwd_kernel, _WINDOW_TILES,
                  _tile_counts("H*W", ("COVER_H", "COVER_W")), (_ADAPTIVE, _WINDOW_INDEX),
                  limits=(_ADAPTIVE_WINDOW_INDEX,))
@@ -171,8 +179,8 @@ def max_pool2d_forward(x: torch.Tensor, g: PoolGeometry, out: torch.Tensor, indi
     when uint8 (:meth:`PoolGeometry.saved_index_dtype`). Strided or adaptive windows (``g.adaptive``)."""
     if out.numel() == 0:
         return
-    config = _pick_window_tile(MAX_FWD, x, g.N * g.P * g.Q)
     index = _index_kind(indices)
+    config = _pick_window_tile(MAX_FWD, x, g.N * g.P * g.Q, {"ADAPTIVE": g.adaptive, "INDEX": index})
     for n0, n1 in batch_chunks(g.N, g.P * g.Q):
         xs, ys = batch_rows(x, n0, n1), batch_rows(out, n0, n1)
         ids = batch_rows(indices, n0, n1) if indices is not None else ys
