@@ -398,13 +398,16 @@ def global_avg_pool2d_kernel(
     HW = H * W
     acc = tl.zeros([BLOCK_HW, BLOCK_C], ACC)
     if sxh == W * sxw:
-        # rows follow each other in memory (NCHW and channels_last planes): one stride for the plane
+        # rows follow each other in memory (NCHW and channels_last planes): one stride for the plane, and
+        # the block's pointers advance by one scalar step
+        hw = tl.arange(0, BLOCK_HW)
+        ptrs = x_chan[None, :] + (hw.to(tl.int64) * sxw)[:, None]
+        step = tl.cast(BLOCK_HW, tl.int64) * sxw
         for start in range(0, HW, BLOCK_HW):
-            hw = start + tl.arange(0, BLOCK_HW)
-            ok = hw < HW
-            v = tl.load(x_chan[None, :] + (hw.to(tl.int64) * sxw)[:, None], mask=ok[:, None] & c_ok[None, :],
-                        other=0.0)
+            ok = (start + hw) < HW
+            v = tl.load(ptrs, mask=ok[:, None] & c_ok[None, :], other=0.0)
             acc += v.to(ACC)
+            ptrs += step
     else:
         for start in range(0, HW, BLOCK_HW):
             hw = start + tl.arange(0, BLOCK_HW)
