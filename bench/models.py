@@ -32,7 +32,7 @@ import argparse
 import copy
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -250,25 +250,29 @@ def _time_ms(call: Callable[[], object], first_ms: float, rep_ms: float) -> floa
 
 
 def measure(name: str, batch: int, modes: list[str], variants: list[str], *, smoke: bool, dtype: torch.dtype,
-            rep_ms: float = 200.0) -> list[dict]:
-    """One row per (mode, variant) of network ``name`` at ``batch``; a failing variant records its error."""
+            rep_ms: float = 200.0) -> Iterator[dict]:
+    """One row per (mode, variant) of network ``name`` at ``batch``, each yielded as soon as measured; a failing
+    variant records its error. ``speedup_vs_eager`` needs eager measured first in its mode."""
     network = NETWORKS[name]
     device = "cuda" if on_gpu() else "cpu"
     side = network.tiny_side if smoke else 224
     fmt = torch.channels_last
     torch.manual_seed(0)
-    rows: list[dict] = []
     try:
         base = build(name, tiny=smoke).to(device=device, dtype=dtype, memory_format=fmt)
     except Exception as exc:  # noqa: BLE001  (e.g. torchvision missing: recorded, the other networks go on)
-        return [{"network": name, "batch": batch, "mode": m, "variant": v, "ms": None, "images_per_s": None,
-                 "error": _error(exc)} for m in modes for v in variants]
+        for mode in modes:
+            for variant in variants:
+                yield {"network": name, "batch": batch, "mode": mode, "variant": variant, "ms": None,
+                       "images_per_s": None, "error": _error(exc)}
+        return
     report = kernels.convert(copy.deepcopy(base), fuse_activations=True)
     conversion = {"converted": len(report.converted), "kept": len(report.kept), "fused": len(report.fused)}
     x = torch.randn(batch, 3, side, side, device=device, dtype=dtype).to(memory_format=fmt)
     target = _targets(network, batch, side, device)
     for mode in modes:
         reference: torch.Tensor | None = None
+        eager_ips: float | None = None
         for variant in variants:
             row: dict = {"network": name, "batch": batch, "mode": mode, "variant": variant,
                          "input": [batch, 3, side, side], "dtype": str(dtype).removeprefix("torch."),
@@ -280,6 +284,8 @@ def measure(name: str, batch: int, modes: list[str], variants: list[str], *, smo
                 row["rel_err_vs_eager"] = _rel_err(first, reference) if reference is not None else None
                 row["ms"] = _time_ms(call, first_ms, rep_ms)
                 row["images_per_s"] = batch / row["ms"] * 1e3
+                if variant == "eager":
+                    eager_ips = row["images_per_s"]
             except Exception as exc:  # noqa: BLE001  (recorded; the other variants go on)
                 row.update(ms=None, images_per_s=None, error=_error(exc))
             finally:
@@ -287,12 +293,9 @@ def measure(name: str, batch: int, modes: list[str], variants: list[str], *, smo
                 if on_gpu():
                     torch.cuda.synchronize()
                     torch.cuda.empty_cache()
-            rows.append(row)
-    eager = {(r["mode"]): r["images_per_s"] for r in rows if r["variant"] == "eager"}
-    for row in rows:
-        base_ips = eager.get(row["mode"])
-        row["speedup_vs_eager"] = row["images_per_s"] / base_ips if base_ips and row["images_per_s"] else None
-    return rows
+            ips = row["images_per_s"]
+            row["speedup_vs_eager"] = ips / eager_ips if ips and eager_ips else None
+            yield row
 
 
 def default_out(results_dir: Path, meta: dict, tag: str | None) -> Path:
@@ -307,7 +310,7 @@ def run(networks: list[str], batches: list[int], modes: list[str], variants: lis
         budget_s: float | None = None, results_dir: Path = RESULTS, out: Path | None = None,
         tag: str | None = None, rep_ms: float = 200.0) -> Path:
     """Measure every (batch, network) group, the first batch first, stopping at ``budget_s`` (the rest listed
-    as skipped); the JSON is rewritten after each group. Returns its path."""
+    as skipped); the JSON is rewritten after each row. Returns its path."""
     start = time.perf_counter()
     smoke = smoke or not on_gpu()
     dtype = torch.bfloat16
@@ -353,7 +356,7 @@ def run(networks: list[str], batches: list[int], modes: list[str], variants: lis
                 print(f"{name:20s} b{batch:<4d} {row['mode']:5s} {row['variant']:13s} "
                       f"{f'{ips:10.1f} img/s' if ips else '    failed    '}"
                       f"{'  ' + row['error'] if row.get('error') else ''}", flush=True)
-            write()
+                write()
     except KeyboardInterrupt:
         write(interrupted=True)
         print(f"interrupted: wrote the {len(rows)} rows measured so far to {out}")
