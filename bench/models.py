@@ -167,7 +167,7 @@ def build(name: str, tiny: bool = False) -> torch.nn.Module:
     return NETWORKS[name].make(tiny)
 
 
-def loss_of(network: Network, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def loss_of(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of the scores ``out`` (per image, or per pixel for a segmentation network), in float32."""
     return F.cross_entropy(out.float(), target)
 
@@ -186,9 +186,9 @@ def _rel_err(value: torch.Tensor, reference: torch.Tensor) -> float:
     return float((value - reference).abs().max() / reference.abs().max().clamp_min(1e-30))
 
 
-def _capture(fn: Callable[[], torch.Tensor]) -> tuple[Callable[[], None], torch.Tensor]:
-    """``fn`` warmed up on a side stream and captured in a CUDA graph: ``(replay, static output)``. The
-    whole-network capture recipe of the CUDA graphs notes in torch's documentation."""
+def _capture(fn: Callable[[], torch.Tensor]) -> Callable[[], None]:
+    """``fn`` warmed up on a side stream and captured in a CUDA graph; returns its replay. The whole-network
+    capture recipe of the CUDA graphs notes in torch's documentation (the optimizer step captured too)."""
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
@@ -197,12 +197,12 @@ def _capture(fn: Callable[[], torch.Tensor]) -> tuple[Callable[[], None], torch.
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        out = fn()
+        fn()
     torch.cuda.synchronize()
-    return graph.replay, out
+    return graph.replay
 
 
-def _prepare(network: Network, base: torch.nn.Module, variant: str, mode: str, x: torch.Tensor,
+def _prepare(base: torch.nn.Module, variant: str, mode: str, x: torch.Tensor,
              target: torch.Tensor) -> tuple[Callable[[], object], torch.Tensor, float]:
     """``(timed call, first result, its wall-clock ms)`` of one variant: the first result is the output
     (``infer``) or the loss of the first training step (``train``), computed with the RNG seeded (dropout,
@@ -213,6 +213,7 @@ def _prepare(network: Network, base: torch.nn.Module, variant: str, mode: str, x
     model.train(mode == "train")
     fn: Callable[[torch.Tensor], torch.Tensor] = model
     if variant.endswith("compile"):
+        torch._dynamo.reset()  # a fresh compile, not a recompile counted against the previous models' limit
         fn = torch.compile(model, mode=COMPILE_MODE)
     if mode == "infer":
         def call() -> torch.Tensor:
@@ -223,7 +224,7 @@ def _prepare(network: Network, base: torch.nn.Module, variant: str, mode: str, x
 
         def call() -> torch.Tensor:
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_of(network, fn(x), target)
+            loss = loss_of(fn(x), target)
             loss.backward()
             optimizer.step()
             return loss.detach()
@@ -231,10 +232,7 @@ def _prepare(network: Network, base: torch.nn.Module, variant: str, mode: str, x
     start = time.perf_counter()
     first = call()
     first_ms = (time.perf_counter() - start) * 1e3
-    if variant.endswith("graphs"):
-        replay, _ = _capture(call)
-        return replay, first, first_ms
-    return call, first, first_ms
+    return (_capture(call) if variant.endswith("graphs") else call), first, first_ms
 
 
 def _time_ms(call: Callable[[], object], first_ms: float, rep_ms: float) -> float:
@@ -278,7 +276,7 @@ def measure(name: str, batch: int, modes: list[str], variants: list[str], *, smo
                          "input": [batch, 3, side, side], "dtype": str(dtype).removeprefix("torch."),
                          "layout": "channels_last", **conversion}
             try:
-                call, first, first_ms = _prepare(network, base, variant, mode, x, target)
+                call, first, first_ms = _prepare(base, variant, mode, x, target)
                 if variant == "eager":
                     reference = first
                 row["rel_err_vs_eager"] = _rel_err(first, reference) if reference is not None else None
