@@ -4,25 +4,36 @@ Steps, each under its own time limit (on expiry it gets SIGINT, so the tuner sav
 benchmark writes the rows it has, then SIGKILL 20 s later):
 
 1. ``tests``: ``pytest --maxfail=25 -q tests -p no:cacheprovider -n 14`` with compiled kernels (show every
-   failure it can, not stop at one; the notebook tests, ``tests/test_bench.py``, whose smoke pass the
-   benchmark step supersedes, and the ahead-of-time compile check, which needs no GPU and runs in CI,
+   failure it can, not stop at one; the notebook tests, ``tests/test_bench.py``, whose smoke passes the
+   benchmark steps supersede, and the ahead-of-time compile check, which needs no GPU and runs in CI,
    deselected; the coverage cases of conv2d's Hopper path run its TMA kernel compiled) — 170 s (the suite
    took 78 s on an H200 with 16 cores before the coverage cases of
    ``tests/test_coverage.py`` came: about 200 more, each compiling its kernels in one configuration);
 2. ``tune``: ``python -m kernels.autotune tune`` over the conv and pooling suites, bf16 channels_last —
-   70 s; writes ``autotune_configs/``;
+   60 s; writes ``autotune_configs/``;
 3. ``bench``: ``python -m bench.run`` over every suite, bf16 channels_last first, then the other dtypes
-   and layouts until its budget is spent, each call timed as called and from CUDA-graph replays — 170 s;
+   and layouts until its budget is spent, each call timed as called and from CUDA-graph replays — 125 s
+   (with 170 s it measured bf16 in both layouts and part of fp16; at that pace 125 s holds bf16
+   channels_last and part of bf16 nchw);
    writes ``bench/results/<gpu>.json``;
 4. ``hopper``: the same for the ResNet-50, fused and scaling suites' forwards (bf16 channels_last) with
    conv2d's Hopper path switched on (``KERNELS_HOPPER_TMA=1``: TMA operands, warpgroup MMA; default tiles)
-   — 60 s; writes ``bench/results/<gpu>-hopper-tma.json``, to set beside the pointer kernel's rows of step 3;
+   — 45 s; writes ``bench/results/<gpu>-hopper-tma.json``, to set beside the pointer kernel's rows of step 3;
 5. ``host``: ``python -m bench.host``, host time per call recorded and as called minus graph, ours and
-   cuDNN's — 40 s; writes ``bench/results/host/<gpu>.json``;
-6. ``plots``: ``python -m bench.plot`` and ``python -m bench.report`` — 20 s; writes ``bench/plots/``.
+   cuDNN's — 35 s; writes ``bench/results/host/<gpu>.json``;
+6. ``models``: ``python -m bench.models``, whole networks (ResNet-50, MobileNetV3-Large, EfficientNet-B0,
+   ConvNeXt-Tiny, UNet) in images/s, inference and training step, eager / ours / each captured in a CUDA
+   graph, batch 32 for every network first, then batch 128, until its budget is spent — 40 s; writes
+   ``bench/results/models/<gpu>.json``;
+7. ``models_compile``: the compile baselines of the whole networks, kept small: ResNet-50 only, batch 32,
+   inference, eager then ``torch.compile`` of the converted model then ``torch.compile(mode="max-autotune")``
+   of the torch model — 50 s (max-autotune of a whole ResNet-50 may not finish in it: the rows measured
+   are kept; ``--models-compile-s`` gives it more); writes ``bench/results/models/<gpu>-compile.json``;
+8. ``plots``: ``python -m bench.plot`` and ``python -m bench.report`` — 15 s; writes ``bench/plots/``.
 
-``torch.compile(mode="max-autotune")`` is off: its compile takes tens of seconds per layer shape, which
-the budget cannot hold; ``--compile`` turns it on (give the bench step more time with ``--bench-s``).
+In step 3 ``torch.compile(mode="max-autotune")`` is off: its compile takes tens of seconds per layer shape,
+which the budget cannot hold; ``--compile`` turns it on (give the bench step more time with ``--bench-s``).
+The default limits add up to the session's deadline; a step that ends early leaves its time to the next.
 The log, with timestamps, goes to ``bench/results/gpu_session.log``. Steps that did not run are listed
 at the end.
 """
@@ -114,16 +125,18 @@ def main(argv: list[str] | None = None) -> int:
     """Command line; exit status 0 when every step ran and passed."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tests-s", type=float, default=170)
-    parser.add_argument("--tune-s", type=float, default=70)
-    parser.add_argument("--bench-s", type=float, default=170)
-    parser.add_argument("--hopper-s", type=float, default=60)
-    parser.add_argument("--host-s", type=float, default=40)
-    parser.add_argument("--plots-s", type=float, default=20)
+    parser.add_argument("--tune-s", type=float, default=60)
+    parser.add_argument("--bench-s", type=float, default=125)
+    parser.add_argument("--hopper-s", type=float, default=45)
+    parser.add_argument("--host-s", type=float, default=35)
+    parser.add_argument("--models-s", type=float, default=40)
+    parser.add_argument("--models-compile-s", type=float, default=50)
+    parser.add_argument("--plots-s", type=float, default=15)
     parser.add_argument("--deadline-s", type=float, default=DEADLINE_S)
     parser.add_argument("--workers", default="14", help="pytest -n (0: no xdist)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (max-autotune)")
     parser.add_argument("--skip", action="append", default=[],
-                        choices=["tests", "tune", "bench", "hopper", "host", "plots"])
+                        choices=["tests", "tune", "bench", "hopper", "host", "models", "models_compile", "plots"])
     args = parser.parse_args(argv)
 
     from .run import on_gpu
@@ -133,10 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     py = sys.executable
     session = Session(RESULTS / "gpu_session.log", args.deadline_s)
-    later = {"tests": args.tune_s / 2 + args.bench_s / 2 + args.hopper_s + args.host_s + args.plots_s,
-             "tune": args.bench_s / 2 + args.hopper_s + args.host_s + args.plots_s,
-             "bench": args.hopper_s + args.host_s + args.plots_s, "hopper": args.host_s + args.plots_s,
-             "host": args.plots_s, "plots": 0.0}
+    whole = args.models_s + args.models_compile_s  # the two whole-network steps
+    later = {"tests": args.tune_s / 2 + args.bench_s / 2 + args.hopper_s + args.host_s + whole + args.plots_s,
+             "tune": args.bench_s / 2 + args.hopper_s + args.host_s + whole + args.plots_s,
+             "bench": args.hopper_s + args.host_s + whole + args.plots_s,
+             "hopper": args.host_s + whole + args.plots_s, "host": whole + args.plots_s,
+             "models": args.models_compile_s + args.plots_s, "models_compile": args.plots_s, "plots": 0.0}
     suites = ["resnet50", "resnet18", "depthwise", "transposed", "fused", "pooling"]
     steps = {
         "tests": [py, "-m", "pytest", "--maxfail=25", "-q", "tests", "-p", "no:cacheprovider",
@@ -151,10 +166,17 @@ def main(argv: list[str] | None = None) -> int:
                    "--suite", "scaling", "--dtype", "bf16", "--layout", "channels_last", "--mode", "fwd",
                    "--budget-s", str(max(args.hopper_s - 20, 10))],
         "host": [py, "-m", "bench.host"],
+        "models": [py, "-m", "bench.models", "--batch", "32", "--batch", "128",
+                   *(a for v in ("eager", "ours", "ours_graphs", "eager_graphs") for a in ("--variant", v)),
+                   "--rep-ms", "100", "--budget-s", str(max(args.models_s - 15, 10))],
+        "models_compile": [py, "-m", "bench.models", "--network", "resnet50", "--batch", "32", "--mode", "infer",
+                           *(a for v in ("eager", "ours_compile", "compile") for a in ("--variant", v)),
+                           "--rep-ms", "100", "--tag", "compile"],
         "plots": [py, "-c", "from bench import plot, report; plot.main([]); report.main([])"],
     }
     limits = {"tests": args.tests_s, "tune": args.tune_s, "bench": args.bench_s, "hopper": args.hopper_s,
-              "host": args.host_s, "plots": args.plots_s}
+              "host": args.host_s, "models": args.models_s, "models_compile": args.models_compile_s,
+              "plots": args.plots_s}
     failed = False
     for name, cmd in steps.items():
         if name in args.skip:
@@ -164,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         rc = session.step(name, cmd, limits[name], reserve_s=later[name])
         failed |= rc != 0
     session.say("summary: " + "; ".join(session.summary))
-    session.say("files to commit: bench/results/ bench/plots/ autotune_configs/")
+    session.say("files to commit: bench/results/ (with models/) bench/plots/ autotune_configs/")
     return 1 if failed else 0
 
 

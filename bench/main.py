@@ -3,15 +3,16 @@
 On a GPU: the whole GPU session (``bench.gpu_session``: tests with compiled kernels, autotuning, the
 benchmarks, the plots and the targets table, each step time-limited); files to commit land under
 ``bench/results/``, ``bench/plots/`` and ``autotune_configs/``. Without a GPU: the plots and the targets
-table from the committed results, then the interpreter smoke pass (data written, plots drawn, targets
-evaluated, all marked as not timings) under ``bench/results/smoke/`` and ``bench/plots/smoke/``.
+table from the committed results, then the interpreter smoke passes of the layer suites and of the whole
+networks (data written, plots drawn, targets evaluated, all marked as not timings) under
+``bench/results/smoke/``, ``bench/results/models/smoke/`` and ``bench/plots/smoke/``.
 """
 
 from __future__ import annotations
 
 import sys
 
-from . import gpu_session, plot, report, run
+from . import gpu_session, models, plot, report, run
 
 
 def main() -> int:
@@ -22,6 +23,7 @@ def main() -> int:
     plot.main([])
     report.main([])
     run.main([])
+    models.main([])
     plot.main(["--smoke"])
     report.main(["--smoke"])
     return 0

@@ -7,7 +7,9 @@ Reads every ``bench/results/*.json`` written on a GPU (``"timings": true``) and 
   same speedup from CUDA-graph replays (GPU time, host work taken out), where measured;
 * ``<gpu>_roofline.png``: every layer (bf16, channels_last when present) at its arithmetic intensity and
   achieved TFLOP/s, under the measured GEMM ceiling and copy-bandwidth slope;
-* ``<gpu>_scaling.png``: time against batch of the scaling suite, ours against torch.
+* ``<gpu>_scaling.png``: time against batch of the scaling suite, ours against torch;
+* ``<gpu>_models.png``: whole networks (``bench.models``, data under ``bench/results/models/``): images/s
+  per network and variant, one panel per mode and batch.
 
 ``--smoke`` draws the interpreter smoke data instead, into ``plots/smoke/`` (those are not performance).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import models
 from .report import TARGETS, load
 from .run import PLOTS, RESULTS
 
@@ -159,6 +162,39 @@ def draw_scaling(data: dict, out_dir: Path) -> Path | None:
     return path
 
 
+def draw_models(data: dict, out_dir: Path) -> Path | None:
+    """Images/s of each network (bars grouped by network, one per variant), a panel per (mode, batch)."""
+    plt = _pyplot()
+    meta, rows = data["meta"], data["rows"]
+    if not rows:
+        return None
+    panels = sorted({(r["mode"], r["batch"]) for r in rows}, key=lambda p: (models.MODES.index(p[0]), p[1]))
+    networks = [n for n in models.NETWORKS if any(r["network"] == n for r in rows)]
+    variants = [v for v in models.VARIANTS if any(r["variant"] == v for r in rows)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(6.0, 1.1 * len(networks) * len(panels) + 2), 4.8),
+                             squeeze=False)
+    width = 0.8 / max(len(variants), 1)
+    for ax, (mode, batch) in zip(axes[0], panels, strict=True):
+        for i, variant in enumerate(variants):
+            ips = {r["network"]: r.get("images_per_s") or 0.0 for r in rows
+                   if (r["mode"], r["batch"], r["variant"]) == (mode, batch, variant)}
+            ax.bar([j + i * width for j in range(len(networks))], [ips.get(n, 0.0) for n in networks], width,
+                   label=variant)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(networks))], networks, rotation=30, ha="right",
+                      fontsize=7)
+        ax.set_yscale("log")
+        ax.set_ylabel("images/s (higher is better)")
+        ax.set_title(f"{mode}, batch {batch}", fontsize=8)
+        ax.legend(fontsize=6)
+    dtype = rows[0].get("dtype", "")
+    fig.suptitle(_title(f"whole networks, {dtype} channels_last", meta), fontsize=8)
+    fig.tight_layout()
+    path = out_dir / f"{_slug(meta)}_models.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def draw(data: dict, out_dir: Path) -> list[Path]:
     """Every plot of one dataset; returns the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -175,13 +211,16 @@ def main(argv: list[str] | None = None) -> list[Path]:
     parser.add_argument("--plots-dir", type=Path, default=PLOTS, help="where PNGs go (default bench/plots)")
     args = parser.parse_args(argv)
     datasets = load(args.results_dir, args.smoke)
-    if not datasets:
-        print("no GPU benchmark data under the results folder yet" if not args.smoke
-              else "no smoke data: run python -m bench.run first")
-        return []
+    out_dir = args.plots_dir / "smoke" if args.smoke else args.plots_dir
     written = []
     for data in datasets:
-        written += draw(data, args.plots_dir / "smoke" if args.smoke else args.plots_dir)
+        written += draw(data, out_dir)
+    for data in models.load(args.results_dir, args.smoke):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written += [p for p in (draw_models(data, out_dir),) if p]
+    if not written:
+        print("no GPU benchmark data under the results folder yet" if not args.smoke
+              else "no smoke data: run python -m bench.run first")
     for path in written:
         print(f"drew {path}")
     return written

@@ -2,7 +2,8 @@
 
 Prints each target with the measured value and PASS / FALL SHORT, per GPU data file, and writes the same as a
 markdown table to ``bench/plots/targets.md``, followed by the host-time table of ``bench.host``'s data
-(``bench/results/host/``). With no GPU data it says "no GPU data yet". ``--smoke`` evaluates
+(``bench/results/host/``), and by the whole networks' images/s of ``bench.models``
+(``bench/results/models/``). With no GPU data it says "no GPU data yet". ``--smoke`` evaluates
 the interpreter smoke data instead (into ``plots/smoke/``), every verdict "NOT TIMINGS".
 """
 
@@ -13,6 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import models
 from .run import PLOTS, RESULTS, geomean
 
 
@@ -172,6 +174,42 @@ def host_markdown(datasets: list[dict]) -> str:
     return "\n".join(parts)
 
 
+def _ips(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}" if value >= 10 else f"{value:.2g}"
+
+
+def models_markdown(datasets: list[dict]) -> str:
+    """The images/s table of every ``bench.models`` dataset, markdown ("" when there is none)."""
+    if not datasets:
+        return ""
+    parts = ["# Whole networks", "",
+             "`python -m bench.models`: images/s of each network converted by `kernels.convert(model, "
+             "fuse_activations=True)` (*ours*) against the torch model (*eager*: cuDNN), each also under "
+             "`torch.compile(mode=\"max-autotune\")` and captured in one CUDA graph (*graphs*); *infer*: eval mode "
+             "without autograd, *train*: forward, loss, backward and SGD step. *ours / eager*: the ratio of "
+             "images/s. A dash: not measured, or failed (the JSON has the error).", ""]
+    for data in datasets:
+        meta, rows = data["meta"], data["rows"]
+        variants = [v for v in models.VARIANTS if any(r["variant"] == v for r in rows)]
+        dtype = rows[0].get("dtype", "") if rows else ""
+        parts += [f"## {meta['gpu']} ({meta['date'][:10]}, torch {meta['torch']}, torchvision "
+                  f"{meta.get('torchvision', '?')}, triton {meta['triton']}; {dtype} channels_last)"
+                  + ("" if meta.get("timings") else " — **not timings: interpreter smoke pass**"), "",
+                  "| network | batch | mode | " + " | ".join(variants) + " | ours / eager |",
+                  "|---|---|---|" + "---|" * len(variants) + "---|"]
+        keys = dict.fromkeys((r["network"], r["batch"], r["mode"]) for r in rows)
+        order = sorted(keys, key=lambda k: (k[1], list(models.NETWORKS).index(k[0]) if k[0] in models.NETWORKS
+                                            else len(models.NETWORKS), models.MODES.index(k[2])))
+        for network, batch, mode in order:
+            ips = {r["variant"]: r.get("images_per_s") for r in rows
+                   if (r["network"], r["batch"], r["mode"]) == (network, batch, mode)}
+            ratio = ips["ours"] / ips["eager"] if ips.get("ours") and ips.get("eager") else None
+            parts.append(f"| {network} | {batch} | {mode} | " + " | ".join(_ips(ips.get(v)) for v in variants)
+                         + f" | {'-' if ratio is None else f'{ratio:.2f}x'} |")
+        parts.append("")
+    return "\n".join(parts)
+
+
 def load_host(results_dir: Path) -> list[dict]:
     """The ``bench.host`` datasets under ``results_dir/host``."""
     return [json.loads(p.read_text()) for p in sorted((results_dir / "host").glob("*.json"))]
@@ -204,7 +242,8 @@ def main(argv: list[str] | None = None) -> Path:
     out = (args.plots_dir / "smoke" if args.smoke else args.plots_dir) / "targets.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     host = "" if args.smoke else host_markdown(load_host(args.results_dir))
-    out.write_text(markdown(datasets) + ("\n" + host if host else ""))
+    whole = models_markdown(models.load(args.results_dir, args.smoke))
+    out.write_text(markdown(datasets) + "".join("\n" + part for part in (host, whole) if part))
     print(f"wrote {out}")
     return out
 

@@ -104,3 +104,34 @@ def test_host_times_are_measured_and_reported(tmp_path: Path, monkeypatch) -> No
     assert [r["meets_target"] for r in data["rows"][:2]] == [True, False]
     table = report.main(["--results-dir", str(tmp_path), "--plots-dir", str(tmp_path / "plots")]).read_text()
     assert "| tiny conv | fwd+bwd |" in table and "FALL SHORT" in table and "PASS" in table
+
+
+def test_whole_networks_smoke_pass(tmp_path: Path) -> None:
+    """``bench.models`` without a GPU: every network, both modes, eager and ours (the tiny widths, float32),
+    each converted network agreeing with eager; then its plot and its table in the targets report."""
+    from bench import models
+
+    out = models.main(["--smoke", "--results-dir", str(tmp_path)])
+    assert out == tmp_path / "models" / "smoke" / "smoke.json"
+    data = json.loads(out.read_text())
+    assert data["meta"]["smoke"] is True and data["meta"]["graphs"] is False
+    rows = data["rows"]
+    assert [(r["network"], r["mode"], r["variant"]) for r in rows] == [
+        (n, m, v) for n in models.NETWORKS for m in models.MODES for v in models.SMOKE_VARIANTS]
+    for row in rows:
+        assert "error" not in row, row
+        assert row["batch"] == 2 and row["dtype"] == "float32" and row["images_per_s"] > 0, row
+        assert row["converted"] > 0 and row["kept"] == 0, row
+        # outputs (infer) or first losses (train) against eager; a training-mode batch norm over two values per
+        # channel (the last stages, 1x1) amplifies float32 rounding
+        assert row["rel_err_vs_eager"] < (1e-4 if row["mode"] == "infer" else 3e-2), row
+    assert {r["fused"] for r in rows if r["network"] == "unet"} == {14}
+    if not run.on_gpu():
+        assert data["meta"]["timings"] is False
+
+    drawn = plot.main(["--smoke", "--results-dir", str(tmp_path), "--plots-dir", str(tmp_path / "plots")])
+    assert [p.name for p in drawn] == ["none_models.png"] and drawn[0].stat().st_size > 1000
+    table = report.main(["--smoke", "--results-dir", str(tmp_path), "--plots-dir", str(tmp_path / "plots")])
+    text = table.read_text()
+    assert "# Whole networks" in text and "not timings" in text
+    assert all(f"| {n} | 2 | train |" in text for n in models.NETWORKS)
