@@ -1,16 +1,18 @@
 """Triton kernels for convolution and pooling, drop-in replacements for torch.nn.functional.
 
-``kernels.conv2d`` has the signature of ``torch.nn.functional.conv2d`` (likewise ``conv_transpose2d`` and the
-pooling functions); ``kernels.nn.Conv2d`` subclasses ``torch.nn.Conv2d``. Without a CUDA device the kernels run
-through Triton's interpreter (see ``kernels._runtime``), which must be decided before any kernel module is
-imported: keep that import first.
+``kernels.conv2d`` has the signature of ``torch.nn.functional.conv2d`` (likewise ``conv_transpose2d``, the
+pooling functions and the 1-D family, which runs on the 2-D kernels with ``H = 1``); ``kernels.nn.Conv2d``
+subclasses ``torch.nn.Conv2d``. Without a CUDA device the kernels run through Triton's interpreter (see
+``kernels._runtime``), which must be decided before any kernel module is imported: keep that import first.
 """
 
 from ._runtime import INTERPRETING  # noqa: I001  (must precede every module that defines a kernel)
 from . import nn
 from .convert import ConversionReport, convert
+from .functional.conv1d import conv1d, conv_transpose1d
 from .functional.conv2d import conv2d
 from .functional.conv_transpose2d import conv_transpose2d
+from .functional.pool1d import adaptive_avg_pool1d, adaptive_max_pool1d, avg_pool1d, max_pool1d
 from .functional.pool2d import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 from .receptive_field import ReceptiveField, receptive_field
 
@@ -18,11 +20,17 @@ __all__ = [
     "INTERPRETING",
     "ConversionReport",
     "ReceptiveField",
+    "adaptive_avg_pool1d",
     "adaptive_avg_pool2d",
+    "adaptive_max_pool1d",
     "adaptive_max_pool2d",
+    "avg_pool1d",
     "avg_pool2d",
+    "conv1d",
     "conv2d",
+    "conv_transpose1d",
     "conv_transpose2d",
+    "max_pool1d",
     "max_pool2d",
     "convert",
     "nn",

@@ -20,8 +20,15 @@ _SWAPS: dict[type[torch.nn.Module], type[torch.nn.Module]] = {
     torch.nn.AvgPool2d: knn.AvgPool2d,
     torch.nn.AdaptiveAvgPool2d: knn.AdaptiveAvgPool2d,
     torch.nn.AdaptiveMaxPool2d: knn.AdaptiveMaxPool2d,
+    torch.nn.Conv1d: knn.Conv1d,
+    torch.nn.ConvTranspose1d: knn.ConvTranspose1d,
+    torch.nn.MaxPool1d: knn.MaxPool1d,
+    torch.nn.AvgPool1d: knn.AvgPool1d,
+    torch.nn.AdaptiveAvgPool1d: knn.AdaptiveAvgPool1d,
+    torch.nn.AdaptiveMaxPool1d: knn.AdaptiveMaxPool1d,
 }
 _OURS = tuple(_SWAPS.values())
+_CONVS = (knn.Conv1d, knn.Conv2d, knn.ConvTranspose1d, knn.ConvTranspose2d)  # those with a fused epilogue
 
 
 @dataclass
@@ -48,10 +55,10 @@ class ConversionReport:
 
 def _unsupported(module: torch.nn.Module) -> str | None:
     """Why ``module`` (exactly a torch class in ``_SWAPS``) cannot run on our kernels, or None."""
-    if isinstance(module, torch.nn.ConvTranspose2d) and module.padding_mode != "zeros":
-        return f"padding_mode={module.padding_mode!r} (ConvTranspose2d supports only 'zeros')"
-    if isinstance(module, torch.nn.Conv2d) and module.padding_mode not in ("zeros", "reflect", "replicate",
-                                                                           "circular"):
+    if isinstance(module, torch.nn.ConvTranspose1d | torch.nn.ConvTranspose2d) and module.padding_mode != "zeros":
+        return f"padding_mode={module.padding_mode!r} ({type(module).__name__} supports only 'zeros')"
+    if isinstance(module, torch.nn.Conv1d | torch.nn.Conv2d) and module.padding_mode not in (
+            "zeros", "reflect", "replicate", "circular"):
         return f"padding_mode={module.padding_mode!r}"
     return None
 
@@ -59,7 +66,8 @@ def _unsupported(module: torch.nn.Module) -> str | None:
 def convert(model: torch.nn.Module, fuse_activations: bool = False) -> ConversionReport:
     """Replace, in place, every module of ``model`` (``model`` itself included) whose type is exactly
     ``torch.nn.Conv2d``, ``ConvTranspose2d``, ``MaxPool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d`` or
-    ``AdaptiveMaxPool2d`` by the ``kernels.nn`` twin, sharing every parameter and buffer.
+    ``AdaptiveMaxPool2d``, or one of their 1-D counterparts, by the ``kernels.nn`` twin, sharing every
+    parameter and buffer.
 
     Subclasses of those torch classes (user layers that may override ``forward``) and unsupported options are
     left alone and reported with the reason. With ``fuse_activations``, a ReLU, LeakyReLU, GELU (erf form) or
@@ -121,7 +129,7 @@ def _fuse_activations(model: torch.nn.Module, report: ConversionReport) -> None:
         for key, next_key in zip(keys, keys[1:], strict=False):
             conv, act = seq._modules[key], seq._modules[next_key]
             found = _activation_of(act) if act is not None else None
-            if (found is None or not isinstance(conv, (knn.Conv2d, knn.ConvTranspose2d))
+            if (found is None or not isinstance(conv, _CONVS)
                     or conv.activation is not None or uses[id(conv)] > 1 or _has_hooks(conv) or _has_hooks(act)):
                 continue
             conv._set_epilogue(found[0], found[1], False)

@@ -104,7 +104,7 @@ def as_pair(value: int | Sequence[int], name: str, op: str = "conv2d") -> tuple[
     return first, second
 
 
-_CONV2D_OVERLOADS = (
+_CONV_OVERLOADS = (
     " * (Tensor input, Tensor weight, Tensor bias = None, tuple of ints stride = 1, tuple of ints padding = 0, "
     "tuple of ints dilation = 1, int groups = 1)\n"
     " * (Tensor input, Tensor weight, Tensor bias = None, tuple of ints stride = 1, str padding = \"valid\", "
@@ -113,14 +113,14 @@ _CONV2D_OVERLOADS = (
 
 
 def _conv2d_type_error(tensors: Sequence[str], stride: object, padding: object, dilation: object,
-                       groups: object) -> TypeError:
+                       groups: object, op: str = "conv2d") -> TypeError:
     """torch's TypeError for conv2d arguments of a wrong type. conv2d has two overloads, so torch lists the types
     it received (``tensors``: those of input, weight and a bias; the others by keyword where not defaults)."""
     params = {"stride": (stride, 1), "padding": (padding, 0), "dilation": (dilation, 1), "groups": (groups, 1)}
     got = [*tensors, *(f"{k}={_type_name(v)}" for k, (v, default) in params.items()
                        if type(v) is not int or v != default)]
-    return TypeError(f"conv2d() received an invalid combination of arguments - got ({', '.join(got)}), but "
-                     f"expected one of:\n{_CONV2D_OVERLOADS}")
+    return TypeError(f"{op}() received an invalid combination of arguments - got ({', '.join(got)}), but "
+                     f"expected one of:\n{_CONV_OVERLOADS}")
 
 
 def _conv2d_parameters(tensors: Sequence[str], stride: object, padding: object, dilation: object, groups: object
@@ -254,7 +254,8 @@ class ConvBackendError(RuntimeError):
 
 def _rank_error(input_shape: Sequence[int], weight_shape: Sequence[int]) -> RuntimeError:
     k = len(weight_shape)
-    return RuntimeError(f"Expected {k}-dimensional input for {k}-dimensional weight{list(weight_shape)}, but got "
+    sep = " " if len(input_shape) == 3 else ""  # torch's 1-D convolutions put a space before the weight's size
+    return RuntimeError(f"Expected {k}-dimensional input for {k}-dimensional weight{sep}{list(weight_shape)}, but got "
                         f"{len(input_shape)}-dimensional input of size {list(input_shape)} instead")
 
 
@@ -292,7 +293,7 @@ def _same_padding(input_shape: Sequence[int], weight_shape: Sequence[int], strid
 
 def _check_convolution(input_shape: Sequence[int], weight_shape: Sequence[int], bias_shape: Sequence[int] | None,
                        stride: tuple[int, ...], padding: tuple[int, ...], dilation: tuple[int, ...], groups: int,
-                       output_padding: tuple[int, ...], transposed: bool, extra: tuple[int, ...] = (0, 0)
+                       output_padding: tuple[int, ...], transposed: bool, extra: tuple[int, ...] | None = None
                        ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     """torch's checks of a batched convolution up to its choice of a backend, in its order; returns stride,
     padding, dilation and output_padding, one value per spatial dimension. ``extra``: padding added at the
@@ -302,6 +303,7 @@ def _check_convolution(input_shape: Sequence[int], weight_shape: Sequence[int], 
         raise RuntimeError("weight should have at least three dimensions")
     if groups <= 0:
         raise RuntimeError("non-positive groups is not supported")
+    extra = extra or (0,) * dim
     s, p = _expand(stride, "stride", dim), _expand(padding, "padding", dim)
     d, op = _expand(dilation, "dilation", dim), _expand(output_padding, "output_padding", dim)
     if min(p) < 0:
@@ -329,11 +331,12 @@ def _check_convolution(input_shape: Sequence[int], weight_shape: Sequence[int], 
         if bias_shape is not None and tuple(bias_shape) != (w[0],):
             raise RuntimeError(f"Given weight of size {w}, expected bias to be 1-dimensional with {w[0]} elements, "
                                f"but got bias of size {list(bias_shape)} instead")
-        padded = (input_shape[2] + 2 * p[0] + extra[0], input_shape[3] + 2 * p[1] + extra[1])
-        kernel = (d[0] * (w[2] - 1) + 1, d[1] * (w[3] - 1) + 1)
-        if padded[0] < kernel[0] or padded[1] < kernel[1]:
-            raise RuntimeError(f"Calculated padded input size per channel: ({padded[0]} x {padded[1]}). Kernel size: "
-                               f"({kernel[0]} x {kernel[1]}). Kernel size can't be greater than actual input size")
+        padded = [input_shape[i + 2] + 2 * p[i] + extra[i] for i in range(dim)]
+        kernel = [d[i] * (w[i + 2] - 1) + 1 for i in range(dim)]
+        if any(a < b for a, b in zip(padded, kernel, strict=True)):
+            raise RuntimeError(f"Calculated padded input size per channel: ({' x '.join(map(str, padded))}). Kernel "
+                               f"size: ({' x '.join(map(str, kernel))}). Kernel size can't be greater than actual "
+                               "input size")
     else:
         if channels != w[0]:
             raise RuntimeError(f"Given transposed=1, weight of size {w}, expected input{list(input_shape)} to have "
@@ -342,8 +345,9 @@ def _check_convolution(input_shape: Sequence[int], weight_shape: Sequence[int], 
             raise RuntimeError(f"Given transposed=1, weight of size {w}, expected bias to be 1-dimensional with "
                                f"{w[1] * groups} elements, but got bias of size {list(bias_shape)} instead")
     if input_shape[0] != 0 and channels != 0 and 0 in tuple(input_shape[2:]):
-        raise RuntimeError(f"Only zero batch or zero channel inputs are supported, but got input shape: "
-                           f"{list(input_shape)}")
+        # torch's 1-D convolutions view their input as 4-D (H = 1) before this check
+        shape = list(input_shape) if dim != 1 else [*input_shape[:2], 1, input_shape[2]]
+        raise RuntimeError(f"Only zero batch or zero channel inputs are supported, but got input shape: {shape}")
     return s, p, d, op
 
 

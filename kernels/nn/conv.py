@@ -11,6 +11,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..functional.conv1d import conv1d, conv_transpose1d
 from ..functional.conv2d import conv2d
 from ..functional.conv_transpose2d import conv_transpose2d
 from ..ops.epilogue import make_epilogue
@@ -95,6 +96,53 @@ class ConvTranspose2d(_FusedEpilogue, torch.nn.ConvTranspose2d):
             input, output_size, self.stride, self.padding, self.kernel_size, 2, self.dilation
         )
         return conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
+                                self.groups, self.dilation, **self._epilogue_kwargs(residual))
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + self._epilogue_repr()
+
+
+class Conv1d(_FusedEpilogue, torch.nn.Conv1d):
+    """``torch.nn.Conv1d`` whose forward runs :func:`kernels.conv1d` (the 2-D kernels with ``H = 1``). Every
+    ``padding_mode``; the epilogue extras and ``forward(input, residual=None)`` are those of :class:`Conv2d`."""
+
+    def __init__(self, *args: Any, activation: str | None = None, negative_slope: float = 0.01,
+                 residual_before_activation: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._set_epilogue(activation, negative_slope, residual_before_activation)
+
+    def forward(self, input: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        return self._conv_forward(input, self.weight, self.bias, residual)
+
+    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                      residual: torch.Tensor | None = None) -> torch.Tensor:
+        extras = self._epilogue_kwargs(residual)
+        if self.padding_mode != "zeros":
+            padded = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            return conv1d(padded, weight, bias, self.stride, 0, self.dilation, self.groups, **extras)
+        return conv1d(input, weight, bias, self.stride, self.padding, self.dilation, self.groups, **extras)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + self._epilogue_repr()
+
+
+class ConvTranspose1d(_FusedEpilogue, torch.nn.ConvTranspose1d):
+    """``torch.nn.ConvTranspose1d`` whose forward runs :func:`kernels.conv_transpose1d`; ``output_size``
+    resolves ``output_padding`` as torch does. ``forward(input, output_size=None, residual=None)``."""
+
+    def __init__(self, *args: Any, activation: str | None = None, negative_slope: float = 0.01,
+                 residual_before_activation: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._set_epilogue(activation, negative_slope, residual_before_activation)
+
+    def forward(self, input: torch.Tensor, output_size: list[int] | None = None,
+                residual: torch.Tensor | None = None) -> torch.Tensor:
+        if self.padding_mode != "zeros":
+            raise ValueError("Only `zeros` padding mode is supported for ConvTranspose1d")
+        output_padding = self._output_padding(
+            input, output_size, self.stride, self.padding, self.kernel_size, 1, self.dilation
+        )
+        return conv_transpose1d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
                                 self.groups, self.dilation, **self._epilogue_kwargs(residual))
 
     def extra_repr(self) -> str:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import torch
 
+from ..functional.pool1d import adaptive_avg_pool1d, adaptive_max_pool1d, avg_pool1d, max_pool1d
 from ..functional.pool2d import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 
-__all__ = ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool2d", "MaxPool2d"]
+__all__ = ["AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AvgPool1d",
+           "AvgPool2d", "MaxPool1d", "MaxPool2d"]
 
 
 class MaxPool2d(torch.nn.MaxPool2d):
@@ -37,3 +39,33 @@ class AdaptiveMaxPool2d(torch.nn.AdaptiveMaxPool2d):
 
     def forward(self, input: torch.Tensor):
         return adaptive_max_pool2d(input, self.output_size, self.return_indices)
+
+
+class MaxPool1d(torch.nn.MaxPool1d):
+    """``torch.nn.MaxPool1d`` whose forward runs :func:`kernels.functional.pool1d.max_pool1d`."""
+
+    def forward(self, input: torch.Tensor):
+        return max_pool1d(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                          ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+
+
+class AvgPool1d(torch.nn.AvgPool1d):
+    """``torch.nn.AvgPool1d`` whose forward runs :func:`kernels.functional.pool1d.avg_pool1d`."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                          self.count_include_pad)
+
+
+class AdaptiveAvgPool1d(torch.nn.AdaptiveAvgPool1d):
+    """``torch.nn.AdaptiveAvgPool1d`` whose forward runs :func:`kernels.functional.pool1d.adaptive_avg_pool1d`."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return adaptive_avg_pool1d(input, self.output_size)
+
+
+class AdaptiveMaxPool1d(torch.nn.AdaptiveMaxPool1d):
+    """``torch.nn.AdaptiveMaxPool1d`` whose forward runs :func:`kernels.functional.pool1d.adaptive_max_pool1d`."""
+
+    def forward(self, input: torch.Tensor):
+        return adaptive_max_pool1d(input, self.output_size, self.return_indices)
