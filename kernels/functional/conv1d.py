@@ -106,9 +106,8 @@ def conv1d(
     """Drop-in for ``torch.nn.functional.conv1d``, with :func:`kernels.conv2d`'s optional fused epilogue.
 
     input ``(N, C, L)`` or unbatched ``(C, L)``; weight ``(K, C/groups, k)``; bias ``(K,)``; padding an int, a
-    1-tuple, ``'same'`` or ``'valid'``. Returns ``(N, K, Lout)`` (or ``(K, Lout)``), in the layout torch gives
-    (``(N, Lout, K)``-ordered strides for a channels-innermost input). Runs :func:`kernels.conv2d` on views with
-    ``H = 1``.
+    1-tuple, ``'same'`` or ``'valid'``. Returns ``(N, K, Lout)`` (or ``(K, Lout)``), contiguous whatever the operands'
+    layout, as torch's CPU conv1d gives it. Runs :func:`kernels.conv2d` on views with ``H = 1``.
     """
     s, p, d, g = _check_conv1d(input, weight, bias, stride, padding, dilation, groups)
     out = conv2d(_lift(input), _lift(weight), bias, s, p, d, g, activation=activation,
