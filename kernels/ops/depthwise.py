@@ -39,9 +39,10 @@ _TILE_CONFIGS = [
     KernelConfig.of(BLOCK_PIX=64, BLOCK_W=8, BLOCK_C=8),     # NCHW, narrow images
     KernelConfig.of(BLOCK_PIX=32, BLOCK_W=8, BLOCK_C=32),    # channels_last
 ]
-# The forward's channels_last tiles give each thread several pixels (four with 16-bit tensors), so the
-# per-tap scalar work and the weight loads are shared by several 16-byte loads: 8 x 8 pixels (more tiles
-# have their windows inside the image, the unmasked path) and 16 x 8 pixels.
+# The forward's 16-bit channels_last tiles give each thread four pixels of eight channels, so the per-tap
+# scalar work and the weight loads are shared by four 16-byte loads: 8 x 8 pixels (the default: more tiles
+# have their windows inside the image, the unmasked path) and 16 x 8 pixels. float32 and float64 keep the
+# tiles above: 32 elements a thread spill there when the strides are not specialised.
 _FWD_CHANNELS_LAST = KernelConfig.of(num_warps=2, BLOCK_PIX=64, BLOCK_W=8, BLOCK_C=32)
 _FWD_TILE_CONFIGS = [
     *_TILE_CONFIGS,
@@ -98,17 +99,18 @@ _WIDE_CURVED = VariantLimit(
 
 
 def _space(kernel: object, counts, epilogue: bool = False, limits: tuple[VariantLimit, ...] = (),
-           configs: list[KernelConfig] = _TILE_CONFIGS) -> KernelSpace:
+           configs: list[KernelConfig] = _TILE_CONFIGS, wide_configs: list[KernelConfig] | None = None
+           ) -> KernelSpace:
     variants = {}
     if epilogue:
         variants = dict(axes=(VariantAxis("HAS_BIAS", (False, True)), *EPILOGUE_AXES), values=EPILOGUE_VALUES,
                         valid=lambda variant, dtype, tf32: epilogue_variant_valid(variant))
     return register_space(KernelSpace(kernel.__name__, kernel, list(configs), counts=counts, limits=limits,
-                                      **variants))
+                                      wide_configs=list(wide_configs or []), **variants))
 
 
 FWD_SPACE = _space(depthwise_fwd_kernel, _fwd_counts, epilogue=True, limits=(_WIDE_CURVED,),
-                   configs=_FWD_TILE_CONFIGS)
+                   configs=_FWD_TILE_CONFIGS, wide_configs=_TILE_CONFIGS)
 DGRAD_SPACE = _space(depthwise_dgrad_kernel, _dgrad_counts, epilogue=True)
 WGRAD_SPACE = _space(depthwise_wgrad_kernel, _wgrad_counts)
 
