@@ -193,7 +193,13 @@ def depthwise_dgrad_kernel(
     c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
     c_ok = c < C
 
-    go_img = go_ptr + n * sgn
+    go_k = go_ptr + n * sgn + (c * mult).to(tl.int64) * sgk     # [BLOCK_C] pointers, each channel's first k
+    # 32-bit offsets from the block's first weight (the launcher keeps a block's span below 2**31)
+    w_blk = w_ptr + tl.cast(pid_c * BLOCK_C, tl.int64) * mult * swk
+    w_ch = tl.arange(0, BLOCK_C) * mult * swk
+    # A coordinate x is inside [0, L) when x, read as unsigned, is below L (one compare).
+    p_lim = tl.cast(P, tl.uint32)
+    q_lim = tl.cast(Q, tl.uint32)
     acc = tl.zeros([BLOCK_PIX, BLOCK_C], dtype=ACC)
     for tap in range(R * S):            # one flat loop over the taps: nested r, s loops spilled
         r = tap // S
@@ -203,15 +209,14 @@ def depthwise_dgrad_kernel(
         if (th % stride_h == 0) & (tw % stride_w == 0):     # else the tap reaches no pixel of this phase
             p = i + th // stride_h
             q = j + tw // stride_w
-            ok = pix_ok & (p >= 0) & (p < P) & (q >= 0) & (q < Q)
+            ok = pix_ok & (p.to(tl.uint32, bitcast=True) < p_lim) & (q.to(tl.uint32, bitcast=True) < q_lim)
             mask = ok[:, None] & c_ok[None, :]
-            pix_off = p.to(tl.int64) * sgp + q.to(tl.int64) * sgq
-            w_off = tl.cast(r, tl.int64) * swr + tl.cast(s, tl.int64) * sws
+            go_tap = go_k[None, :] + (p.to(tl.int64) * sgp + q.to(tl.int64) * sgq)[:, None]
+            w_tap = w_blk + (tl.cast(r, tl.int64) * swr + tl.cast(s, tl.int64) * sws)
             for m in range(mult):
-                k = (c * mult + m).to(tl.int64)
-                gv = tl.load(go_img + k[None, :] * sgk + pix_off[:, None], mask=mask, other=0.0)
-                wv = tl.load(w_ptr + k * swk + w_off, mask=c_ok, other=0.0)
-                acc += gv.to(ACC) * wv.to(ACC)[None, :]
+                gv = tl.load(go_tap + tl.cast(m, tl.int64) * sgk, mask=mask, other=0.0)
+                wv = tl.load(w_tap + m * swk + w_ch, mask=c_ok, other=0.0)
+                acc += _widen(gv, ACC) * _widen(wv, ACC)[None, :]
     if HAS_BIAS:
         bv = tl.load(b_ptr + c.to(tl.int64) * sb, mask=c_ok, other=0.0)
         acc += bv.to(ACC)[None, :]

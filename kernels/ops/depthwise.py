@@ -42,11 +42,12 @@ _TILE_CONFIGS = [
 # The forward's 16-bit channels_last tiles give each thread four pixels of eight channels, so the per-tap
 # scalar work and the weight loads are shared by four 16-byte loads: 8 x 8 pixels (the default: more tiles
 # have their windows inside the image, the unmasked path) and 16 x 8 pixels. float32 and float64 keep the
-# tiles above: 32 elements a thread spill there when the strides are not specialised.
-_FWD_CHANNELS_LAST = KernelConfig.of(num_warps=2, BLOCK_PIX=64, BLOCK_W=8, BLOCK_C=32)
-_FWD_TILE_CONFIGS = [
+# tiles above: 32 elements a thread spill there when the strides are not specialised (so do these tiles in
+# the input gradient's flat tap loop).
+_CHANNELS_LAST_16BIT = KernelConfig.of(num_warps=2, BLOCK_PIX=64, BLOCK_W=8, BLOCK_C=32)
+_TILE_CONFIGS_16BIT = [
     *_TILE_CONFIGS,
-    _FWD_CHANNELS_LAST,
+    _CHANNELS_LAST_16BIT,
     KernelConfig.of(BLOCK_PIX=128, BLOCK_W=8, BLOCK_C=32),
 ]
 
@@ -110,7 +111,7 @@ def _space(kernel: object, counts, epilogue: bool = False, limits: tuple[Variant
 
 
 FWD_SPACE = _space(depthwise_fwd_kernel, _fwd_counts, epilogue=True, limits=(_WIDE_CURVED,),
-                   configs=_FWD_TILE_CONFIGS, wide_configs=_TILE_CONFIGS)
+                   configs=_TILE_CONFIGS_16BIT, wide_configs=_TILE_CONFIGS)
 DGRAD_SPACE = _space(depthwise_dgrad_kernel, _dgrad_counts, epilogue=True)
 WGRAD_SPACE = _space(depthwise_wgrad_kernel, _wgrad_counts)
 
@@ -143,8 +144,9 @@ def _pick_tile(space: KernelSpace, dtype: torch.dtype, t: torch.Tensor, width: i
 
 
 def _narrow_weight_block(w: torch.Tensor, block_c: int, limit: int = INDEX_LIMIT) -> torch.Tensor:
-    """``w`` ``(K, 1, R, S)``, or when one block of ``block_c`` channels of it spans more than ``limit``
-    elements (the forward kernel's 32-bit offsets within a block), a copy with contiguous channels."""
+    """``w`` ``(K, 1, R, S)``, or when one block of ``block_c`` output channels of it spans more than ``limit``
+    elements (the forward's and input gradient's 32-bit offsets within a block), a copy with contiguous
+    channels."""
     if (block_c - 1) * w.stride(0) <= limit:
         return w
     return w.permute(1, 2, 3, 0).contiguous().permute(3, 0, 1, 2)
@@ -167,7 +169,7 @@ def depthwise_fwd(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, g
         return
     extra, fused = epilogue_arguments(epilogue, out, residual, preact)
     constexprs = {"HAS_BIAS": bias is not None, **fused}
-    cfg = _pick_tile(FWD_SPACE, x.dtype, x, g.Q, g.P, g.K, constexprs, _FWD_CHANNELS_LAST)
+    cfg = _pick_tile(FWD_SPACE, x.dtype, x, g.Q, g.P, g.K, constexprs, _CHANNELS_LAST_16BIT)
     w = _narrow_weight_block(w, cfg["BLOCK_C"])
     block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
     pixel_tiles = g.N * cdiv(g.P, block_h) * cdiv(g.Q, cfg["BLOCK_W"])
@@ -199,6 +201,7 @@ def depthwise_dgrad(grad_out: torch.Tensor, w: torch.Tensor, g: ConvGeometry, gr
         return
     rows, cols = cdiv(g.H, g.stride_h), cdiv(g.W, g.stride_w)
     cfg = _pick_tile(DGRAD_SPACE, grad_out.dtype, grad_in, cols, rows, g.C)
+    w = _narrow_weight_block(w, cfg["BLOCK_C"] * (g.K // g.C))
     block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
     grid = (
         g.N * cdiv(rows, block_h) * cdiv(cols, cfg["BLOCK_W"]),
