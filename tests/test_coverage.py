@@ -312,10 +312,12 @@ def _depthwise_side(cfg: KernelConfig) -> tuple[int, int]:
 
 
 def _case_depthwise_fwd(target: Target, monkeypatch) -> list[LaunchRecord]:
-    """Depthwise 3x3 conv2d with channel multiplier 2, two images, two tile rows, columns and channel blocks;
-    with the target's epilogue."""
+    """Depthwise 3x3 conv2d with channel multiplier 2, two images, three tile rows and four tile columns
+    (never square), two channel blocks: per image, the two middle tiles of the full channel block have their
+    windows inside the image (the unmasked path), the others reach the padding or past the last pixel or
+    channel (the masked path); with the target's epilogue."""
     cfg, dtype = target.config, target.dtype
-    p, q = _depthwise_side(cfg)
+    p, q = 2 * (cfg["BLOCK_PIX"] // cfg["BLOCK_W"]) + 1, 3 * cfg["BLOCK_W"] + 1
     c = cfg["BLOCK_C"] // 2 + 1
     cl = cfg["BLOCK_C"] > 8
     return _epilogue_case(False, dict(padding=1, groups=c), _leaf((2, c, p, q), dtype, cl),

@@ -57,6 +57,11 @@ CASES = [
     Case(1, 40, 5, 6, 1, 3, 3, 1, 1, 1, layout="channels_last"),             # two channel blocks
     Case(4, 2, 17, 17, 1, 3, 3, 1, 1, 1),                                    # wgrad split in many runs
     Case(1, 2, 7, 8, 1, 2, 2, 3, 0, 1, bias=False),                          # phases no tap reaches
+    # Forward tiles whose windows lie inside the image (the unmasked path) beside edge tiles:
+    Case(2, 16, 20, 19, 2, 3, 3, 1, 1, 1, torch.bfloat16, "channels_last"),
+    Case(1, 32, 37, 35, 1, 3, 3, 2, 2, 2, layout="channels_last", bias=False),
+    Case(1, 4, 12, 70, 1, 3, 3, 1, 1, 1, torch.float64),
+    Case(1, 4, 21, 72, 1, 3, 5, (2, 1), (1, 4), (1, 2), torch.float64, "strided"),
     Case(1, 2, 2, 5, 2, 3, 3, 3, 1, 1, torch.float64),                       # fewer rows than the stride
     Case(2, 3, 10, 7, 1, 3, 3, 2, 0, 2, torch.float16),
     Case(1, 4, 9, 9, 2, 5, 5, 2, 2, 1, torch.bfloat16, "channels_last"),
@@ -122,6 +127,32 @@ def test_depthwise_against_torch(case: Case) -> None:
     _close(grad_w, ref_gw, dt)
 
 
+def test_cases_reach_both_forward_paths() -> None:
+    """The cases above launch the forward with tiles on the unmasked (interior) path and on the masked one."""
+    interior = edge = 0
+    for case in CASES:
+        x = _tensor((case.N, case.C, case.H, case.W), case.dtype, case.layout)
+        w = torch.empty((case.C * case.mult, 1, case.R, case.S), dtype=case.dtype, device=DEVICE)
+        g = conv2d_geometry(x.shape, w.shape, None, case.stride, case.padding, case.dilation, case.C)
+        with recording() as launches:
+            depthwise_fwd(x, w, None, g, torch.empty((g.N, g.K, g.P, g.Q), dtype=case.dtype, device=DEVICE))
+        counts = launches[0].counts()
+        interior += counts["interior programs"]
+        edge += counts["edge programs"]
+    assert interior >= 4 and edge >= 4
+
+
+def test_weight_with_wide_channel_stride_is_copied() -> None:
+    """A weight whose channel block spans more than the forward's 32-bit offsets reach is copied with
+    contiguous channels (same values); an ordinary one is passed as it is."""
+    from kernels.ops.depthwise import _narrow_weight_block
+
+    w = torch.randn((6, 1, 3, 3), device=DEVICE)
+    assert _narrow_weight_block(w, 32) is w
+    narrow = _narrow_weight_block(w, 32, limit=100)
+    assert narrow.stride(0) == 1 and torch.equal(narrow, w)
+
+
 def test_empty_batch_launches_nothing() -> None:
     x = torch.randn(0, 3, 8, 8, device=DEVICE)
     w = torch.randn(6, 1, 3, 3, device=DEVICE)
@@ -159,6 +190,8 @@ def test_launches_use_configs_of_their_spaces(monkeypatch: pytest.MonkeyPatch) -
             depthwise_wgrad(out, x, g)
     names = [name for name, _ in seen]
     assert names == [FWD_SPACE.name, DGRAD_SPACE.name, WGRAD_SPACE.name] * 9
-    assert len({cfg for name, cfg in seen if name == FWD_SPACE.name}) == 3   # each layout/width its own
-    for space in (FWD_SPACE, DGRAD_SPACE, WGRAD_SPACE):
+    # each layout/width its own; the forward's channels_last tile differs for 16-bit and wide dtypes
+    assert len({cfg for name, cfg in seen if name == FWD_SPACE.name}) == 4
+    for space in (DGRAD_SPACE, WGRAD_SPACE):
         assert 1 <= len(space.configs) <= 4
+    assert 1 <= len(FWD_SPACE.configs) <= 5   # two more channels_last tiles of several pixels per thread

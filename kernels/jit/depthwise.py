@@ -20,6 +20,17 @@ from .epilogue import store_epilogue
 
 
 @triton.jit
+def _widen(v, ACC: tl.constexpr):
+    """``v`` converted to the accumulation dtype ``ACC``. bfloat16 is widened by moving its 16 bits to the top
+    of a 32-bit word (exact): one integer instruction per element, where the plain conversion of a packed
+    pair compiles to three for the two."""
+    if v.dtype == tl.bfloat16:
+        return (v.to(tl.uint16, bitcast=True).to(tl.uint32) << 16).to(tl.float32, bitcast=True).to(ACC)
+    else:
+        return v.to(ACC)
+
+
+@triton.jit
 def depthwise_fwd_kernel(
     x_ptr, w_ptr, b_ptr, out_ptr, res_ptr, preact_ptr,
     H, W, K, P, Q, R, S,
@@ -39,6 +50,11 @@ def depthwise_fwd_kernel(
     x ``(N, C, H, W)``, w ``(K, 1, R, S)``, bias ``(K,)`` (any pointer when ``HAS_BIAS`` is false),
     out ``(N, K, P, Q)``; ``s*`` are the element strides of x, w (dims 0, 2, 3), out and bias.
     Grid: ``(N * cdiv(P, BLOCK_PIX // BLOCK_W) * cdiv(Q, BLOCK_W), cdiv(K, BLOCK_C))``.
+
+    The ``[BLOCK_PIX, BLOCK_C]`` pointers to each window's first tap are computed once (64-bit); a tap
+    advances them by a scalar. A tile whose windows all lie inside the input, with every pixel and channel
+    in range (the interior tiles, a program-uniform test), runs the taps without masks; the others (edge
+    tiles) mask each tap's rows and columns.
     """
     BLOCK_H: tl.constexpr = BLOCK_PIX // BLOCK_W
     ACC = tl.float64 if out_ptr.dtype.element_ty == tl.float64 else tl.float32
@@ -55,30 +71,67 @@ def depthwise_fwd_kernel(
     p = pb * BLOCK_H + offs // BLOCK_W          # coordinates in int32, offsets in int64
     q = qb * BLOCK_W + offs % BLOCK_W
     pix_ok = (p < P) & (q < Q)
-    k = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    k0 = pid_c * BLOCK_C
+    k = k0 + tl.arange(0, BLOCK_C)
     k_ok = k < K
     k64 = k.to(tl.int64)
 
-    x_chan = x_ptr + n * sxn + (k // mult).to(tl.int64) * sxc     # [BLOCK_C] pointers
-    w_tap = w_ptr + k64 * swk                                      # [BLOCK_C] pointers, advanced per tap
-    h0 = p * stride_h - pad_h
+    h0 = p * stride_h - pad_h                   # each window's first row and column
     w0 = q * stride_w - pad_w
+    x_win = (x_ptr + n * sxn + (k // mult).to(tl.int64)[None, :] * sxc
+             + (h0.to(tl.int64) * sxh + w0.to(tl.int64) * sxw)[:, None])    # [BLOCK_PIX, BLOCK_C] pointers
+    x_step_w = tl.cast(dil_w, tl.int64) * sxw     # the next tap of a row
+    x_step_h = tl.cast(dil_h, tl.int64) * sxh     # the next row of taps
+    # The weights of the block's first channel, and the others' offsets from it: 32-bit (the launcher keeps
+    # a block's span below 2**31), so each address is one multiply-add per tap.
+    w_blk = w_ptr + tl.cast(k0, tl.int64) * swk
+    w_ch = tl.arange(0, BLOCK_C) * swk
+
+    h_first = pb * BLOCK_H * stride_h - pad_h     # the tile's windows span rows h_first .. h_last
+    w_first = qb * BLOCK_W * stride_w - pad_w
+    h_last = h_first + (BLOCK_H - 1) * stride_h + (R - 1) * dil_h
+    w_last = w_first + (BLOCK_W - 1) * stride_w + (S - 1) * dil_w
+    interior = ((h_first >= 0) & (h_last < H) & (w_first >= 0) & (w_last < W)
+                & ((pb + 1) * BLOCK_H <= P) & ((qb + 1) * BLOCK_W <= Q) & (k0 + BLOCK_C <= K))
 
     acc = tl.zeros([BLOCK_PIX, BLOCK_C], dtype=ACC)
-    for r in range(R):
-        ih = h0 + r * dil_h
-        h_ok = pix_ok & (ih >= 0) & (ih < H)
-        row = ih.to(tl.int64) * sxh
-        w_r = w_tap
-        for s in range(S):
-            iw = w0 + s * dil_w
-            ok = h_ok & (iw >= 0) & (iw < W)
-            xv = tl.load(x_chan[None, :] + (row + iw.to(tl.int64) * sxw)[:, None],
-                         mask=ok[:, None] & k_ok[None, :], other=0.0)
-            wv = tl.load(w_r, mask=k_ok, other=0.0)
-            acc += xv.to(ACC) * wv.to(ACC)[None, :]
-            w_r += sws
-        w_tap += swr
+    if interior:                                  # no masks: every load is in bounds
+        x_row = x_win
+        w_row = w_blk
+        for _r in range(R):
+            x_tap = x_row
+            w_tap = w_row
+            for _s in range(S):
+                xv = tl.load(x_tap)
+                wv = tl.load(w_tap + w_ch)
+                acc += _widen(xv, ACC) * _widen(wv, ACC)[None, :]
+                x_tap += x_step_w
+                w_tap += sws
+            x_row += x_step_h
+            w_row += swr
+    else:                                         # masked: rows and columns outside the input read 0
+        # A coordinate c is inside [0, L) when c, read as unsigned, is below L (one compare).
+        h_lim = tl.cast(H, tl.uint32)
+        w_lim = tl.cast(W, tl.uint32)
+        x_row = x_win
+        w_row = w_blk
+        ih = h0
+        for _r in range(R):
+            row_ok = ih.to(tl.uint32, bitcast=True) < h_lim
+            x_tap = x_row
+            w_tap = w_row
+            iw = w0
+            for _s in range(S):
+                ok = row_ok & (iw.to(tl.uint32, bitcast=True) < w_lim)
+                xv = tl.load(x_tap, mask=ok[:, None] & k_ok[None, :], other=0.0)
+                wv = tl.load(w_tap + w_ch, mask=k_ok, other=0.0)
+                acc += _widen(xv, ACC) * _widen(wv, ACC)[None, :]
+                x_tap += x_step_w
+                w_tap += sws
+                iw += dil_w
+            x_row += x_step_h
+            w_row += swr
+            ih += dil_h
     if HAS_BIAS:
         bv = tl.load(b_ptr + k64 * sb, mask=k_ok, other=0.0)
         acc += bv.to(ACC)[None, :]
@@ -140,7 +193,13 @@ def depthwise_dgrad_kernel(
     c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
     c_ok = c < C
 
-    go_img = go_ptr + n * sgn
+    go_k = go_ptr + n * sgn + (c * mult).to(tl.int64) * sgk     # [BLOCK_C] pointers, each channel's first k
+    # 32-bit offsets from the block's first weight (the launcher keeps a block's span below 2**31)
+    w_blk = w_ptr + tl.cast(pid_c * BLOCK_C, tl.int64) * mult * swk
+    w_ch = tl.arange(0, BLOCK_C) * mult * swk
+    # A coordinate x is inside [0, L) when x, read as unsigned, is below L (one compare).
+    p_lim = tl.cast(P, tl.uint32)
+    q_lim = tl.cast(Q, tl.uint32)
     acc = tl.zeros([BLOCK_PIX, BLOCK_C], dtype=ACC)
     for tap in range(R * S):            # one flat loop over the taps: nested r, s loops spilled
         r = tap // S
@@ -150,15 +209,14 @@ def depthwise_dgrad_kernel(
         if (th % stride_h == 0) & (tw % stride_w == 0):     # else the tap reaches no pixel of this phase
             p = i + th // stride_h
             q = j + tw // stride_w
-            ok = pix_ok & (p >= 0) & (p < P) & (q >= 0) & (q < Q)
+            ok = pix_ok & (p.to(tl.uint32, bitcast=True) < p_lim) & (q.to(tl.uint32, bitcast=True) < q_lim)
             mask = ok[:, None] & c_ok[None, :]
-            pix_off = p.to(tl.int64) * sgp + q.to(tl.int64) * sgq
-            w_off = tl.cast(r, tl.int64) * swr + tl.cast(s, tl.int64) * sws
+            go_tap = go_k[None, :] + (p.to(tl.int64) * sgp + q.to(tl.int64) * sgq)[:, None]
+            w_tap = w_blk + (tl.cast(r, tl.int64) * swr + tl.cast(s, tl.int64) * sws)
             for m in range(mult):
-                k = (c * mult + m).to(tl.int64)
-                gv = tl.load(go_img + k[None, :] * sgk + pix_off[:, None], mask=mask, other=0.0)
-                wv = tl.load(w_ptr + k * swk + w_off, mask=c_ok, other=0.0)
-                acc += gv.to(ACC) * wv.to(ACC)[None, :]
+                gv = tl.load(go_tap + tl.cast(m, tl.int64) * sgk, mask=mask, other=0.0)
+                wv = tl.load(w_tap + m * swk + w_ch, mask=c_ok, other=0.0)
+                acc += _widen(gv, ACC) * _widen(wv, ACC)[None, :]
     if HAS_BIAS:
         bv = tl.load(b_ptr + c.to(tl.int64) * sb, mask=c_ok, other=0.0)
         acc += bv.to(ACC)[None, :]

@@ -19,6 +19,7 @@ from ..jit.depthwise import (
     depthwise_wgrad_kernel,
 )
 from ..launch import (
+    INDEX_LIMIT,
     KernelConfig,
     KernelSpace,
     VariantAxis,
@@ -38,6 +39,17 @@ _TILE_CONFIGS = [
     KernelConfig.of(BLOCK_PIX=64, BLOCK_W=8, BLOCK_C=8),     # NCHW, narrow images
     KernelConfig.of(BLOCK_PIX=32, BLOCK_W=8, BLOCK_C=32),    # channels_last
 ]
+# The forward's 16-bit channels_last tiles give each thread four pixels of eight channels, so the per-tap
+# scalar work and the weight loads are shared by four 16-byte loads: 8 x 8 pixels (the default: more tiles
+# have their windows inside the image, the unmasked path) and 16 x 8 pixels. float32 and float64 keep the
+# tiles above: 32 elements a thread spill there when the strides are not specialised (so do these tiles in
+# the input gradient's flat tap loop).
+_CHANNELS_LAST_16BIT = KernelConfig.of(num_warps=2, BLOCK_PIX=64, BLOCK_W=8, BLOCK_C=32)
+_TILE_CONFIGS_16BIT = [
+    *_TILE_CONFIGS,
+    _CHANNELS_LAST_16BIT,
+    KernelConfig.of(BLOCK_PIX=128, BLOCK_W=8, BLOCK_C=32),
+]
 
 
 def _pixel_tiles(a: Mapping[str, Any], rows: int, cols: int, tiles: int) -> dict[str, int]:
@@ -46,8 +58,23 @@ def _pixel_tiles(a: Mapping[str, Any], rows: int, cols: int, tiles: int) -> dict
     return {"images": tiles // (tile_rows * tile_cols), "tile rows": tile_rows, "tile columns": tile_cols}
 
 
+def _inside(tiles: int, block: int, out: int, size: int, stride: int, pad: int, dil: int, taps: int) -> int:
+    """How many of ``tiles`` tiles of ``block`` output rows (or columns) are whole and have every window
+    inside the ``size`` input rows: the forward kernel's test for its unmasked path, along one axis."""
+    return sum(1 for t in range(tiles)
+               if (t + 1) * block <= out and t * block * stride - pad >= 0
+               and (t * block + block - 1) * stride - pad + (taps - 1) * dil < size)
+
+
 def _fwd_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]:
-    return {"kernel rows": a["R"], "kernel columns": a["S"], **_pixel_tiles(a, a["P"], a["Q"], grid[0])}
+    tiles = _pixel_tiles(a, a["P"], a["Q"], grid[0])
+    block_h = a["BLOCK_PIX"] // a["BLOCK_W"]
+    interior = (tiles["images"] * a["K"] // a["BLOCK_C"]
+                * _inside(tiles["tile rows"], block_h, a["P"], a["H"], a["stride_h"], a["pad_h"], a["dil_h"], a["R"])
+                * _inside(tiles["tile columns"], a["BLOCK_W"], a["Q"], a["W"], a["stride_w"], a["pad_w"], a["dil_w"],
+                          a["S"]))
+    return {"kernel rows": a["R"], "kernel columns": a["S"], **tiles,
+            "interior programs": interior, "edge programs": grid[0] * grid[1] - interior}
 
 
 def _dgrad_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]:
@@ -72,16 +99,19 @@ _WIDE_CURVED = VariantLimit(
 )
 
 
-def _space(kernel: object, counts, epilogue: bool = False, limits: tuple[VariantLimit, ...] = ()) -> KernelSpace:
+def _space(kernel: object, counts, epilogue: bool = False, limits: tuple[VariantLimit, ...] = (),
+           configs: list[KernelConfig] = _TILE_CONFIGS, wide_configs: list[KernelConfig] | None = None
+           ) -> KernelSpace:
     variants = {}
     if epilogue:
         variants = dict(axes=(VariantAxis("HAS_BIAS", (False, True)), *EPILOGUE_AXES), values=EPILOGUE_VALUES,
                         valid=lambda variant, dtype, tf32: epilogue_variant_valid(variant))
-    return register_space(KernelSpace(kernel.__name__, kernel, list(_TILE_CONFIGS), counts=counts, limits=limits,
-                                      **variants))
+    return register_space(KernelSpace(kernel.__name__, kernel, list(configs), counts=counts, limits=limits,
+                                      wide_configs=list(wide_configs or []), **variants))
 
 
-FWD_SPACE = _space(depthwise_fwd_kernel, _fwd_counts, epilogue=True, limits=(_WIDE_CURVED,))
+FWD_SPACE = _space(depthwise_fwd_kernel, _fwd_counts, epilogue=True, limits=(_WIDE_CURVED,),
+                   configs=_TILE_CONFIGS_16BIT, wide_configs=_TILE_CONFIGS)
 DGRAD_SPACE = _space(depthwise_dgrad_kernel, _dgrad_counts, epilogue=True)
 WGRAD_SPACE = _space(depthwise_wgrad_kernel, _wgrad_counts)
 
@@ -97,19 +127,29 @@ def _check_depthwise(g: ConvGeometry) -> None:
 
 
 def _pick_tile(space: KernelSpace, dtype: torch.dtype, t: torch.Tensor, width: int, height: int = 1,
-               channels: int = 1, variant: Mapping[str, Any] | None = None) -> KernelConfig:
+               channels: int = 1, variant: Mapping[str, Any] | None = None,
+               channels_last: KernelConfig = _TILE_CONFIGS[2]) -> KernelConfig:
     """The tuned tile (``kernels.autotune``) of a ``height x width`` pixel grid of ``channels`` channels,
-    else the default: channel-wide tiles when ``t``'s channels are contiguous (channels_last), else
-    pixel-wide tiles. ``variant``: the launch's constexprs, which may limit the tiles."""
+    else the default: the channel-wide tile closest to ``channels_last`` when ``t``'s channels are
+    contiguous, else pixel-wide tiles. ``variant``: the launch's constexprs, which may limit the tiles."""
     configs = space.for_dtype(dtype, False, variant)
     if t.shape[1] > 1 and t.stride(1) == 1:
-        default = closest_config(configs, BLOCK_PIX=32, BLOCK_W=8, BLOCK_C=32)
+        default = channels_last if channels_last in configs else closest_config(configs, **dict(channels_last.blocks))
     elif width <= 16:
         default = closest_config(configs, BLOCK_PIX=64, BLOCK_W=8, BLOCK_C=8)
     else:
         default = closest_config(configs, BLOCK_PIX=128, BLOCK_W=32, BLOCK_C=4)
     problem = {"N": t.shape[0], "PIX": height * width, "W": width, "C": channels}
     return select_config(space, dtype, layout_of(t), problem, default, variant)
+
+
+def _narrow_weight_block(w: torch.Tensor, block_c: int, limit: int = INDEX_LIMIT) -> torch.Tensor:
+    """``w`` ``(K, 1, R, S)``, or when one block of ``block_c`` output channels of it spans more than ``limit``
+    elements (the forward's and input gradient's 32-bit offsets within a block), a copy with contiguous
+    channels."""
+    if (block_c - 1) * w.stride(0) <= limit:
+        return w
+    return w.permute(1, 2, 3, 0).contiguous().permute(3, 0, 1, 2)
 
 
 def _w_strides(w: torch.Tensor) -> tuple[int, int, int]:
@@ -129,7 +169,8 @@ def depthwise_fwd(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, g
         return
     extra, fused = epilogue_arguments(epilogue, out, residual, preact)
     constexprs = {"HAS_BIAS": bias is not None, **fused}
-    cfg = _pick_tile(FWD_SPACE, x.dtype, x, g.Q, g.P, g.K, constexprs)
+    cfg = _pick_tile(FWD_SPACE, x.dtype, x, g.Q, g.P, g.K, constexprs, _CHANNELS_LAST_16BIT)
+    w = _narrow_weight_block(w, cfg["BLOCK_C"])
     block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
     pixel_tiles = g.N * cdiv(g.P, block_h) * cdiv(g.Q, cfg["BLOCK_W"])
     grid = (pixel_tiles, cdiv(g.K, cfg["BLOCK_C"]))
@@ -160,6 +201,7 @@ def depthwise_dgrad(grad_out: torch.Tensor, w: torch.Tensor, g: ConvGeometry, gr
         return
     rows, cols = cdiv(g.H, g.stride_h), cdiv(g.W, g.stride_w)
     cfg = _pick_tile(DGRAD_SPACE, grad_out.dtype, grad_in, cols, rows, g.C)
+    w = _narrow_weight_block(w, cfg["BLOCK_C"] * (g.K // g.C))
     block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
     grid = (
         g.N * cdiv(rows, block_h) * cdiv(cols, cfg["BLOCK_W"]),
