@@ -194,4 +194,30 @@ def test_launches_use_configs_of_their_spaces(monkeypatch: pytest.MonkeyPatch) -
     assert len({cfg for name, cfg in seen if name == FWD_SPACE.name}) == 4
     for space in (DGRAD_SPACE, WGRAD_SPACE):
         assert 1 <= len(space.configs) <= 4
-    assert 1 <= len(FWD_SPACE.configs) <= 5   # two more channels_last tiles of several pixels per thread
+    # two more channels_last tiles of several pixels per thread, and the one-row tiles
+    assert 1 <= len(FWD_SPACE.configs) <= 7
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32], ids=str)
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_one_row_outputs_take_one_row_tiles(dtype: torch.dtype, layout: str, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    """A one-row output (conv1d's ``(N, C, 1, L)`` view) gets a one-row forward tile, not a tile whose rows past
+    the first are all masked off; the result is still torch's."""
+    import kernels.ops.depthwise as ops
+
+    picked: list = []
+    real_launch = ops.launch
+
+    def watching_launch(space, grid, args, config, dtype, tf32=False, **constexprs):
+        picked.append((space.name, config))
+        return real_launch(space, grid, args, config, dtype, tf32, **constexprs)
+
+    monkeypatch.setattr(ops, "launch", watching_launch)
+    x = _tensor((2, 8, 1, 70), dtype, layout)
+    w = torch.randn(8, 1, 1, 3, dtype=dtype, device=DEVICE)
+    out = kernels.conv2d(x, w, None, 1, (0, 1), 1, 8)
+    torch.testing.assert_close(out.double(), F.conv2d(x.double(), w.double(), None, 1, (0, 1), 1, 8),
+                               rtol=1e-2, atol=1e-2)
+    (config,) = [cfg for name, cfg in picked if name == FWD_SPACE.name]
+    assert config["BLOCK_PIX"] == config["BLOCK_W"], config

@@ -45,11 +45,18 @@ _TILE_CONFIGS = [
 # tiles above: 32 elements a thread spill there when the strides are not specialised (so do these tiles in
 # the input gradient's flat tap loop).
 _CHANNELS_LAST_16BIT = KernelConfig.of(num_warps=2, BLOCK_PIX=64, BLOCK_W=8, BLOCK_C=32)
+# One-row tiles for one-row outputs (conv1d's (N, C, 1, L) views): every lane of a taller tile past the
+# first row would be masked off.
+_ONE_ROW_NCHW = KernelConfig.of(BLOCK_PIX=128, BLOCK_W=128, BLOCK_C=4)
+_ONE_ROW_CHANNELS_LAST = KernelConfig.of(BLOCK_PIX=32, BLOCK_W=32, BLOCK_C=32)  # (64 x 32 on 2 warps spills)
 _TILE_CONFIGS_16BIT = [
     *_TILE_CONFIGS,
     _CHANNELS_LAST_16BIT,
     KernelConfig.of(BLOCK_PIX=128, BLOCK_W=8, BLOCK_C=32),
+    _ONE_ROW_NCHW,
+    _ONE_ROW_CHANNELS_LAST,
 ]
+_FWD_WIDE_CONFIGS = [*_TILE_CONFIGS, _ONE_ROW_NCHW, _ONE_ROW_CHANNELS_LAST]
 
 
 def _pixel_tiles(a: Mapping[str, Any], rows: int, cols: int, tiles: int) -> dict[str, int]:
@@ -111,7 +118,7 @@ def _space(kernel: object, counts, epilogue: bool = False, limits: tuple[Variant
 
 
 FWD_SPACE = _space(depthwise_fwd_kernel, _fwd_counts, epilogue=True, limits=(_WIDE_CURVED,),
-                   configs=_TILE_CONFIGS_16BIT, wide_configs=_TILE_CONFIGS)
+                   configs=_TILE_CONFIGS_16BIT, wide_configs=_FWD_WIDE_CONFIGS)
 DGRAD_SPACE = _space(depthwise_dgrad_kernel, _dgrad_counts, epilogue=True)
 WGRAD_SPACE = _space(depthwise_wgrad_kernel, _wgrad_counts)
 
@@ -133,7 +140,12 @@ def _pick_tile(space: KernelSpace, dtype: torch.dtype, t: torch.Tensor, width: i
     else the default: the channel-wide tile closest to ``channels_last`` when ``t``'s channels are
     contiguous, else pixel-wide tiles. ``variant``: the launch's constexprs, which may limit the tiles."""
     configs = space.for_dtype(dtype, False, variant)
-    if t.shape[1] > 1 and t.stride(1) == 1:
+    one_row = [c for c in configs if c["BLOCK_PIX"] == c["BLOCK_W"]]
+    contiguous_channels = t.shape[1] > 1 and t.stride(1) == 1
+    if height == 1 and one_row:  # (a conv1d: the one-row tile with the most channels, or pixels for NCHW)
+        default = max(one_row, key=lambda c: (c["BLOCK_C"], c["BLOCK_PIX"]) if contiguous_channels
+                      else (c["BLOCK_PIX"], -c["BLOCK_C"]))
+    elif contiguous_channels:
         default = channels_last if channels_last in configs else closest_config(configs, **dict(channels_last.blocks))
     elif width <= 16:
         default = closest_config(configs, BLOCK_PIX=64, BLOCK_W=8, BLOCK_C=8)
