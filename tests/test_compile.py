@@ -28,6 +28,7 @@ def _cases() -> list[tuple[object, tuple]]:
     w, dw, b = _t(3, 2, 3, 3), _t(4, 1, 3, 3), _t(3)
     gy = _t(1, 3, 3, 3, grad=False)
     idx = torch.zeros(1, 2, 2, 2, dtype=torch.int64, device=DEVICE)
+    window_idx = torch.randint(0, 4, (1, 2, 2, 2), dtype=torch.uint8, device=DEVICE)  # positions in 2x2 windows
     conv = ([1, 1], [0, 0], [1, 1], 1)
     plain = ("none", 0.01, False, False)  # activation, negative_slope, residual_before_activation, store_preact
     return [
@@ -48,18 +49,20 @@ def _cases() -> list[tuple[object, tuple]]:
                                        *plain)),
         (library.conv_transpose2d_op, (x, _t(2, 3, 3, 3), _t(6), _t(1, 6, 10, 10), [2, 2], [1, 1], [1, 1], 2,
                                        [10, 10], False, "silu", 0.01, True, True)),
-        (library.max_pool2d_op, (x, [2, 2], [2, 2], [0, 0], [1, 1], False, False)),
-        (library.max_pool2d_op, (x_cl, [3, 3], [2, 2], [1, 1], [1, 1], True, True)),
+        (library.max_pool2d_op, (x, [2, 2], [2, 2], [0, 0], [1, 1], False, True, False)),     # int64 indices
+        (library.max_pool2d_op, (x_cl, [3, 3], [2, 2], [1, 1], [1, 1], True, False, True)),  # uint8 in-window
         (library.max_pool2d_backward_op, (_t(1, 2, 2, 2, grad=False), idx, [1, 2, 5, 5], [2, 2], [2, 2], [0, 0],
                                           [1, 1], False, False)),
+        (library.max_pool2d_backward_op, (_t(1, 2, 2, 2, grad=False), window_idx, [1, 2, 5, 5], [2, 2], [2, 2],
+                                          [0, 0], [1, 1], False, False)),
         (library.avg_pool2d_op, (x, [3, 3], [2, 2], [1, 1], True, False, 0, False)),
         (library.avg_pool2d_backward_op, (_t(1, 2, 3, 3, grad=False), [1, 2, 5, 5], [3, 3], [2, 2], [1, 1], True,
                                           False, 0, False)),
         (library.adaptive_avg_pool2d_op, (x, [2, 3], False)),
         (library.adaptive_avg_pool2d_op, (x_cl, [1, 1], True)),
         (library.adaptive_avg_pool2d_backward_op, (_t(1, 2, 2, 3, grad=False), [1, 2, 5, 5], False)),
-        (library.adaptive_max_pool2d_op, (x, [2, 3], False)),
-        (library.adaptive_max_pool2d_op, (x_cl, [3, 2], True)),
+        (library.adaptive_max_pool2d_op, (x, [2, 3], True, False)),
+        (library.adaptive_max_pool2d_op, (x_cl, [3, 2], False, True)),
         (library.adaptive_max_pool2d_backward_op, (_t(1, 2, 2, 2, grad=False), idx, [1, 2, 5, 5], False)),
     ]
 
