@@ -6,6 +6,7 @@ Keyword-only extras fuse an epilogue into the kernel (see :func:`kernels.conv2d`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -18,12 +19,18 @@ from ..ops.epilogue import make_epilogue
 
 
 class _FusedEpilogue:
-    """The epilogue settings of a convolution module. Class-level defaults keep modules made by
+    """The epilogue settings of a convolution module: the keyword-only constructor extras, their repr, and the
+    keyword arguments they give the functional op. Class-level defaults keep modules made by
     :func:`kernels.convert` (which only swaps ``__class__``) plain convolutions."""
 
     activation: str | None = None
     negative_slope: float = 0.01
     residual_before_activation: bool = False
+
+    def __init__(self, *args: Any, activation: str | None = None, negative_slope: float = 0.01,
+                 residual_before_activation: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # (the torch.nn twin's constructor)
+        self._set_epilogue(activation, negative_slope, residual_before_activation)
 
     def _set_epilogue(self, activation: str | None, negative_slope: float, residual_before_activation: bool
                       ) -> None:
@@ -36,7 +43,7 @@ class _FusedEpilogue:
         return {"activation": self.activation, "negative_slope": self.negative_slope, "residual": residual,
                 "residual_before_activation": self.residual_before_activation}
 
-    def _epilogue_repr(self) -> str:
+    def extra_repr(self) -> str:
         parts = []
         if self.activation is not None:
             parts.append(f"activation={self.activation!r}")
@@ -44,10 +51,47 @@ class _FusedEpilogue:
                 parts.append(f"negative_slope={self.negative_slope}")
         if self.residual_before_activation:
             parts.append("residual_before_activation=True")
-        return "".join(", " + p for p in parts)
+        return super().extra_repr() + "".join(", " + p for p in parts)
 
 
-class Conv2d(_FusedEpilogue, torch.nn.Conv2d):
+class _Convolution(_FusedEpilogue):
+    """The forward of ``Conv1d``/``Conv2d``: ``_convolve`` is the functional op. Non-zero padding modes pad the
+    input first (as torch does) and convolve without padding."""
+
+    _convolve: Callable[..., torch.Tensor]
+
+    def forward(self, input: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        return self._conv_forward(input, self.weight, self.bias, residual)
+
+    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                      residual: torch.Tensor | None = None) -> torch.Tensor:
+        extras = self._epilogue_kwargs(residual)
+        if self.padding_mode != "zeros":
+            padded = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            return self._convolve(padded, weight, bias, self.stride, 0, self.dilation, self.groups, **extras)
+        return self._convolve(input, weight, bias, self.stride, self.padding, self.dilation, self.groups, **extras)
+
+
+class _TransposedConvolution(_FusedEpilogue):
+    """The forward of ``ConvTranspose1d``/``ConvTranspose2d``: ``_convolve`` is the functional op over
+    ``_spatial_dims`` dimensions, named ``_torch_name`` in torch's padding-mode error."""
+
+    _convolve: Callable[..., torch.Tensor]
+    _spatial_dims: int
+    _torch_name: str
+
+    def forward(self, input: torch.Tensor, output_size: list[int] | None = None,
+                residual: torch.Tensor | None = None) -> torch.Tensor:
+        if self.padding_mode != "zeros":
+            raise ValueError(f"Only `zeros` padding mode is supported for {self._torch_name}")
+        output_padding = self._output_padding(
+            input, output_size, self.stride, self.padding, self.kernel_size, self._spatial_dims, self.dilation
+        )
+        return self._convolve(input, self.weight, self.bias, self.stride, self.padding, output_padding,
+                              self.groups, self.dilation, **self._epilogue_kwargs(residual))
+
+
+class Conv2d(_Convolution, torch.nn.Conv2d):
     """``torch.nn.Conv2d`` whose forward runs Triton kernels. Every ``padding_mode`` is supported: non-zero
     modes pad the input first (as torch does) and convolve without padding.
 
@@ -55,27 +99,10 @@ class Conv2d(_FusedEpilogue, torch.nn.Conv2d):
     ``act(conv(input) + bias) + residual`` (or ``act(conv(input) + bias + residual)``) in one kernel.
     """
 
-    def __init__(self, *args: Any, activation: str | None = None, negative_slope: float = 0.01,
-                 residual_before_activation: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._set_epilogue(activation, negative_slope, residual_before_activation)
-
-    def forward(self, input: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        return self._conv_forward(input, self.weight, self.bias, residual)
-
-    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                      residual: torch.Tensor | None = None) -> torch.Tensor:
-        extras = self._epilogue_kwargs(residual)
-        if self.padding_mode != "zeros":
-            padded = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
-            return conv2d(padded, weight, bias, self.stride, 0, self.dilation, self.groups, **extras)
-        return conv2d(input, weight, bias, self.stride, self.padding, self.dilation, self.groups, **extras)
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + self._epilogue_repr()
+    _convolve = staticmethod(conv2d)
 
 
-class ConvTranspose2d(_FusedEpilogue, torch.nn.ConvTranspose2d):
+class ConvTranspose2d(_TransposedConvolution, torch.nn.ConvTranspose2d):
     """``torch.nn.ConvTranspose2d`` whose forward runs Triton kernels. ``output_size`` resolves
     ``output_padding`` exactly as torch does (a strided convolution rounds its output size down, so several
     input sizes map to one output size; ``output_size`` says which one to go back to).
@@ -83,67 +110,22 @@ class ConvTranspose2d(_FusedEpilogue, torch.nn.ConvTranspose2d):
     ``forward(input, output_size=None, residual=None)``; the epilogue extras are those of :class:`Conv2d`.
     """
 
-    def __init__(self, *args: Any, activation: str | None = None, negative_slope: float = 0.01,
-                 residual_before_activation: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._set_epilogue(activation, negative_slope, residual_before_activation)
-
-    def forward(self, input: torch.Tensor, output_size: list[int] | None = None,
-                residual: torch.Tensor | None = None) -> torch.Tensor:
-        if self.padding_mode != "zeros":
-            raise ValueError("Only `zeros` padding mode is supported for ConvTranspose2d")
-        output_padding = self._output_padding(
-            input, output_size, self.stride, self.padding, self.kernel_size, 2, self.dilation
-        )
-        return conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
-                                self.groups, self.dilation, **self._epilogue_kwargs(residual))
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + self._epilogue_repr()
+    _convolve = staticmethod(conv_transpose2d)
+    _spatial_dims = 2
+    _torch_name = "ConvTranspose2d"
 
 
-class Conv1d(_FusedEpilogue, torch.nn.Conv1d):
+class Conv1d(_Convolution, torch.nn.Conv1d):
     """``torch.nn.Conv1d`` whose forward runs :func:`kernels.conv1d` (the 2-D kernels with ``H = 1``). Every
     ``padding_mode``; the epilogue extras and ``forward(input, residual=None)`` are those of :class:`Conv2d`."""
 
-    def __init__(self, *args: Any, activation: str | None = None, negative_slope: float = 0.01,
-                 residual_before_activation: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._set_epilogue(activation, negative_slope, residual_before_activation)
-
-    def forward(self, input: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        return self._conv_forward(input, self.weight, self.bias, residual)
-
-    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                      residual: torch.Tensor | None = None) -> torch.Tensor:
-        extras = self._epilogue_kwargs(residual)
-        if self.padding_mode != "zeros":
-            padded = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
-            return conv1d(padded, weight, bias, self.stride, 0, self.dilation, self.groups, **extras)
-        return conv1d(input, weight, bias, self.stride, self.padding, self.dilation, self.groups, **extras)
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + self._epilogue_repr()
+    _convolve = staticmethod(conv1d)
 
 
-class ConvTranspose1d(_FusedEpilogue, torch.nn.ConvTranspose1d):
+class ConvTranspose1d(_TransposedConvolution, torch.nn.ConvTranspose1d):
     """``torch.nn.ConvTranspose1d`` whose forward runs :func:`kernels.conv_transpose1d`; ``output_size``
     resolves ``output_padding`` as torch does. ``forward(input, output_size=None, residual=None)``."""
 
-    def __init__(self, *args: Any, activation: str | None = None, negative_slope: float = 0.01,
-                 residual_before_activation: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._set_epilogue(activation, negative_slope, residual_before_activation)
-
-    def forward(self, input: torch.Tensor, output_size: list[int] | None = None,
-                residual: torch.Tensor | None = None) -> torch.Tensor:
-        if self.padding_mode != "zeros":
-            raise ValueError("Only `zeros` padding mode is supported for ConvTranspose1d")
-        output_padding = self._output_padding(
-            input, output_size, self.stride, self.padding, self.kernel_size, 1, self.dilation
-        )
-        return conv_transpose1d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
-                                self.groups, self.dilation, **self._epilogue_kwargs(residual))
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + self._epilogue_repr()
+    _convolve = staticmethod(conv_transpose1d)
+    _spatial_dims = 1
+    _torch_name = "ConvTranspose1d"
