@@ -124,8 +124,9 @@ def markdown(datasets: list[dict]) -> str:
     if not datasets:
         return "# Performance targets\n\nno GPU data yet\n"
     parts = ["# Performance targets", "",
-             "Geometric mean over the suite's layers, bf16, channels_last; baseline torch eager (cuDNN, "
-             "`cudnn.benchmark=True`); ceilings measured in the same run (bf16 GEMM, device copy). "
+             "Geometric mean over the suite's layers (the minimum for the worst-layer targets), bf16, "
+             "channels_last; baseline torch eager (cuDNN, `cudnn.benchmark=True`); ceilings measured in the same "
+             "run (bf16 GEMM, fp32 FMA, device copy). "
              "*measured*: `triton.testing.do_bench` of each call as a user makes it (host work included: a "
              "layer whose GPU time is below our Python launch work is timed at that work); *GPU time*: the same "
              "calls captured in a CUDA graph and replayed (`do_bench_cudagraph`), for ours and torch alike, so the "
