@@ -42,6 +42,7 @@ import triton
 
 import kernels
 
+from .loop import stream_rows
 from .run import RESULTS, environment, on_gpu
 
 MODELS_RESULTS = RESULTS / "models"
@@ -335,32 +336,17 @@ def run(networks: list[str], batches: list[int], modes: list[str], variants: lis
     out = out or default_out(results_dir, meta, tag)
     out.parent.mkdir(parents=True, exist_ok=True)
     jobs = [(b, n) for b in batches for n in networks]
-    rows: list[dict] = []
-    skipped: list[str] = []
 
-    def write(interrupted: bool = False) -> None:
-        meta.update({"interrupted": interrupted, "skipped": skipped, "elapsed_s": time.perf_counter() - start})
-        out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    def echo(job: tuple[int, str], row: dict) -> None:
+        batch, name = job
+        ips = row["images_per_s"]
+        print(f"{name:20s} b{batch:<4d} {row['mode']:5s} {row['variant']:13s} "
+              f"{f'{ips:10.1f} img/s' if ips else '    failed    '}"
+              f"{'  ' + row['error'] if row.get('error') else ''}", flush=True)
 
-    try:
-        for i, (batch, name) in enumerate(jobs):
-            if budget_s is not None and time.perf_counter() - start > budget_s:
-                skipped = [f"{n} batch {b}" for b, n in jobs[i:]]
-                print(f"time budget of {budget_s:.0f} s spent: skipped {len(skipped)} (network, batch) groups")
-                break
-            for row in measure(name, batch, modes, variants, smoke=smoke, dtype=dtype, rep_ms=rep_ms):
-                rows.append(row)
-                ips = row["images_per_s"]
-                print(f"{name:20s} b{batch:<4d} {row['mode']:5s} {row['variant']:13s} "
-                      f"{f'{ips:10.1f} img/s' if ips else '    failed    '}"
-                      f"{'  ' + row['error'] if row.get('error') else ''}", flush=True)
-                write()
-    except KeyboardInterrupt:
-        write(interrupted=True)
-        print(f"interrupted: wrote the {len(rows)} rows measured so far to {out}")
-        raise
-    write()
-    print(f"wrote {out}")
+    stream_rows(jobs, lambda job: measure(job[1], job[0], modes, variants, smoke=smoke, dtype=dtype, rep_ms=rep_ms),
+                out, meta, start=start, budget_s=budget_s, describe=lambda job: f"{job[1]} batch {job[0]}",
+                unit="(network, batch) groups", echo=echo, write_each_row=True)
     return out
 
 

@@ -37,7 +37,8 @@ def _pyplot():
 
 def _slug(meta: dict) -> str:
     slug = meta["gpu"].split(" (")[0].lower().replace(" ", "-")
-    return slug + "-hopper-tma" if meta.get("hopper_tma") else slug
+    slug = slug + "-hopper-tma" if meta.get("hopper_tma") else slug
+    return f"{slug}-{meta['tag']}" if meta.get("tag") else slug
 
 
 def _title(what: str, meta: dict) -> str:

@@ -95,6 +95,12 @@ def _verdict(value: float | None, threshold: float, timings: bool) -> str:
     return "PASS" if value >= threshold else "FALL SHORT"
 
 
+def has_targets(data: dict) -> bool:
+    """Whether any target is set on a suite of the dataset (the 1-D and 3-D suites have none yet)."""
+    suites = {r["suite"] for r in data["rows"]}
+    return not suites or any(t.suite in suites for t in TARGETS)
+
+
 def evaluate(data: dict) -> list[dict]:
     """One result per target: measured value (None without rows), layer count, verdict; and the same from
     the CUDA-graph timings (``graph_value``, ``graph_verdict``: GPU time, the host's launch work taken out)."""
@@ -135,10 +141,16 @@ def markdown(datasets: list[dict]) -> str:
         meta = data["meta"]
         c = meta["ceilings"]
         path = ", conv2d's Hopper path on (KERNELS_HOPPER_TMA=1)" if meta.get("hopper_tma") else ""
-        parts += [f"## {meta['gpu']}{path} ({meta['date'][:10]}, torch {meta['torch']}, triton {meta['triton']})", "",
+        tag = f", {meta['tag']}" if meta.get("tag") else ""
+        parts += [f"## {meta['gpu']}{path}{tag} ({meta['date'][:10]}, torch {meta['torch']}, triton "
+                  f"{meta['triton']})", "",
                   f"Measured ceilings: GEMM {c['gemm_tflops']:.1f} TFLOP/s, copy {c['copy_gbps']:.0f} GB/s"
-                  + ("" if meta.get("timings") else " (**not timings: interpreter smoke pass**)"), "",
-                  "| target | required | measured | layers | verdict | GPU time (graphs) | verdict |",
+                  + ("" if meta.get("timings") else " (**not timings: interpreter smoke pass**)"), ""]
+        if not has_targets(data):
+            parts += [f"No targets for its suites ({', '.join(dict.fromkeys(r['suite'] for r in data['rows']))}): "
+                      "see their plots.", ""]
+            continue
+        parts += ["| target | required | measured | layers | verdict | GPU time (graphs) | verdict |",
                   "|---|---|---|---|---|---|---|"]
         for res in evaluate(data):
             t = res["target"]
@@ -235,7 +247,7 @@ def main(argv: list[str] | None = None) -> Path:
         print("no GPU data yet" if not args.smoke else "no smoke data: run python -m bench.run first")
     for data in datasets:
         print(f"{data['meta']['gpu']} ({data['meta']['date'][:10]}):")
-        for res in evaluate(data):
+        for res in evaluate(data) if has_targets(data) else []:
             t = res["target"]
             print(f"  {t.name:62s} >= {_value(t.metric, t.threshold):>6s}  measured "
                   f"{_value(t.metric, res['value']):>6s}  {res['verdict']:10s}  GPU time (graphs) "

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
-import json
 import math
 import platform
 import statistics
@@ -31,10 +30,32 @@ import triton
 import kernels
 from kernels.launch import recording
 from kernels.ops.conv2d_hopper import hopper_tma_enabled
-from kernels.pool_shapes import adaptive_pool2d_geometry, avg_pool2d_geometry, max_pool2d_geometry, pool2d_bytes
-from kernels.shapes import conv2d_geometry, conv_transpose2d_geometry
+from kernels.pool_shapes import (
+    adaptive_max_window,
+    adaptive_pool2d_geometry,
+    avg_pool2d_geometry,
+    max_pool2d_geometry,
+    pool2d_bytes,
+    pool_output_size,
+)
+from kernels.shapes import ConvGeometry, conv2d_geometry, conv_transpose2d_geometry
+from kernels.shapes3d import ConvGeometry3d, conv3d_geometry, conv_transpose3d_geometry
 
-from .suites import POOL_SMOKE, POOL_SUITES, SCALING, SCALING_SMOKE, SMOKE, SUITES, Layer
+from .loop import stream_rows
+from .suites import (
+    FAMILIES,
+    POOL_SMOKE,
+    POOL_SUITES,
+    SCALING,
+    SCALING_SMOKE,
+    SMOKE,
+    SMOKE_1D,
+    SMOKE_3D,
+    SUITES,
+    SUITES_1D,
+    SUITES_3D,
+    Layer,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PLOTS = Path(__file__).resolve().parent / "plots"
@@ -45,10 +66,23 @@ IMPLS = ("ours", "eager", "compile")
 
 
 def registry(smoke: bool = False) -> dict[str, list[Layer]]:
-    """Every benchmarked suite by name: convolutions, pooling, scaling (the tiny stand-ins when ``smoke``)."""
+    """Every benchmarked suite by name: the 2-D convolutions, pooling and scaling, then the 1-D and 3-D
+    families (the tiny stand-ins when ``smoke``)."""
     if smoke:
-        return {**SMOKE, **POOL_SMOKE, **SCALING_SMOKE}
-    return {**SUITES, **POOL_SUITES, **SCALING}
+        return {**SMOKE, **POOL_SMOKE, **SCALING_SMOKE, **SMOKE_1D, **SMOKE_3D}
+    return {**SUITES, **POOL_SUITES, **SCALING, **SUITES_1D, **SUITES_3D}
+
+
+def missing_ops(layers: list[Layer]) -> list[str]:
+    """The ops of ``layers`` that ``kernels`` does not have (yet), looked up now, in order of first use."""
+    return [op for op in dict.fromkeys(layer.op for layer in layers) if not callable(getattr(kernels, op, None))]
+
+
+def runnable_suites(smoke: bool = False, families: list[str] | None = None) -> list[str]:
+    """The suites of :func:`registry` (of ``families`` of :data:`~bench.suites.FAMILIES`, default all) whose
+    every op ``kernels`` has: the default set of a run."""
+    chosen = {s for f in (families or FAMILIES) for s in FAMILIES[f]}
+    return [name for name, layers in registry(smoke).items() if name in chosen and not missing_ops(layers)]
 
 
 def on_gpu() -> bool:
@@ -83,31 +117,101 @@ def environment() -> dict:
 
 
 def kind(layer: Layer) -> str:
-    """'dense', 'depthwise', 'transposed' or 'pool'."""
-    if layer.op == "conv_transpose2d":
+    """'dense', 'depthwise', 'transposed' or 'pool' (any of the 1-D, 2-D and 3-D ops)."""
+    if layer.op.startswith("conv_transpose"):
         return "transposed"
-    if layer.op == "conv2d":
+    if layer.op.startswith("conv"):
         groups = layer.kwargs.get("groups", 1)
         return "depthwise" if groups > 1 and groups == layer.input_shape[1] else "dense"
     return "pool"
 
 
+_NEUTRAL = {"kernel_size": 1, "stride": 1, "padding": 0, "dilation": 1, "output_padding": 0, "output_size": 1}
+
+
+def lift_1d(layer: Layer) -> Layer:
+    """The 2-D layer a 1-D one runs as (``kernels``' 1-D ops are views of the 2-D ones with ``H = 1``): input
+    ``(N, C, 1, L)``, weight ``(..., 1, k)``, each window option ``x`` as ``(neutral, x)``; a 2-D or 3-D layer is
+    returned as it is."""
+    if len(layer.input_shape) != 3:
+        return layer
+    op = layer.op.replace("1d", "2d")
+    kwargs = dict(layer.kwargs)
+    for name, neutral in _NEUTRAL.items():
+        value = kwargs.get(name)
+        if isinstance(value, int):
+            kwargs[name] = (neutral, value)
+        elif isinstance(value, tuple | list) and len(value) == 1:
+            kwargs[name] = (neutral, value[0])
+    n, c, length = layer.input_shape
+    weight = (*layer.weight_shape[:2], 1, layer.weight_shape[2]) if layer.weight_shape else ()
+    return Layer(layer.name, op, (n, c, 1, length), weight, kwargs, layer.epilogue)
+
+
+def conv_geometry(layer: Layer) -> ConvGeometry | ConvGeometry3d:
+    """The geometry of a convolution layer of any rank (``kernels.shapes`` / ``kernels.shapes3d``; a 1-D layer as
+    the 2-D problem it runs as). For a transposed convolution, that of the convolution it transposes: its ``C``
+    and spatial input are the layer's output, its ``K`` and spatial output the layer's input."""
+    layer = lift_1d(layer)
+    geometry = {"conv2d": conv2d_geometry, "conv_transpose2d": conv_transpose2d_geometry,
+                "conv3d": conv3d_geometry, "conv_transpose3d": conv_transpose3d_geometry}[layer.op]
+    return geometry(layer.input_shape, layer.weight_shape, None, **layer.kwargs)
+
+
+def conv_sizes(g: ConvGeometry | ConvGeometry3d) -> tuple[int, int, int]:
+    """Elements of the convolution's input ``N·C·(D·)H·W``, weight ``K·C/g·(T·)R·S`` and output ``N·K·(Z·)P·Q``
+    (2-D geometries have no depth: one plane)."""
+    depth, taps, planes = getattr(g, "D", 1), getattr(g, "T", 1), getattr(g, "Z", 1)
+    return (g.N * g.C * depth * g.H * g.W, g.K * g.channels_per_group * taps * g.R * g.S,
+            g.N * g.K * planes * g.P * g.Q)
+
+
+def _values(value: object, dims: int) -> tuple[int, ...]:
+    return (value,) * dims if isinstance(value, int) else tuple(value)
+
+
+def pool_work(input_shape: tuple[int, ...], op: str, kwargs: dict, item: int) -> tuple[int, int]:
+    """(operations, bytes) of one pooling pass over any number of spatial dimensions, by the rules of the 2-D
+    helpers (``kernels.pool_shapes``): one operation per window element of every output (adaptive windows: their
+    largest length per axis), bytes ``N·C·(input + output elements)·item`` (no saved indices)."""
+    n, c, *sizes = input_shape
+    dims = len(sizes)
+    if op.startswith("adaptive"):
+        target = kwargs["output_size"]
+        targets = tuple(target) if isinstance(target, tuple | list) else (target,) * dims
+        outputs = [size if out is None else out for size, out in zip(sizes, targets, strict=True)]
+        windows = [adaptive_max_window(size, out) for size, out in zip(sizes, outputs, strict=True)]
+    else:
+        windows = list(_values(kwargs["kernel_size"], dims))
+        strides = _values(kwargs.get("stride") or windows, dims)
+        pads = _values(kwargs.get("padding", 0), dims)
+        dilations = _values(kwargs.get("dilation", 1), dims)
+        outputs = [pool_output_size(size, k, s, p, d, bool(kwargs.get("ceil_mode", False)))
+                   for size, k, s, p, d in zip(sizes, windows, strides, pads, dilations, strict=True)]
+    inputs, out_elements = math.prod(sizes), math.prod(outputs)
+    return n * c * out_elements * math.prod(windows), n * c * (inputs + out_elements) * item
+
+
 def work(layer: Layer, dtype: torch.dtype) -> tuple[float, float]:
     """(flop, compulsory bytes) of one pass of ``layer`` (forward, or one of the backward kernels).
 
-    Convolutions: flop 2·N·K·C/g·R·S·P·Q; bytes: input + weight + output once each (a backward pass reads and
-    writes the same three sizes). Pooling: one operation per window element; bytes from ``pool2d_bytes``
-    (read input, write output; no indices, which an implementation may choose to keep).
+    Convolutions (1-D, 2-D, 3-D): flop 2·N·K·C/g·(T·)R·S·(Z·)P·Q; bytes: input + weight + output once each (a
+    backward pass reads and writes the same three sizes). Pooling: one operation per window element; bytes
+    from ``pool2d_bytes`` (read input, write output; no indices, which an implementation may choose to keep),
+    the same count for 1-D (as the 2-D problem it runs as) and 3-D pooling (:func:`pool_work`).
     """
     item = torch.empty((), dtype=dtype).element_size()
-    if layer.op in ("conv2d", "conv_transpose2d"):
-        geometry = conv2d_geometry if layer.op == "conv2d" else conv_transpose2d_geometry
-        g = geometry(layer.input_shape, layer.weight_shape, None, **layer.kwargs)
-        output = g.N * g.K * g.P * g.Q if layer.op == "conv2d" else g.N * g.C * g.H * g.W
-        elements = g.N * g.C * g.H * g.W + g.K * g.channels_per_group * g.R * g.S + g.N * g.K * g.P * g.Q
-        if layer.epilogue.get("residual"):
-            elements += output  # the residual is read once
+    if kind(layer) != "pool":
+        g = conv_geometry(layer)
+        x_elements, w_elements, y_elements = conv_sizes(g)
+        elements = x_elements + w_elements + y_elements
+        if layer.epilogue.get("residual"):  # the residual, the size of the layer's output, is read once
+            elements += x_elements if layer.op.startswith("conv_transpose") else y_elements
         return float(g.flops), float(elements * item)
+    if len(layer.input_shape) == 5:
+        ops, nbytes = pool_work(layer.input_shape, layer.op, layer.kwargs, item)
+        return float(ops), float(nbytes)
+    layer = lift_1d(layer)
     if layer.op == "max_pool2d":
         p = max_pool2d_geometry(layer.input_shape, **layer.kwargs)
     elif layer.op == "avg_pool2d":
@@ -221,9 +325,20 @@ _TORCH_ACTIVATIONS: dict[str | None, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+def ours_op(name: str) -> Callable:
+    """``kernels``' function ``name``, looked up when called: a suite of ops that ``kernels`` lacks still builds,
+    and each call records the AttributeError as that implementation's error."""
+
+    def call(*args, **kwargs):
+        return getattr(kernels, name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
 def _with_epilogue(layer: Layer) -> tuple[Callable, Callable]:
     """``(ours, torch's)`` for a layer with a fused epilogue: ``fn(x, w[, residual], **kwargs)``."""
-    op, torch_op = getattr(kernels, layer.op), getattr(F, layer.op)
+    op, torch_op = ours_op(layer.op), getattr(F, layer.op)
     activation = layer.epilogue.get("activation")
     before = bool(layer.epilogue.get("residual_before_activation"))
     act = _TORCH_ACTIVATIONS[activation]
@@ -245,12 +360,23 @@ def _functions(layer: Layer, use_compile: bool) -> dict[str, Callable]:
     if layer.epilogue:
         ours, eager = _with_epilogue(layer)
     else:
-        ours, eager = getattr(kernels, layer.op), getattr(F, layer.op)
+        ours, eager = ours_op(layer.op), getattr(F, layer.op)
     fns: dict[str, Callable] = {"ours": ours, "eager": eager}
     if use_compile:
         kwargs = layer.kwargs
         fns["compile"] = torch.compile(lambda *args: eager(*args, **kwargs), mode="max-autotune", dynamic=False)
     return fns
+
+
+def in_layout(t: torch.Tensor, layout: str) -> torch.Tensor:
+    """``t`` (N, C, *spatial) in ``layout``: 'nchw' as it is (contiguous), 'channels_last' with the channels
+    innermost: ``torch.channels_last`` for 4-D, ``torch.channels_last_3d`` for 5-D, and for 3-D ``(N, C, L)``
+    the transpose of a contiguous ``(N, L, C)`` (as a sequence model hands its activations to a convolution)."""
+    if layout != "channels_last":
+        return t
+    if t.dim() == 3:
+        return t.transpose(1, 2).contiguous().transpose(1, 2)
+    return t.contiguous(memory_format=torch.channels_last if t.dim() == 4 else torch.channels_last_3d)
 
 
 def _call(fn: Callable, args: tuple, kwargs: dict, mode: str) -> Callable[[], object]:
@@ -274,16 +400,20 @@ def measure(layer: Layer, dtype_name: str, layout: str, modes: list[str], use_co
     dtype = DTYPES[dtype_name]
     graphs = graphs and _GRAPH_CAPTURE["ok"]
     device = "cuda" if on_gpu() else "cpu"
-    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-    x = torch.randn(layer.input_shape, dtype=dtype, device=device).to(memory_format=fmt).requires_grad_()
+
+    def tensor(shape: tuple[int, ...], channels_last: bool) -> torch.Tensor:
+        t = torch.randn(shape, dtype=dtype, device=device)
+        return (in_layout(t, layout) if channels_last else t).requires_grad_()
+
+    x = tensor(layer.input_shape, True)
     args: tuple = (x,)
     if layer.weight_shape:
-        w = torch.randn(layer.weight_shape, dtype=dtype, device=device).to(memory_format=fmt).requires_grad_()
+        w = tensor(layer.weight_shape, len(layer.weight_shape) > 3)  # (a module keeps 1-D weights contiguous)
         args = (x, w)
         if layer.epilogue.get("residual"):
             with torch.no_grad():
                 shape = getattr(F, layer.op)(x, w, **layer.kwargs).shape
-            args = (x, w, torch.randn(shape, dtype=dtype, device=device).to(memory_format=fmt).requires_grad_())
+            args = (x, w, tensor(shape, True))
     flop, nbytes = work(layer, dtype)
     fns = _functions(layer, use_compile)
     rows = []
@@ -346,25 +476,36 @@ def _fmt(ms: float | None) -> str:
 
 
 def default_out(results_dir: Path, meta: dict, smoke: bool) -> Path:
-    """``<results>/<gpu>.json`` for GPU timings, ``<results>/smoke/smoke.json`` for the smoke pass."""
+    """``<results>/<gpu>[-hopper-tma][-<tag>].json`` for GPU timings, ``<results>/smoke/smoke.json`` for the
+    smoke pass."""
     if not meta["timings"] or smoke:
         return results_dir / "smoke" / "smoke.json"
     path = "-hopper-tma" if meta.get("hopper_tma") else ""
-    return results_dir / f"{meta['gpu'].lower().replace(' ', '-')}{path}.json"
+    tag = f"-{meta['tag']}" if meta.get("tag") else ""
+    return results_dir / f"{meta['gpu'].lower().replace(' ', '-')}{path}{tag}.json"
 
 
-def run(suites: list[str], dtypes: list[str], layouts: list[str], modes: list[str], *, out: Path | None = None,
-        results_dir: Path = RESULTS, smoke: bool = False, use_compile: bool = False,
-        budget_s: float | None = None, graphs: bool = True) -> Path:
+def run(suites: list[str] | None, dtypes: list[str], layouts: list[str], modes: list[str], *,
+        out: Path | None = None, results_dir: Path = RESULTS, smoke: bool = False, use_compile: bool = False,
+        budget_s: float | None = None, graphs: bool = True, tag: str | None = None,
+        families: list[str] | None = None) -> Path:
     """Measure every (suite layer, dtype, layout, mode), the first dtype and layout first; stop at
     ``budget_s`` (the rest is listed as skipped). The JSON is rewritten after every layer, so an
-    interrupted run leaves its data. Returns the JSON path."""
+    interrupted run leaves its data. ``suites``: None for every suite of ``families`` (default all) whose ops
+    ``kernels`` has (the others are named in ``meta["suites_without_ops"]``); a suite named here runs even so,
+    each call of a missing op recording its error. ``tag``: a second data file of the same GPU
+    (``<gpu>-<tag>.json``, its plots ``<gpu>-<tag>_*.png``). Returns the JSON path."""
     start = time.perf_counter()
     smoke = smoke or not on_gpu()
     if not on_gpu():
         print("No GPU: running the smoke layers through Triton's interpreter; the data is marked as not timings.")
         dtypes, layouts, use_compile = ["bf16"], ["channels_last"], False
     table = registry(smoke)
+    without_ops = [s for s in table if s not in runnable_suites(smoke)]
+    if suites is None:
+        suites = runnable_suites(smoke, families)
+        if without_ops:
+            print(f"suites left out, their ops not in kernels yet: {without_ops}")
     unknown = [s for s in suites if s not in table]
     if unknown:
         raise SystemExit(f"unknown suite(s) {unknown}; known: {sorted(table)}")
@@ -374,37 +515,27 @@ def run(suites: list[str], dtypes: list[str], layouts: list[str], modes: list[st
     meta = environment()
     graphs = graphs and on_gpu()
     meta.update({"graphs": graphs, "smoke": smoke, "compile": use_compile, "budget_s": budget_s, "fp32_tf32": False,
-                 "timer": "triton.testing.do_bench median" if on_gpu() else "one wall-clock run (interpreter)"})
+                 "timer": "triton.testing.do_bench median" if on_gpu() else "one wall-clock run (interpreter)",
+                 "suites_without_ops": without_ops, "tag": tag})
     meta["ceilings"] = ceilings()
     out = out or default_out(results_dir, meta, smoke)
     out.parent.mkdir(parents=True, exist_ok=True)
     jobs = [(s, layer, d, lay) for d in dtypes for lay in layouts for s in suites for layer in table[s]]
-    rows: list[dict] = []
-    skipped: list[str] = []
 
-    def write(interrupted: bool = False) -> None:
-        meta.update({"interrupted": interrupted, "skipped": skipped, "elapsed_s": time.perf_counter() - start})
-        out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    def measure_job(job: tuple[str, Layer, str, str]) -> list[dict]:
+        suite, layer, dtype, layout = job
+        return [{"suite": suite, **row}
+                for row in measure(layer, dtype, layout, modes, use_compile, meta["ceilings"], graphs)]
 
-    try:
-        for i, (suite, layer, dtype, layout) in enumerate(jobs):
-            if budget_s is not None and time.perf_counter() - start > budget_s:
-                skipped = [f"{s}/{lay.name} {d} {lo}" for s, lay, d, lo in jobs[i:]]
-                print(f"time budget of {budget_s:.0f} s spent: skipped {len(skipped)} layer runs")
-                break
-            for row in measure(layer, dtype, layout, modes, use_compile, meta["ceilings"], graphs):
-                rows.append({"suite": suite, **row})
-                speed = row.get("speedup_vs_eager")
-                print(f"{suite:10s} {layer.name:20s} {dtype:5s} {layout:13s} {row['mode']:7s} ours "
-                      f"{_fmt(row['ours_ms'])}  eager {_fmt(row['eager_ms'])}  "
-                      f"{f'x{speed:.2f}' if speed else '-'}", flush=True)
-            write()
-    except KeyboardInterrupt:
-        write(interrupted=True)
-        print(f"interrupted: wrote the {len(rows)} rows measured so far to {out}")
-        raise
-    write()
-    print(f"wrote {out}")
+    def echo(job: tuple[str, Layer, str, str], row: dict) -> None:
+        suite, layer, dtype, layout = job
+        speed = row.get("speedup_vs_eager")
+        print(f"{suite:10s} {layer.name:20s} {dtype:5s} {layout:13s} {row['mode']:7s} ours "
+              f"{_fmt(row['ours_ms'])}  eager {_fmt(row['eager_ms'])}  "
+              f"{f'x{speed:.2f}' if speed else '-'}", flush=True)
+
+    stream_rows(jobs, measure_job, out, meta, start=start, budget_s=budget_s, unit="layer runs",
+                describe=lambda job: f"{job[0]}/{job[1].name} {job[2]} {job[3]}", echo=echo)
     return out
 
 
@@ -417,7 +548,10 @@ def geomean(values: list[float]) -> float:
 def main(argv: list[str] | None = None) -> Path:
     """Command line; returns the JSON path."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", action="append", help=f"repeatable; default all: {sorted(registry())}")
+    parser.add_argument("--suite", action="append",
+                        help=f"repeatable; default every suite whose ops kernels has: {sorted(registry())}")
+    parser.add_argument("--family", action="append", choices=sorted(FAMILIES),
+                        help="without --suite: the suites of these families (repeatable; default all)")
     parser.add_argument("--dtype", action="append", choices=sorted(DTYPES), help="repeatable; default bf16 fp16 fp32")
     parser.add_argument("--layout", action="append", choices=LAYOUTS, help="repeatable; default both")
     parser.add_argument("--mode", action="append", choices=MODES, help="repeatable; default all three")
@@ -427,12 +561,14 @@ def main(argv: list[str] | None = None) -> Path:
                         help="skip the second timing of each implementation replayed from a CUDA graph")
     parser.add_argument("--smoke", action="store_true", help="the tiny smoke layers (always so without a GPU)")
     parser.add_argument("--budget-s", type=float, help="stop starting new layers after this many seconds")
+    parser.add_argument("--tag", help="file name suffix: <gpu>-<tag>.json, beside the untagged data of the GPU")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where the JSON goes (default bench/results)")
     parser.add_argument("--out", type=Path, help="write the JSON to this file instead")
     args = parser.parse_args(argv)
-    return run(args.suite or list(registry()), args.dtype or ["bf16", "fp16", "fp32"],
+    return run(args.suite, args.dtype or ["bf16", "fp16", "fp32"],
                args.layout or list(LAYOUTS), args.mode or list(MODES), out=args.out, results_dir=args.results_dir,
-               smoke=args.smoke, use_compile=args.compile, budget_s=args.budget_s, graphs=not args.no_graphs)
+               smoke=args.smoke, use_compile=args.compile, budget_s=args.budget_s, graphs=not args.no_graphs,
+               tag=args.tag, families=args.family)
 
 
 if __name__ == "__main__":
