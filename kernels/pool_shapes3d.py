@@ -275,9 +275,9 @@ def adaptive_output_size3d(shape: Sequence[int], output_size: object, op: str) -
     """``output_size`` as torch.nn.functional hands it to the op: an int as it is (one value), a sequence
     with ``None`` entries taking the input's trailing sizes (``_list_with_default``), checked as the argument
     parser does."""
+    if isinstance(output_size, bool):
+        raise TypeError(f"{op}(): argument 'output_size' (position 2) must be tuple of ints, not bool")
     if _int_like(output_size) and not isinstance(output_size, torch.Tensor):
-        if isinstance(output_size, bool):
-            raise TypeError(f"{op}(): argument 'output_size' (position 2) must be tuple of ints, not bool")
         return (operator.index(output_size),)
     if isinstance(output_size, torch.Tensor) and output_size.dim() == 0:
         raise TypeError("len() of a 0-d tensor")
