@@ -272,13 +272,13 @@ def avg_pool3d_geometry(shape: Sequence[int], kernel_size: IntTriple, stride: In
 
 
 def adaptive_output_size3d(shape: Sequence[int], output_size: object, op: str) -> tuple[int, ...]:
-    """``output_size`` as torch.nn.functional hands it to the op: an int as it is (one value), a sequence
+    """``output_size`` as torch.nn.functional hands it to the op: an int repeated three times, a sequence
     with ``None`` entries taking the input's trailing sizes (``_list_with_default``), checked as the argument
     parser does."""
     if isinstance(output_size, bool):
         raise TypeError(f"{op}(): argument 'output_size' (position 2) must be tuple of ints, not bool")
     if _int_like(output_size) and not isinstance(output_size, torch.Tensor):
-        return (operator.index(output_size),)
+        return (operator.index(output_size),) * 3
     if isinstance(output_size, torch.Tensor) and output_size.dim() == 0:
         raise TypeError("len() of a 0-d tensor")
     if not hasattr(output_size, "__len__"):
@@ -308,11 +308,11 @@ def adaptive_pool3d_geometry(shape: Sequence[int], output_size: object, op: str)
 
     if op == "adaptive_max_pool3d":
         check_input()
-    if len(items) not in (1, 3):
+    if len(items) != 3:
         if op == "adaptive_avg_pool3d":
             raise RuntimeError("adaptive_avg_pool3d: output_size must be 3")
         raise RuntimeError("adaptive_max_pool3d(): internal error: output_size.size() must be 3")
-    T, P, Q = items if len(items) == 3 else items * 3
+    T, P, Q = items
     if min(T, P, Q) < 0:
         if op == "adaptive_avg_pool3d":
             raise RuntimeError("adaptive_avg_pool3d: elements of output_size must be greater than or equal to 0 "
