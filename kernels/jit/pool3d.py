@@ -88,23 +88,28 @@ def max_pool3d_fwd_kernel(
     best = tl.full([BLOCK_PIX, BLOCK_C], float("-inf"), CMP)
     best_idx = tl.zeros([BLOCK_PIX, BLOCK_C], tl.int64) \
         + ((d_first.to(tl.int64) * H + h_first) * W + w_first)[:, None]
-    for a in range(KD):
+    a = 0
+    r = 0
+    for _ in range(KD * KH):   # window row (a, r) in scan order, counted without a division
         d = d0 + a * dil_d
-        d_ok = pix_ok & (d >= d_lo) & (d < d_hi)
-        depth = tl.cast(a * dil_d, tl.int64) * sxd
-        for r in range(KH):
-            h = h0 + r * dil_h
-            h_ok = d_ok & (h >= h_lo) & (h < h_hi)
-            row = depth + tl.cast(r * dil_h, tl.int64) * sxh
-            for s in range(KW):
-                w = w0 + s * dil_w
-                ok = h_ok & (w >= w_lo) & (w < w_hi)
-                v = tl.load(x_win + (row + tl.cast(s * dil_w, tl.int64) * sxw), mask=ok[:, None] & c_mask,
-                            other=float("-inf")).to(CMP)
-                take = (v > best) | (v != v)
-                best = tl.where(take, v, best)
-                if INDEX == "flat":
-                    best_idx = tl.where(take, ((d.to(tl.int64) * H + h) * W + w)[:, None], best_idx)
+        h = h0 + r * dil_h
+        h_ok = pix_ok & (d >= d_lo) & (d < d_hi) & (h >= h_lo) & (h < h_hi)
+        row = tl.cast(a * dil_d, tl.int64) * sxd + tl.cast(r * dil_h, tl.int64) * sxh
+        if INDEX == "flat":
+            row_index = (d.to(tl.int64) * H + h) * W
+        for s in range(KW):
+            w = w0 + s * dil_w
+            ok = h_ok & (w >= w_lo) & (w < w_hi)
+            v = tl.load(x_win + (row + tl.cast(s * dil_w, tl.int64) * sxw), mask=ok[:, None] & c_mask,
+                        other=float("-inf")).to(CMP)
+            take = (v > best) | (v != v)
+            best = tl.where(take, v, best)
+            if INDEX == "flat":
+                best_idx = tl.where(take, (row_index + w)[:, None], best_idx)
+        r += 1
+        plane_done = r == KH
+        a += plane_done.to(tl.int32)
+        r = tl.where(plane_done, 0, r)
 
     mask = pix_ok[:, None] & c_mask
     tl.store(y_ptr + _offsets(n, t, p, q, c, syn, syc, syt, syp, syq), best.to(y_ptr.dtype.element_ty), mask=mask)
@@ -238,19 +243,22 @@ def avg_pool3d_fwd_kernel(
     x_win = x_ptr + _offsets(n, d0, h0, w0, c, sxn, sxc, sxd, sxh, sxw)
 
     acc = tl.zeros([BLOCK_PIX, BLOCK_C], ACC)
-    for a in range(KD):
+    a = 0
+    r = 0
+    for _ in range(KD * KH):   # window row (a, r), counted without a division
         d = d0 + a
-        d_ok = pix_ok & (d >= d_lo) & (d < d_hi)
-        depth = tl.cast(a, tl.int64) * sxd
-        for r in range(KH):
-            h = h0 + r
-            h_ok = d_ok & (h >= h_lo) & (h < h_hi)
-            row = depth + tl.cast(r, tl.int64) * sxh
-            for s in range(KW):
-                w = w0 + s
-                ok = h_ok & (w >= w_lo) & (w < w_hi)
-                v = tl.load(x_win + (row + tl.cast(s, tl.int64) * sxw), mask=ok[:, None] & c_mask, other=0.0)
-                acc += v.to(ACC)
+        h = h0 + r
+        h_ok = pix_ok & (d >= d_lo) & (d < d_hi) & (h >= h_lo) & (h < h_hi)
+        row = tl.cast(a, tl.int64) * sxd + tl.cast(r, tl.int64) * sxh
+        for s in range(KW):
+            w = w0 + s
+            ok = h_ok & (w >= w_lo) & (w < w_hi)
+            v = tl.load(x_win + (row + tl.cast(s, tl.int64) * sxw), mask=ok[:, None] & c_mask, other=0.0)
+            acc += v.to(ACC)
+        r += 1
+        plane_done = r == KH
+        a += plane_done.to(tl.int32)
+        r = tl.where(plane_done, 0, r)
 
     div, empty = _avg_divisor(t, p, q, D, H, W, T, P, Q, stride_d, stride_h, stride_w, pad_d, pad_h, pad_w,
                               KD, KH, KW, divisor, ADAPTIVE, COUNT_INCLUDE_PAD)

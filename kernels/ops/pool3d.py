@@ -93,6 +93,21 @@ _WIDE_FLAT_INDEX = VariantLimit(
     dtypes=frozenset({torch.float64}),
 )
 
+# Averages that leave the padding out of the divisor keep the window's in-bounds extents live across the tap
+# loop: on the 16 x 64 tile they spill 8 bytes on sm_90 (the ahead-of-time check), so they keep to the smaller
+# tiles. The float64 backward on the 256 x 1 tile spills as much; float64 NCDHW gradients take the 32 x 16 one.
+_EXCLUDE_PAD = VariantLimit(
+    "exclude-pad",
+    applies=lambda constexprs: constexprs.get("COUNT_INCLUDE_PAD") is False,
+    allows=lambda config: config["BLOCK_PIX"] * config["BLOCK_C"] <= 512,
+)
+_WIDE_AVG_BWD = VariantLimit(
+    "float64-avg-backward",
+    applies=lambda constexprs: True,
+    allows=lambda config: config["BLOCK_C"] > 1,
+    dtypes=frozenset({torch.float64}),
+)
+
 MAX_FWD = _space("max_pool3d_fwd_kernel", max_pool3d_fwd_kernel, _WINDOW_TILES,
                  _tile_counts("T*P*Q", ("KD", "KH", "KW")),
                  (_ADAPTIVE, VariantAxis("INDEX", ("none", "flat"))), limits=(_WIDE_FLAT_INDEX,))
@@ -100,9 +115,10 @@ MAX_BWD = _space("max_pool3d_bwd_kernel", max_pool3d_bwd_kernel, _WINDOW_TILES,
                  _tile_counts("D*H*W", ("COVER_D", "COVER_H", "COVER_W")), (_ADAPTIVE,))
 MAX_GATHER = _space("max_pool3d_gather_kernel", max_pool3d_gather_kernel, _WINDOW_TILES, _tile_counts("T*P*Q"))
 AVG_FWD = _space("avg_pool3d_fwd_kernel", avg_pool3d_fwd_kernel, _WINDOW_TILES,
-                 _tile_counts("T*P*Q", ("KD", "KH", "KW")), _AVG_AXES, _avg_valid)
+                 _tile_counts("T*P*Q", ("KD", "KH", "KW")), _AVG_AXES, _avg_valid, limits=(_EXCLUDE_PAD,))
 AVG_BWD = _space("avg_pool3d_bwd_kernel", avg_pool3d_bwd_kernel, _WINDOW_TILES,
-                 _tile_counts("D*H*W", ("COVER_D", "COVER_H", "COVER_W")), _AVG_AXES, _avg_valid)
+                 _tile_counts("D*H*W", ("COVER_D", "COVER_H", "COVER_W")), _AVG_AXES, _avg_valid,
+                 limits=(_WIDE_AVG_BWD,))
 GLOBAL_AVG = _space("global_avg_pool3d_kernel", global_avg_pool3d_kernel, _GLOBAL_TILES,
                     lambda a, grid: {"images": grid[0] // cdiv(a["C"], a["BLOCK_C"]),
                                      "channel blocks": cdiv(a["C"], a["BLOCK_C"]),
@@ -207,13 +223,14 @@ def avg_pool3d_forward(x: torch.Tensor, g: PoolGeometry3d, out: torch.Tensor) ->
     if g.is_global:
         _global_avg(x, g, out)
         return
-    config = _pick_window_tile(AVG_FWD, x, g.N * g.T * g.P * g.Q)
+    variant = {"ADAPTIVE": g.adaptive, "COUNT_INCLUDE_PAD": g.count_include_pad}
+    config = _pick_window_tile(AVG_FWD, x, g.N * g.T * g.P * g.Q, variant)
     for n0, n1 in batch_chunks(g.N, g.T * g.P * g.Q):
         xs, ys = batch_rows(x, n0, n1), batch_rows(out, n0, n1)
         grid = _tile_grid((n1 - n0) * g.T * g.P * g.Q, g.C, config)
         args = (xs, ys, *_sizes(g, n1 - n0), *xs.stride(), *ys.stride(), *g.kernel, *g.stride, *g.padding,
                 g.divisor)
-        launch(AVG_FWD, grid, args, config, x.dtype, ADAPTIVE=g.adaptive, COUNT_INCLUDE_PAD=g.count_include_pad)
+        launch(AVG_FWD, grid, args, config, x.dtype, **variant)
 
 
 def _global_avg(x: torch.Tensor, g: PoolGeometry3d, out: torch.Tensor) -> None:
@@ -237,14 +254,14 @@ def avg_pool3d_backward(grad_out: torch.Tensor, g: PoolGeometry3d, grad_in: torc
     if grad_out.numel() == 0:
         grad_in.zero_()
         return
-    config = _pick_window_tile(AVG_BWD, grad_in, g.N * g.D * g.H * g.W)
+    variant = {"ADAPTIVE": g.adaptive, "COUNT_INCLUDE_PAD": g.count_include_pad}
+    config = _pick_window_tile(AVG_BWD, grad_in, g.N * g.D * g.H * g.W, variant)
     for n0, n1 in batch_chunks(g.N, g.D * g.H * g.W):
         gys, gxs = batch_rows(grad_out, n0, n1), batch_rows(grad_in, n0, n1)
         grid = _tile_grid((n1 - n0) * g.D * g.H * g.W, g.C, config)
         args = (gys, gxs, *_sizes(g, n1 - n0), *gys.stride(), *gxs.stride(), *g.cover, *g.kernel, *g.stride,
                 *g.padding, g.divisor)
-        launch(AVG_BWD, grid, args, config, grad_in.dtype, ADAPTIVE=g.adaptive,
-               COUNT_INCLUDE_PAD=g.count_include_pad)
+        launch(AVG_BWD, grid, args, config, grad_in.dtype, **variant)
 
 
 # --------------------------------------------------------------------------------------------------------
