@@ -63,6 +63,7 @@ from typing import Any
 
 import torch
 
+from .functional import pool3d as functional_pool3d
 from .launch import SPACES, KernelConfig, KernelSpace, LaunchRecord, recording
 from .ops.conv2d_hopper import hopper_tma
 from .sass import LoopMix, main_loop
@@ -78,7 +79,7 @@ class OpCase:
 
     ``tensors``: shapes of the positional tensor arguments; ``None`` passes ``None`` (e.g. no bias);
     ``tensor_kwargs``: shapes of keyword tensor arguments (e.g. a residual). Every tensor requires grad, so
-    the backward pass launches every gradient kernel. ``channels_last`` lays the 4-D tensors out as NHWC.
+    the backward pass launches every gradient kernel. ``channels_last`` lays the 4-D tensors out as NHWC (5-D: NDHWC).
     ``double_backward`` also differentiates the gradients (the kernels only a second backward launches).
     ``hopper_tma`` switches conv2d's Hopper path on (``kernels.ops.conv2d_hopper``).
     """
@@ -154,6 +155,18 @@ OP_CASES: tuple[OpCase, ...] = (
     OpCase("adaptive_avg_pool2d", "global NHWC", ((2, 4, 7, 7),), {"output_size": 1}, channels_last=True),
     OpCase("adaptive_avg_pool2d", "3x3", ((2, 4, 8, 8),), {"output_size": 3}),
     OpCase("adaptive_max_pool2d", "3x3", ((2, 4, 8, 8),), {"output_size": 3}),
+    OpCase("max_pool3d", "3x3x3 stride 2", ((2, 4, 5, 5, 5),), {"kernel_size": 3, "stride": 2, "padding": 1}),
+    OpCase("max_pool3d", "2x2x2 indices NDHWC", ((2, 4, 4, 4, 4),), {"kernel_size": 2, "return_indices": True},
+           channels_last=True),
+    OpCase("max_pool3d", "3x3x3 stride 2 double backward", ((2, 4, 5, 5, 5),),
+           {"kernel_size": 3, "stride": 2, "padding": 1}, double_backward=True),
+    OpCase("avg_pool3d", "3x3x3 stride 2", ((2, 4, 5, 5, 5),), {"kernel_size": 3, "stride": 2, "padding": 1}),
+    OpCase("avg_pool3d", "2x2x2 ceil NDHWC", ((2, 4, 5, 5, 5),),
+           {"kernel_size": 2, "ceil_mode": True, "count_include_pad": False}, channels_last=True),
+    OpCase("adaptive_avg_pool3d", "global", ((2, 4, 3, 4, 4),), {"output_size": 1}),
+    OpCase("adaptive_avg_pool3d", "global NDHWC", ((2, 4, 3, 4, 4),), {"output_size": 1}, channels_last=True),
+    OpCase("adaptive_avg_pool3d", "2x3x3", ((2, 4, 4, 5, 5),), {"output_size": (2, 3, 3)}),
+    OpCase("adaptive_max_pool3d", "2x3x3", ((2, 4, 4, 5, 5),), {"output_size": (2, 3, 3)}),
 )
 
 
@@ -212,13 +225,15 @@ def _make_tensor(shape: tuple[int, ...], variant: DtypeVariant, device: torch.de
     t = torch.randn(shape, dtype=variant.dtype, device=device)
     if channels_last and t.dim() == 4:
         t = t.contiguous(memory_format=torch.channels_last)
+    elif channels_last and t.dim() == 5:
+        t = t.contiguous(memory_format=torch.channels_last_3d)
     return t.requires_grad_(True)
 
 
 def _run_case(case: OpCase, variant: DtypeVariant, device: torch.device) -> None:
     import kernels
 
-    op = getattr(kernels, case.op)
+    op = getattr(kernels, case.op, None) or getattr(functional_pool3d, case.op)
     tensors = [None if shape is None else _make_tensor(shape, variant, device, case.channels_last)
                for shape in case.tensors]
     keyword_tensors = {name: _make_tensor(shape, variant, device, case.channels_last)

@@ -22,6 +22,16 @@ from .autograd.pool2d import (
     max_pool2d_backward_op,
     max_pool2d_op,
 )
+from .autograd.pool3d import (
+    adaptive_avg_pool3d_backward_op,
+    adaptive_avg_pool3d_op,
+    adaptive_max_pool3d_backward_op,
+    adaptive_max_pool3d_op,
+    avg_pool3d_backward_op,
+    avg_pool3d_op,
+    max_pool3d_backward_op,
+    max_pool3d_op,
+)
 from .autograd.reduce import channel_sum_op
 
 __all__ = ["OPS"]
@@ -31,4 +41,6 @@ OPS = (
     conv_transpose2d_op,
     max_pool2d_op, max_pool2d_backward_op, adaptive_max_pool2d_op, adaptive_max_pool2d_backward_op,
     avg_pool2d_op, avg_pool2d_backward_op, adaptive_avg_pool2d_op, adaptive_avg_pool2d_backward_op,
+    max_pool3d_op, max_pool3d_backward_op, adaptive_max_pool3d_op, adaptive_max_pool3d_backward_op,
+    avg_pool3d_op, avg_pool3d_backward_op, adaptive_avg_pool3d_op, adaptive_avg_pool3d_backward_op,
 )

@@ -29,6 +29,7 @@ from torch.overrides import TorchFunctionMode
 import kernels
 from kernels import autotune
 from kernels.aot import constexpr_params
+from kernels.functional import pool3d as pool3d_functional
 from kernels.launch import SPACES, KernelConfig, LaunchRecord, Variant, recording
 from kernels.ops import reduce as reduce_ops
 from kernels.ops.conv2d_hopper import hopper_tma
@@ -499,6 +500,86 @@ def _case_global_avg_pool(target: Target, monkeypatch) -> list[LaunchRecord]:
                              monkeypatch)
 
 
+def _pool3d_input(cfg: KernelConfig, dtype: torch.dtype, sides: tuple[int, int, int]) -> torch.Tensor:
+    """A pooling input of ``sides`` (never a cube) with enough channels for two channel blocks
+    (channels_last_3d for channel-wide tiles)."""
+    t = torch.randn((2, cfg["BLOCK_C"] + 1, *sides), dtype=dtype, device=DEVICE)
+    return t.contiguous(memory_format=torch.channels_last_3d) if cfg["BLOCK_C"] > 1 else t
+
+
+def _pool3d_sides(cfg: KernelConfig) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """Input and output sides of a 3x3x3 / stride 2 / padding 1 pooling with at least two voxel blocks of
+    outputs (and so of inputs) over two images; the adaptive cases pool the same input to one more output
+    per axis (uneven, overlapping windows)."""
+    out = (2, 3, -(-(cfg["BLOCK_PIX"] // 2 + 1) // 6))
+    return (2 * out[0], 2 * out[1], 2 * out[2]), out
+
+
+def _case_max_pool3d(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """3-D max pooling, strided (overlapping windows) or adaptive; maxima saved (flat) when returned or needed
+    by the backward, else not at all."""
+    flags, cfg, dtype = target.flags, target.config, target.dtype
+    sides, out = _pool3d_sides(cfg)
+    x = _pool3d_input(cfg, dtype, sides)
+    grads = flags.get("INDEX", "flat") == "flat"
+    size = tuple(o + 1 for o in out)
+
+    def pool(module, input):
+        if flags["ADAPTIVE"]:
+            return module.adaptive_max_pool3d(input, size)
+        return module.max_pool3d(input, 3, 2, 1)
+
+    return _forward_backward(lambda input: pool(pool3d_functional, input), lambda input: pool(F, input),
+                             {"input": x}, ALL if grads else (), target, monkeypatch)
+
+
+def _case_max_pool3d_gather(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """3-D max pooling's double backward: the gradient of its backward gathers at the saved maxima."""
+    cfg, dtype = target.config, target.dtype
+    sides, _ = _pool3d_sides(cfg)
+    x = _pool3d_input(cfg, dtype, sides).requires_grad_()
+    twin = _twin(x)
+    grad_out = torch.randn(F.max_pool3d(x.detach(), 3, 2, 1).shape, dtype=dtype, device=DEVICE).requires_grad_()
+    grad_twin = _twin(grad_out)
+    probe = torch.randn(x.shape, dtype=dtype, device=DEVICE)
+    with _ours(target, monkeypatch) as launches:
+        (grad_x,) = torch.autograd.grad(pool3d_functional.max_pool3d(x, 3, 2, 1), x, grad_out, create_graph=True)
+        (got,) = torch.autograd.grad(grad_x, grad_out, probe)
+    (grad_x_ref,) = torch.autograd.grad(F.max_pool3d(twin, 3, 2, 1), twin, grad_twin, create_graph=True)
+    (want,) = torch.autograd.grad(grad_x_ref, grad_twin, probe.double())
+    _compare([got], [want], dtype, ["gradient of the backward"])
+    return launches
+
+
+def _case_avg_pool3d(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """3-D average pooling forward and backward, strided (count_include_pad as the target says) or adaptive."""
+    flags, cfg, dtype = target.flags, target.config, target.dtype
+    sides, out = _pool3d_sides(cfg)
+    x = _pool3d_input(cfg, dtype, sides)
+    if flags["ADAPTIVE"]:
+        ours, ref = pool3d_functional.adaptive_avg_pool3d, F.adaptive_avg_pool3d
+        args: tuple = (tuple(o + 1 for o in out),)
+    else:
+        ours, ref = pool3d_functional.avg_pool3d, F.avg_pool3d
+        args = (3, 2, 1, False, flags["COUNT_INCLUDE_PAD"])
+    return _forward_backward(lambda input: ours(input, *args), lambda input: ref(input, *args), {"input": x}, ALL,
+                             target, monkeypatch)
+
+
+def _case_global_avg_pool3d(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """3-D global average pooling: two images, two channel blocks, two blocks of the volume; the input is a
+    slice (voxels not following each other in memory) for every other configuration."""
+    cfg, dtype = target.config, target.dtype
+    rows = -(-(cfg["BLOCK_DHW"] + 1) // 6)
+    sliced = list(SPACES["global_avg_pool3d_kernel"].configs).index(cfg) % 2 == 1
+    x = _pool3d_input(cfg, dtype, (2, 2 * rows, 4) if sliced else (2, rows, 3))
+    view = (lambda t: t[:, :, :, ::2, 1:]) if sliced else (lambda t: t)
+
+    return _forward_backward(lambda input: pool3d_functional.adaptive_avg_pool3d(view(input), 1),
+                             lambda input: F.adaptive_avg_pool3d(view(input), 1), {"input": x}, ALL, target,
+                             monkeypatch)
+
+
 CASES: dict[str, Callable[[Target, pytest.MonkeyPatch], list[LaunchRecord]]] = {
     "conv2d_fwd_kernel": _case_conv2d_fwd,
     "conv2d_fwd_tma_kernel": _case_conv2d_fwd_tma,
@@ -516,6 +597,12 @@ CASES: dict[str, Callable[[Target, pytest.MonkeyPatch], list[LaunchRecord]]] = {
     "avg_pool2d_fwd_kernel": _case_avg_pool,
     "avg_pool2d_bwd_kernel": _case_avg_pool,
     "global_avg_pool2d_kernel": _case_global_avg_pool,
+    "max_pool3d_fwd_kernel": _case_max_pool3d,
+    "max_pool3d_bwd_kernel": _case_max_pool3d,
+    "max_pool3d_gather_kernel": _case_max_pool3d_gather,
+    "avg_pool3d_fwd_kernel": _case_avg_pool3d,
+    "avg_pool3d_bwd_kernel": _case_avg_pool3d,
+    "global_avg_pool3d_kernel": _case_global_avg_pool3d,
 }
 
 
