@@ -213,8 +213,8 @@ def depthwise3d_wgrad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry3d
     block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
     tiles = g.N * g.Z * cdiv(g.P, block_h) * cdiv(g.Q, cfg["BLOCK_W"])
     base = cdiv(g.K, cfg["BLOCK_C"]) * taps
-    if base > _MAX_GRID_X:
-        raise ValueError(f"depthwise3d_wgrad: too many channels and taps for one launch: {g}")
+    if base > _MAX_GRID_X or tiles > _MAX_GRID_X:  # (the kernel counts tiles in 32 bits)
+        raise ValueError(f"depthwise3d_wgrad: too many channels and taps, or pixel tiles, for one launch: {g}")
     split = max(1, min(cdiv(_WGRAD_PROGRAMS, base), tiles // _MIN_TILES, _MAX_GRID_YZ))
     tiles_per_split = cdiv(tiles, split)
     split = cdiv(tiles, tiles_per_split)
