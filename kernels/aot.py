@@ -114,6 +114,10 @@ OP_CASES: tuple[OpCase, ...] = (
     OpCase("conv_transpose2d", "dense stride 2", ((2, 4, 4, 4), (4, 6, 3, 3), (6,)),
            {"stride": 2, "padding": 1, "output_padding": 1}),
     OpCase("conv_transpose2d", "depthwise", ((2, 4, 5, 5), (4, 1, 3, 3), (4,)), {"padding": 1, "groups": 4}),
+    # conv3d(input (N, C, D, H, W), weight (K, 1, T, R, S), ...) with groups=C: the depthwise 3-D kernels
+    OpCase("conv3d", "depthwise", ((2, 4, 5, 6, 6), (4, 1, 3, 3, 3), (4,)), {"padding": 1, "groups": 4}),
+    OpCase("conv3d", "depthwise x2 stride 2 NDHWC", ((2, 4, 5, 7, 7), (8, 1, 3, 3, 3), None),
+           {"stride": 2, "groups": 4}, channels_last=True),
     # fused epilogues: the heaviest (pre-activation stored and a residual) and the stored-output forms
     OpCase("conv2d", "dense gelu + residual", ((2, 4, 6, 6), (8, 4, 3, 3), (8,)),
            {"padding": 1, "activation": "gelu"}, tensor_kwargs={"residual": (2, 8, 6, 6)}),
@@ -223,10 +227,8 @@ class Recorded:
 def _make_tensor(shape: tuple[int, ...], variant: DtypeVariant, device: torch.device, channels_last: bool
                  ) -> torch.Tensor:
     t = torch.randn(shape, dtype=variant.dtype, device=device)
-    if channels_last and t.dim() == 4:
-        t = t.contiguous(memory_format=torch.channels_last)
-    elif channels_last and t.dim() == 5:
-        t = t.contiguous(memory_format=torch.channels_last_3d)
+    if channels_last and t.dim() in (4, 5):
+        t = t.contiguous(memory_format=torch.channels_last if t.dim() == 4 else torch.channels_last_3d)
     return t.requires_grad_(True)
 
 

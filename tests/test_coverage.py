@@ -33,7 +33,9 @@ from kernels.functional import pool3d as pool3d_functional
 from kernels.launch import SPACES, KernelConfig, LaunchRecord, Variant, recording
 from kernels.ops import reduce as reduce_ops
 from kernels.ops.conv2d_hopper import hopper_tma
+from kernels.ops.depthwise3d import depthwise3d_dgrad, depthwise3d_fwd, depthwise3d_wgrad
 from kernels.ops.epilogue import Epilogue, activation_backward
+from kernels.shapes3d import conv3d_geometry, conv_transpose3d_geometry, empty_5d, prefers_channels_last_3d
 
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in exp")  # silu of large negatives
 
@@ -350,6 +352,92 @@ def _case_depthwise_wgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
                              lambda **a: F.conv2d(**a, padding=1, groups=c), leaves, ALL, target, monkeypatch)
 
 
+def _leaf_5d(shape: tuple[int, ...], dtype: torch.dtype, channels_last: bool) -> torch.Tensor:
+    t = torch.randn(shape, dtype=dtype, device=DEVICE)
+    return t.contiguous(memory_format=torch.channels_last_3d) if channels_last else t
+
+
+class _DepthwiseConv3d(torch.autograd.Function):
+    """``conv3d(input, weight, bias, stride, padding, dilation, groups=C)`` through the depthwise 3-D launchers
+    (the public conv3d is another family's): the forward kernel, and the input- and weight-gradient kernels
+    in the backward (the bias gradient is a plain sum)."""
+
+    @staticmethod
+    def forward(ctx, input, weight, bias, stride, padding, dilation):
+        g = conv3d_geometry(input.shape, weight.shape, None if bias is None else bias.shape, stride, padding,
+                            dilation, input.shape[1])
+        out = empty_5d((g.N, g.K, g.Z, g.P, g.Q), input, prefers_channels_last_3d(input))
+        depthwise3d_fwd(input, weight, bias, g, out)
+        ctx.save_for_backward(input, weight)
+        ctx.geometry, ctx.has_bias = g, bias is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        input, weight = ctx.saved_tensors
+        g = ctx.geometry
+        grad_in = empty_5d(input.shape, input, prefers_channels_last_3d(input))
+        depthwise3d_dgrad(grad_out, weight, g, grad_in)
+        grad_weight = depthwise3d_wgrad(grad_out, input, g)
+        grad_bias = grad_out.sum((0, 2, 3, 4)) if ctx.has_bias else None
+        return grad_in, grad_weight, grad_bias, None, None, None
+
+
+def _depthwise_conv_transpose3d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                                stride: tuple[int, int, int], padding: int, output_padding: tuple[int, int, int],
+                                groups: int) -> torch.Tensor:
+    """Depthwise ``conv_transpose3d`` (forward only): the input-gradient launcher with the bias."""
+    g = conv_transpose3d_geometry(input.shape, weight.shape, None, stride, padding, output_padding, groups)
+    out = empty_5d((g.N, g.C, g.D, g.H, g.W), input, prefers_channels_last_3d(input))
+    depthwise3d_dgrad(input, weight, g, out, bias)
+    return out
+
+
+def _case_depthwise3d_fwd(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """Depthwise 3x3x3 conv3d (forward) with channel multiplier 2 and depth stride 2: two volumes, three
+    output planes, three tile rows and four tile columns (never square), two channel blocks. The middle plane's
+    two middle tiles of the full channel block have their windows inside the volume (the unmasked path), the
+    others reach the padding or past the last pixel or channel (the masked path)."""
+    flags, cfg, dtype = target.flags, target.config, target.dtype
+    p, q = 2 * (cfg["BLOCK_PIX"] // cfg["BLOCK_W"]) + 1, 3 * cfg["BLOCK_W"] + 1
+    c = cfg["BLOCK_C"] // 2 + 1
+    conv = dict(stride=(2, 1, 1), padding=1, dilation=1)
+    leaves = {"input": _leaf_5d((2, c, 5, p, q), dtype, cfg["BLOCK_C"] > 8),
+              "weight": _leaf((2 * c, 1, 3, 3, 3), dtype),
+              "bias": _leaf((2 * c,), dtype) if flags["HAS_BIAS"] else None}
+    return _forward_backward(lambda input, weight, bias: _DepthwiseConv3d.apply(input, weight, bias, *conv.values()),
+                             lambda **a: F.conv3d(**a, **conv, groups=c), leaves, (), target, monkeypatch)
+
+
+def _case_depthwise3d_dgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """Depthwise conv_transpose3d (the input-gradient kernel) with several stride phases on every axis (strides
+    (2, 3, 2) with a bias, (3, 2, 2) without: no two axes confusable over the two), two input slices, two tile
+    rows and columns of phase pixels, two channel blocks, and two input channels per output channel (the
+    kernel's multiplier loop)."""
+    flags, cfg, dtype = target.flags, target.config, target.dtype
+    rows, cols = cfg["BLOCK_PIX"] // cfg["BLOCK_W"] + 1, cfg["BLOCK_W"] + 2
+    c = cfg["BLOCK_C"] + 1
+    stride = (2, 3, 2) if flags["HAS_BIAS"] else (3, 2, 2)
+    conv = dict(stride=stride, padding=1, output_padding=tuple(s - 1 for s in stride), groups=c)
+    leaves = {"input": _leaf_5d((2, 2 * c, 2, rows, cols), dtype, cfg["BLOCK_C"] > 8),
+              "weight": _leaf((2 * c, 1, 3, 3, 3), dtype),
+              "bias": _leaf((c,), dtype) if flags["HAS_BIAS"] else None}
+    return _forward_backward(lambda **a: _depthwise_conv_transpose3d(**a, **conv),
+                             lambda **a: F.conv_transpose3d(**a, **conv), leaves, (), target, monkeypatch)
+
+
+def _case_depthwise3d_wgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """Depthwise 3x3x3 conv3d forward and backward: two volumes of two planes, two tile rows and columns
+    (16 tiles: 4 splits of 4), two channel blocks, multiplier 2."""
+    cfg, dtype = target.config, target.dtype
+    p, q = cfg["BLOCK_PIX"] // cfg["BLOCK_W"] + 1, cfg["BLOCK_W"] + 1
+    c = cfg["BLOCK_C"] // 2 + 1
+    leaves = {"input": _leaf_5d((2, c, 2, p, q), dtype, cfg["BLOCK_C"] > 8),
+              "weight": _leaf((2 * c, 1, 3, 3, 3), dtype), "bias": _leaf((2 * c,), dtype)}
+    return _forward_backward(lambda input, weight, bias: _DepthwiseConv3d.apply(input, weight, bias, 1, 1, 1),
+                             lambda **a: F.conv3d(**a, padding=1, groups=c), leaves, ALL, target, monkeypatch)
+
+
 def _case_channel_sum(target: Target, monkeypatch) -> list[LaunchRecord]:
     """The bias gradient's reduction on its own: two channel blocks, two images, several splits of several
     pixel blocks each."""
@@ -588,6 +676,9 @@ CASES: dict[str, Callable[[Target, pytest.MonkeyPatch], list[LaunchRecord]]] = {
     "depthwise_fwd_kernel": _case_depthwise_fwd,
     "depthwise_dgrad_kernel": _case_depthwise_dgrad,
     "depthwise_wgrad_kernel": _case_depthwise_wgrad,
+    "depthwise3d_fwd_kernel": _case_depthwise3d_fwd,
+    "depthwise3d_dgrad_kernel": _case_depthwise3d_dgrad,
+    "depthwise3d_wgrad_kernel": _case_depthwise3d_wgrad,
     "channel_sum_kernel": _case_channel_sum,
     "split_sum_kernel": _case_split_sum,
     "activation_backward_kernel": _case_activation_backward,
