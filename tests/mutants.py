@@ -133,6 +133,10 @@ MUTANTS: tuple[Mutant, ...] = (
            "t_start = split * tiles_per_split", "t_start = split", coverage_of("depthwise_wgrad_kernel")),
     Mutant("depthwise wgrad: padding added instead of subtracted", JIT + "depthwise.py",
            "off_h = r * dil_h - pad_h", "off_h = r * dil_h + pad_h", coverage_of("depthwise_wgrad_kernel")),
+    Mutant("depthwise wgrad: tile column carried at the row count", JIT + "depthwise.py",
+           "carry_q = qb == tiles_q", "carry_q = qb == tiles_p", coverage_of("depthwise_wgrad_kernel")),
+    Mutant("depthwise wgrad: run never moves to the next image", JIT + "depthwise.py",
+           "n += carry_p.to(tl.int32)", "n += 0", coverage_of("depthwise_wgrad_kernel")),
     # --- kernels/jit/epilogue.py ----------------------------------------------------------------------
     Mutant("epilogue: residual after the activation dropped", JIT + "epilogue.py",
            "        if not RESIDUAL_BEFORE_ACT:\n            out += residual",
