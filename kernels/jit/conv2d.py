@@ -299,9 +299,12 @@ def conv2d_wgrad_kernel(
         else:
             n += dn + carry_p.to(tl.int32)
 
-    k_glob = (group * KG + offs_k).to(tl.int64)
-    out_offs = ((split.to(tl.int64) * K + k_glob[:, None]) * CG + offs_c.to(tl.int64)[None, :]) * (R * S) + tap
-    tl.store(partial_ptr + out_offs, acc.to(partial_ptr.dtype.element_ty), mask=k_mask[:, None] & c_mask[None, :])
+    # partial[split, k, c, tap] of the tile's first filter and channel; the others at small offsets from it
+    # (their rows 64-bit, their columns a constant multiple of the position within the tile).
+    first_k = split.to(tl.int64) * K + group * KG + pid_m * BLOCK_M
+    out_tile = partial_ptr + ((first_k * CG + pid_n * BLOCK_N) * (R * S) + tap)
+    out_rel = (tl.arange(0, BLOCK_M).to(tl.int64) * CG * (R * S))[:, None] + (tl.arange(0, BLOCK_N) * (R * S))[None, :]
+    tl.store(out_tile + out_rel, acc.to(partial_ptr.dtype.element_ty), mask=k_mask[:, None] & c_mask[None, :])
 
 
 @triton.jit
