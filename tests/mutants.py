@@ -248,9 +248,10 @@ MUTANTS: tuple[Mutant, ...] = (
            "for position, t in zip(self.tensor_positions, tensors, strict=True):",
            "for position, t in zip(self.tensor_positions[::-1], tensors, strict=True):",
            ("tests/test_call_plans.py",)),
-    Mutant("wgrad launcher: split length not a whole number of blocks", "kernels/ops/conv2d.py",
+    Mutant("wgrad launcher: split length rounded down to whole blocks", "kernels/ops/conv2d.py",
            'pix_per_split = cdiv(cdiv(max(npq, 1), split), config["BLOCK_K"]) * config["BLOCK_K"]',
-           "pix_per_split = cdiv(max(npq, 1), split)", coverage_of("conv2d_wgrad_kernel")),
+           'pix_per_split = cdiv(max(npq, 1), split) // config["BLOCK_K"] * config["BLOCK_K"]',
+           coverage_of("conv2d_wgrad_kernel")),
 )
 
 

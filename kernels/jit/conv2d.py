@@ -203,8 +203,8 @@ def conv2d_wgrad_kernel(
 
     GEMM view per (group, tap): rows are the group's KG filters, columns its CG channels, the reduction
     runs over output pixels. ``partial`` is a contiguous float32/float64 buffer ``(SPLIT, K, CG, R, S)``
-    that the launcher sums over splits; a split is ``PIX_PER_SPLIT`` consecutive flattened pixels (a multiple
-    of BLOCK_K; the last split's run is cut at N*P*Q, and a split past it stores zeros).
+    that the launcher sums over splits; a split is ``PIX_PER_SPLIT`` consecutive flattened pixels (any count:
+    the launcher's are whole blocks; the last split's run is cut at N*P*Q, and a split past it stores zeros).
     Grid: ``(cdiv(KG, BLOCK_M) * cdiv(CG, BLOCK_N), R*S, groups*SPLIT)``.
 
     Main loop, one trip per block of BLOCK_K pixels, with no division: the block's pixels are kept as
