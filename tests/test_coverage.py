@@ -298,15 +298,24 @@ def _case_conv2d_dgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
 def _case_conv2d_wgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
     """conv2d forward and backward, groups 2, a (2, 2) kernel with padding 1, two tiles of filters and
     channels, and enough output pixels for the weight gradient to split its reduction (at least 8 blocks per
-    split)."""
+    split); then the weight gradient alone from a grad_out whose rows and images do not follow each other in
+    memory (a window of a larger tensor), so that the pixel loop's jumps to the next row and image count."""
     cfg, dtype, unit = target.config, target.dtype, _unit(target.flags)
     kg, cg = _channels(cfg["BLOCK_M"], unit), _channels(cfg["BLOCK_N"], unit)
     side = _square((8 * cfg["BLOCK_K"]) // 2 + 1) + 1
     leaves = {"input": _leaf((2, 2 * cg, side, side + 1), dtype, unit > 1),
               "weight": _leaf((2 * kg, cg, 2, 2), dtype, unit > 1), "bias": _leaf((2 * kg,), dtype)}
     conv = dict(padding=1, groups=2)
-    return _forward_backward(lambda **a: kernels.conv2d(**a, **conv), lambda **a: F.conv2d(**a, **conv), leaves,
-                             ALL, target, monkeypatch)
+    launches = _forward_backward(lambda **a: kernels.conv2d(**a, **conv), lambda **a: F.conv2d(**a, **conv),
+                                 leaves, ALL, target, monkeypatch)
+    x = leaves["input"].detach()
+    grad_out = _leaf((2, 2 * kg, side + 2, side + 3), dtype, unit > 1)[:, :, 1:, :-1]  # (P, Q) = (side + 1, side + 2)
+    args = ((2 * kg, cg, 2, 2), (1, 1), (1, 1), (1, 1), 2)
+    with _ours(target, monkeypatch) as alone:
+        grad_w = torch.ops.kernels.conv2d_weight_grad(grad_out, x, *args)
+    _compare([grad_w], [torch.nn.grad.conv2d_weight(x.double(), args[0], grad_out.double(), *args[1:])], dtype,
+             ["weight gradient from a window of grad_out"])
+    return launches + alone
 
 
 def _depthwise_side(cfg: KernelConfig) -> tuple[int, int]:

@@ -203,14 +203,27 @@ def conv2d_wgrad_kernel(
 
     GEMM view per (group, tap): rows are the group's KG filters, columns its CG channels, the reduction
     runs over output pixels. ``partial`` is a contiguous float32/float64 buffer ``(SPLIT, K, CG, R, S)``
-    that the launcher sums over splits.
+    that the launcher sums over splits; a split is ``PIX_PER_SPLIT`` consecutive flattened pixels (any count:
+    the launcher's are whole blocks; the last split's run is cut at N*P*Q, and a split past it stores zeros).
     Grid: ``(cdiv(KG, BLOCK_M) * cdiv(CG, BLOCK_N), R*S, groups*SPLIT)``.
+
+    Main loop, one trip per block of BLOCK_K pixels, with no division: the block's pixels are kept as
+    ``[BLOCK_K]`` coordinate vectors ``(p, q)`` (and ``n`` in the general variant), decomposed once from the
+    split's first pixel. A trip advances them by BLOCK_K pixels, written once in the radix (P, Q) as scalars
+    ``(dn, dp, dq)`` with ``dq < Q`` and ``dp < P``: ``q += dq``, a carry when ``q >= Q`` takes Q off q and
+    adds 1 to p, then ``p += dp``, a carry when ``p >= P`` takes P off p and moves to the next image. The
+    ``[BLOCK_K]`` 64-bit offsets of the pixels into dy and x are
+    - in the aligned variant, carried too: a trip adds ``step`` (BLOCK_K pixels without a carry), plus
+      ``wrap_q`` (next row, Q columns back) for the pixels whose q carried and ``wrap_p`` (next image, P rows
+      back) for those whose p carried. They are kept in units of VEC elements (the strides as passed), so
+      the compiler still knows that each pixel's channels start 16-element aligned;
+    - in the general variant, recomputed from ``(n, p, q)`` and the strides: products keep the divisibility
+      the runtime's specialisation gives a stride, so aligned channels_last tensors keep their vector loads.
+    Pixels past the split's end are masked by a count of the pixels left, not by their coordinates.
     """
     if VEC > 1:  # the aligned variant (module docstring)
         sdyk, sxc = 1, 1
     CG, KG = CG * VEC, KG * VEC
-    sdyn, sdyp, sdyq = sdyn * VEC, sdyp * VEC, sdyq * VEC
-    sxn, sxh, sxw = sxn * VEC, sxh * VEC, sxw * VEC
     pid_tile = tl.program_id(0)
     tap = tl.program_id(1)
     pid_gs = tl.program_id(2)
@@ -229,32 +242,69 @@ def conv2d_wgrad_kernel(
     dy_cols = dy_ptr + (group * KG + offs_k).to(tl.int64) * sdyk
     x_cols = x_ptr + (group * CG + offs_c).to(tl.int64) * sxc
 
-    npq = N * P * Q
-    pix_start = split * PIX_PER_SPLIT
+    # The split's pixels: [pix_start, pix_start + count), in 64-bit until count is known (count 0: no trip).
+    pix_start = split.to(tl.int64) * PIX_PER_SPLIT
+    count = tl.minimum(tl.maximum(N * P * Q - pix_start, 0), PIX_PER_SPLIT).to(tl.int32)
+    offs = tl.arange(0, BLOCK_K)
+    pix = pix_start.to(tl.int32) + offs                     # [BLOCK_K] flattened pixels of the first block
+    n = pix // (P * Q)
+    p = pix // Q % P
+    q = pix % Q
+    dq = BLOCK_K % Q                                        # BLOCK_K pixels in the radix (P, Q)
+    dp = BLOCK_K // Q % P
+    dn = BLOCK_K // (P * Q)
+    off_h = r * dil_h - pad_h                               # h = p * stride_h + off_h, w likewise
+    off_w = s * dil_w - pad_w
+    if VEC > 1:
+        n64 = n.to(tl.int64)
+        dy_off = n64 * sdyn + p.to(tl.int64) * sdyp + q.to(tl.int64) * sdyq
+        x_off = n64 * sxn + (p * stride_h + off_h).to(tl.int64) * sxh + (q * stride_w + off_w).to(tl.int64) * sxw
+        dy_step = tl.cast(dn, tl.int64) * sdyn + tl.cast(dp, tl.int64) * sdyp + tl.cast(dq, tl.int64) * sdyq
+        dy_step_q = dy_step + sdyp - tl.cast(Q, tl.int64) * sdyq
+        dy_wrap_p = tl.cast(sdyn, tl.int64) - tl.cast(P, tl.int64) * sdyp
+        x_step = (tl.cast(dn, tl.int64) * sxn + tl.cast(dp * stride_h, tl.int64) * sxh
+                  + tl.cast(dq * stride_w, tl.int64) * sxw)
+        x_step_q = x_step + tl.cast(stride_h, tl.int64) * sxh - tl.cast(Q * stride_w, tl.int64) * sxw
+        x_wrap_p = tl.cast(sxn, tl.int64) - tl.cast(P * stride_h, tl.int64) * sxh
+    # A coordinate c is inside [0, L) when c, read as unsigned, is below L (one compare).
+    h_lim = tl.cast(H, tl.uint32)
+    w_lim = tl.cast(W, tl.uint32)
+    left = count
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE)
-    for pix0 in range(pix_start, pix_start + PIX_PER_SPLIT, BLOCK_K):
-        offs_pix = pix0 + tl.arange(0, BLOCK_K)
-        pix_mask = offs_pix < npq
-        n_idx = offs_pix // (P * Q)
-        pq = offs_pix % (P * Q)
-        p = pq // Q
-        q = pq % Q
-        h = p * stride_h - pad_h + r * dil_h
-        w = q * stride_w - pad_w + s * dil_w
-        x_ok = pix_mask & (h >= 0) & (h < H) & (w >= 0) & (w < W)
-        dy_tile = tl.load(
-            dy_cols[:, None] + (n_idx.to(tl.int64) * sdyn + p.to(tl.int64) * sdyp + q.to(tl.int64) * sdyq)[None, :],
-            mask=k_mask[:, None] & pix_mask[None, :], other=0.0,
-        )
-        x_tile = tl.load(
-            x_cols[None, :] + (n_idx.to(tl.int64) * sxn + h.to(tl.int64) * sxh + w.to(tl.int64) * sxw)[:, None],
-            mask=x_ok[:, None] & c_mask[None, :], other=0.0,
-        )
+    for _ in range(0, count, BLOCK_K):
+        pix_ok = offs < left
+        h = p * stride_h + off_h
+        w = q * stride_w + off_w
+        x_ok = pix_ok & (h.to(tl.uint32, bitcast=True) < h_lim) & (w.to(tl.uint32, bitcast=True) < w_lim)
+        if VEC > 1:
+            dy_pix = dy_off * VEC
+            x_pix = x_off * VEC
+        else:
+            n64 = n.to(tl.int64)
+            dy_pix = n64 * sdyn + p.to(tl.int64) * sdyp + q.to(tl.int64) * sdyq
+            x_pix = n64 * sxn + h.to(tl.int64) * sxh + w.to(tl.int64) * sxw
+        dy_tile = tl.load(dy_cols[:, None] + dy_pix[None, :], mask=k_mask[:, None] & pix_ok[None, :], other=0.0)
+        x_tile = tl.load(x_cols[None, :] + x_pix[:, None], mask=x_ok[:, None] & c_mask[None, :], other=0.0)
         acc = tl.dot(dy_tile, x_tile, acc, input_precision=PRECISION, out_dtype=ACC_DTYPE)
+        left -= BLOCK_K
+        q += dq
+        carry_q = q >= Q
+        q = tl.where(carry_q, q - Q, q)
+        p += dp + carry_q.to(tl.int32)
+        carry_p = p >= P
+        p = tl.where(carry_p, p - P, p)
+        if VEC > 1:
+            dy_off += tl.where(carry_q, dy_step_q, dy_step) + tl.where(carry_p, dy_wrap_p, 0)
+            x_off += tl.where(carry_q, x_step_q, x_step) + tl.where(carry_p, x_wrap_p, 0)
+        else:
+            n += dn + carry_p.to(tl.int32)
 
-    k_glob = (group * KG + offs_k).to(tl.int64)
-    out_offs = ((split.to(tl.int64) * K + k_glob[:, None]) * CG + offs_c.to(tl.int64)[None, :]) * (R * S) + tap
-    tl.store(partial_ptr + out_offs, acc.to(partial_ptr.dtype.element_ty), mask=k_mask[:, None] & c_mask[None, :])
+    # partial[split, k, c, tap] of the tile's first filter and channel; the others at small offsets from it
+    # (their rows 64-bit, their columns a constant multiple of the position within the tile).
+    first_k = split.to(tl.int64) * K + group * KG + pid_m * BLOCK_M
+    out_tile = partial_ptr + ((first_k * CG + pid_n * BLOCK_N) * (R * S) + tap)
+    out_rel = (tl.arange(0, BLOCK_M).to(tl.int64) * CG * (R * S))[:, None] + (tl.arange(0, BLOCK_N) * (R * S))[None, :]
+    tl.store(out_tile + out_rel, acc.to(partial_ptr.dtype.element_ty), mask=k_mask[:, None] & c_mask[None, :])
 
 
 @triton.jit

@@ -240,9 +240,17 @@ def depthwise_wgrad_kernel(
 
     grad_out ``(N, K, P, Q)``, x ``(N, C, H, W)`` with their element strides; ws a contiguous
     ``(SPLIT, K, R*S)`` workspace of the accumulation dtype (float32, float64 for float64 inputs). The
-    ``N * cdiv(P, BLOCK_PIX // BLOCK_W) * cdiv(Q, BLOCK_W)`` pixel tiles are cut into SPLIT runs of
-    ``tiles_per_split``. Grid: ``(cdiv(K, BLOCK_C) * R * S, SPLIT)``, program 0 being
-    ``channel_block * R * S + tap``.
+    ``N * cdiv(P, BLOCK_PIX // BLOCK_W) * cdiv(Q, BLOCK_W)`` pixel tiles, numbered with the tile column
+    fastest, then the tile row, then the image, are cut into SPLIT runs of ``tiles_per_split``.
+    Grid: ``(cdiv(K, BLOCK_C) * R * S, SPLIT)``, program 0 being ``channel_block * R * S + tap``.
+
+    The ``[BLOCK_PIX, BLOCK_C]`` 64-bit offsets into grad_out and x of the first tile of image 0 (tile row
+    and column 0) are computed once; a tile's pointers are its scalar base (``n``, its first row and column
+    times the strides: program-uniform arithmetic) plus those offsets. The tile's coordinates ``(n, tile row,
+    tile column)`` are decomposed once from the run's first tile and advanced by one tile per trip with
+    scalar carries, so the loop divides nothing. Its mask (pixels inside ``P x Q``, taps inside ``H x W``,
+    channels below K) compares the ``[BLOCK_PIX]`` rows and columns within the tile with scalar bounds.
+    bfloat16 values are widened by ``_widen``.
     """
     BLOCK_H: tl.constexpr = BLOCK_PIX // BLOCK_W
     RS = R * S
@@ -257,34 +265,48 @@ def depthwise_wgrad_kernel(
     tiles = N * tiles_p * tiles_q
     t_start = split * tiles_per_split
     t_end = tl.minimum(t_start + tiles_per_split, tiles)
+    qb = t_start % tiles_q                      # the run's first tile: column, row, image
+    pb = t_start // tiles_q % tiles_p
+    n = t_start // tiles_q // tiles_p
 
     offs = tl.arange(0, BLOCK_PIX)
-    dp = offs // BLOCK_W
+    dp = offs // BLOCK_W                        # each pixel's row and column within its tile
     dq = offs % BLOCK_W
     k = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
     k_ok = k < K
-    go_chan = go_ptr + k.to(tl.int64) * sgk                 # [BLOCK_C] pointers
-    x_chan = x_ptr + (k // mult).to(tl.int64) * sxc
     off_h = r * dil_h - pad_h
     off_w = s * dil_w - pad_w
+    ih0 = dp * stride_h + off_h                 # the input rows and columns the first tile reads
+    iw0 = dq * stride_w + off_w
+    go_rel = k.to(tl.int64)[None, :] * sgk + (dp.to(tl.int64) * sgp + dq.to(tl.int64) * sgq)[:, None]
+    x_rel = (k // mult).to(tl.int64)[None, :] * sxc + (ih0.to(tl.int64) * sxh + iw0.to(tl.int64) * sxw)[:, None]
+    # A coordinate c is inside [0, L) when c, read as unsigned, is below L (one compare).
+    h_lim = tl.cast(H, tl.uint32)
+    w_lim = tl.cast(W, tl.uint32)
 
-    acc = tl.zeros([BLOCK_PIX, BLOCK_C], dtype=ws_ptr.dtype.element_ty)
-    for t in range(t_start, t_end):
-        qb = t % tiles_q
-        rest = t // tiles_q
-        pb = rest % tiles_p
-        n = (rest // tiles_p).to(tl.int64)
-        p = pb * BLOCK_H + dp                   # coordinates in int32, offsets in int64
-        q = qb * BLOCK_W + dq
-        ih = p * stride_h + off_h
-        iw = q * stride_w + off_w
-        ok = (p < P) & (q < Q) & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+    ACC = ws_ptr.dtype.element_ty
+    acc = tl.zeros([BLOCK_PIX, BLOCK_C], dtype=ACC)
+    for _ in range(t_start, t_end):
+        p0 = pb * BLOCK_H                       # the tile's first output row and column
+        q0 = qb * BLOCK_W
+        ih = ih0 + p0 * stride_h
+        iw = iw0 + q0 * stride_w
+        ok = ((dp < P - p0) & (dq < Q - q0) & (ih.to(tl.uint32, bitcast=True) < h_lim)
+              & (iw.to(tl.uint32, bitcast=True) < w_lim))
         ok2 = ok[:, None] & k_ok[None, :]
-        go_off = n * sgn + p.to(tl.int64) * sgp + q.to(tl.int64) * sgq
-        x_off = n * sxn + ih.to(tl.int64) * sxh + iw.to(tl.int64) * sxw
-        gv = tl.load(go_chan[None, :] + go_off[:, None], mask=ok2, other=0.0)
-        xv = tl.load(x_chan[None, :] + x_off[:, None], mask=ok2, other=0.0)
-        acc += gv.to(acc.dtype) * xv.to(acc.dtype)
+        n64 = n.to(tl.int64)
+        go_off = n64 * sgn + tl.cast(p0, tl.int64) * sgp + tl.cast(q0, tl.int64) * sgq
+        x_off = n64 * sxn + tl.cast(p0 * stride_h, tl.int64) * sxh + tl.cast(q0 * stride_w, tl.int64) * sxw
+        gv = tl.load((go_ptr + go_off) + go_rel, mask=ok2, other=0.0)
+        xv = tl.load((x_ptr + x_off) + x_rel, mask=ok2, other=0.0)
+        acc += _widen(gv, ACC) * _widen(xv, ACC)
+        qb += 1                                 # the next tile: column, then row, then image
+        carry_q = qb == tiles_q
+        qb = tl.where(carry_q, 0, qb)
+        pb += carry_q.to(tl.int32)
+        carry_p = pb == tiles_p
+        pb = tl.where(carry_p, 0, pb)
+        n += carry_p.to(tl.int32)
     total = tl.sum(acc, axis=0)
     ws_ptrs = ws_ptr + (split.to(tl.int64) * K + k) * RS + tap
     tl.store(ws_ptrs, total, mask=k_ok)
