@@ -113,6 +113,14 @@ OP_CASES: tuple[OpCase, ...] = (
     OpCase("conv_transpose2d", "dense stride 2", ((2, 4, 4, 4), (4, 6, 3, 3), (6,)),
            {"stride": 2, "padding": 1, "output_padding": 1}),
     OpCase("conv_transpose2d", "depthwise", ((2, 4, 5, 5), (4, 1, 3, 3), (4,)), {"padding": 1, "groups": 4}),
+    # conv3d(input, weight (K, C/groups, T, R, S), bias, ...); conv_transpose3d(input, weight (Cin, Cout/groups, ...))
+    OpCase("functional.conv3d.conv3d", "dense", ((2, 4, 4, 5, 5), (8, 4, 3, 3, 3), (8,)), {"padding": 1}),
+    OpCase("functional.conv3d.conv3d", "groups 2 stride 2 dilation NDHWC", ((2, 4, 5, 6, 7), (6, 2, 2, 3, 3), None),
+           {"stride": 2, "dilation": (1, 2, 1), "groups": 2}, channels_last=True),
+    OpCase("functional.conv3d.conv_transpose3d", "stride 2", ((2, 4, 3, 4, 4), (4, 6, 3, 3, 3), (6,)),
+           {"stride": 2, "padding": 1, "output_padding": 1}),
+    OpCase("functional.conv3d.conv_transpose3d", "groups 2 NDHWC", ((2, 4, 3, 4, 4), (4, 3, 2, 2, 2), None),
+           {"stride": (1, 2, 2), "groups": 2}, channels_last=True),
     # fused epilogues: the heaviest (pre-activation stored and a residual) and the stored-output forms
     OpCase("conv2d", "dense gelu + residual", ((2, 4, 6, 6), (8, 4, 3, 3), (8,)),
            {"padding": 1, "activation": "gelu"}, tensor_kwargs={"residual": (2, 8, 6, 6)}),
@@ -210,15 +218,22 @@ class Recorded:
 def _make_tensor(shape: tuple[int, ...], variant: DtypeVariant, device: torch.device, channels_last: bool
                  ) -> torch.Tensor:
     t = torch.randn(shape, dtype=variant.dtype, device=device)
-    if channels_last and t.dim() == 4:
-        t = t.contiguous(memory_format=torch.channels_last)
+    if channels_last and t.dim() in (4, 5):
+        t = t.contiguous(memory_format=torch.channels_last if t.dim() == 4 else torch.channels_last_3d)
     return t.requires_grad_(True)
 
 
-def _run_case(case: OpCase, variant: DtypeVariant, device: torch.device) -> None:
-    import kernels
+def _public_op(name: str) -> Callable[..., Any]:
+    """``kernels.<name>``; a dotted name (``functional.conv3d.conv3d``) is looked up in that submodule."""
+    import importlib
 
-    op = getattr(kernels, case.op)
+    module, _, attribute = f"kernels.{name}".rpartition(".")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def _run_case(case: OpCase, variant: DtypeVariant, device: torch.device) -> None:
+
+    op = _public_op(case.op)
     tensors = [None if shape is None else _make_tensor(shape, variant, device, case.channels_last)
                for shape in case.tensors]
     keyword_tensors = {name: _make_tensor(shape, variant, device, case.channels_last)
@@ -599,6 +614,9 @@ def _worker_kernels() -> dict[str, Any]:
     import triton
 
     import kernels  # noqa: F401  (registers every space)
+
+    for case in OP_CASES:  # (and an op not exported at the package level registers its spaces on import)
+        _public_op(case.op)
 
     from ._runtime import INTERPRETING
 

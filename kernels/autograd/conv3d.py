@@ -18,7 +18,7 @@ import torch
 
 from ..ops.conv3d import conv3d_output, conv3d_weight_grad, conv_transpose3d_output, input_grad
 from ..ops.reduce import channel_sum
-from ..shapes3d import ConvGeometry3d, empty_5d, prefers_channels_last_3d
+from ..shapes3d import ConvGeometry3d, conv3d_output_channels_last, empty_5d, prefers_channels_last_3d
 from . import eager_passes
 from .reduce import ChannelSumFunction
 
@@ -63,7 +63,7 @@ def conv3d_grads(passes: Conv3dPasses, saved: Sequence[Tensor], needs_input_grad
     ``grad_out (N, K, Z, P, Q)``."""
     x, weight = saved
     need_x, need_w, need_b = needs_input_grad[:3]
-    grad_x = passes.input_grad(grad_out, weight, g, prefers_channels_last_3d(x)) if need_x else None
+    grad_x = passes.input_grad(grad_out, weight, g, conv3d_output_channels_last(x, weight)) if need_x else None
     grad_w = passes.weight_grad(grad_out, x, g) if need_w else None
     grad_b = passes.channel_sum(grad_out) if need_b else None
     return grad_x, grad_w, grad_b
@@ -75,7 +75,7 @@ def conv_transpose3d_grads(passes: Conv3dPasses, saved: Sequence[Tensor], needs_
     Hout, Wout)``; ``g`` is the geometry of the convolution it transposes."""
     x, weight = saved
     need_x, need_w, need_b = needs_input_grad[:3]
-    grad_x = passes.conv3d(grad_out, weight, g, prefers_channels_last_3d(x)) if need_x else None
+    grad_x = passes.conv3d(grad_out, weight, g, conv3d_output_channels_last(x, weight)) if need_x else None
     grad_w = passes.weight_grad(x, grad_out, g) if need_w else None
     grad_b = passes.channel_sum(grad_out) if need_b else None
     return grad_x, grad_w, grad_b

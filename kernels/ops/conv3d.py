@@ -19,6 +19,7 @@ from ..launch import (
     KernelConfig,
     KernelSpace,
     VariantAxis,
+    VariantLimit,
     batch_chunks,
     batch_rows,
     cdiv,
@@ -46,6 +47,16 @@ _WIDE_TILES = [
     KernelConfig.of(BLOCK_M=32, BLOCK_N=16, BLOCK_K=16, num_warps=4, num_stages=2),
 ]
 
+# With TF32, the 128x64 tile keeps too few registers for the three-dimensional index arithmetic: it spills 8-40
+# bytes on sm_90/sm_80, so TF32 launches keep to the tiles of at most 64x64 outputs (float32 problems only reach
+# these tiles with TF32 on; without it they take the wide tiles).
+_TF32 = VariantLimit(
+    "tf32",
+    applies=lambda constexprs: True,
+    allows=lambda config: config["BLOCK_M"] * config["BLOCK_N"] <= 64 * 64,
+    dtypes=frozenset({torch.float32}),
+)
+
 _GEMM_VALUES = ("T", "R", "S", "PRECISION", "ACC_DTYPE")
 _BIAS = (VariantAxis("HAS_BIAS", (False, True)),)
 
@@ -72,8 +83,8 @@ def _wgrad_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]
 
 def _gemm_space(name: str, kernel, axes: tuple[VariantAxis, ...], counts) -> KernelSpace:
     return register_space(KernelSpace(name, kernel, list(_GEMM_TILES), uses_dot=True,
-                                      wide_configs=list(_WIDE_TILES), axes=axes, values=_GEMM_VALUES,
-                                      counts=counts))
+                                      wide_configs=list(_WIDE_TILES), limits=(_TF32,), axes=axes,
+                                      values=_GEMM_VALUES, counts=counts))
 
 
 FWD = _gemm_space("conv3d_fwd_kernel", conv3d_fwd_kernel, _BIAS, _fwd_counts)
@@ -82,23 +93,23 @@ WGRAD = _gemm_space("conv3d_wgrad_kernel", conv3d_wgrad_kernel, (), _wgrad_count
 
 
 def layout_of_5d(t: torch.Tensor) -> str:
-    """``"channels_last_3d"`` when the channels of a 5-D tensor are contiguous, else ``"ncdhw"`` (the layout
-    key of tuned configurations)."""
-    return "channels_last_3d" if t.dim() == 5 and t.shape[1] > 1 and t.stride(1) == 1 else "ncdhw"
+    """The layout key of tuned configurations (``kernels.autotune``) for a 5-D tensor: ``"channels_last"``
+    when its channels are contiguous (channels_last_3d), else ``"nchw"``."""
+    return "channels_last" if t.dim() == 5 and t.shape[1] > 1 and t.stride(1) == 1 else "nchw"
 
 
-def _pick_tiles(space: KernelSpace, dtype: torch.dtype, rows: int, cols: int, depth: int, layout: str
-                ) -> KernelConfig:
+def _pick_tiles(space: KernelSpace, dtype: torch.dtype, rows: int, cols: int, depth: int, layout: str,
+                variant: dict) -> KernelConfig:
     """The tuned tiles of this GEMM (``kernels.autotune``), else the default heuristic: tile sides near the
-    GEMM's rows, columns and reduction depth (powers of two)."""
-    configs = space.for_dtype(dtype, tf32_enabled(dtype))
+    GEMM's rows, columns and reduction depth (powers of two). ``variant``: the launch's variant constexprs."""
+    configs = space.for_dtype(dtype, tf32_enabled(dtype), variant)
     default = closest_config(
         configs,
         BLOCK_M=pow2_at_least(rows, 16, 128),
         BLOCK_N=pow2_at_least(cols, 16, 128),
         BLOCK_K=pow2_at_least(depth, 16, 32),
     )
-    return select_config(space, dtype, layout, {"M": rows, "N": cols, "K": depth}, default)
+    return select_config(space, dtype, layout, {"M": rows, "N": cols, "K": depth}, default, variant)
 
 
 def _common_constexprs(g: ConvGeometry3d, dtype: torch.dtype) -> dict:
@@ -120,9 +131,10 @@ def conv3d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     overwritten."""
     CG, KG = g.channels_per_group, g.filters_per_group
     zpq = g.Z * g.P * g.Q
-    config = _pick_tiles(FWD, x.dtype, g.N * zpq, KG, CG * g.T * g.R * g.S, layout_of_5d(x))
+    variant = {"HAS_BIAS": bias is not None}
+    config = _pick_tiles(FWD, x.dtype, g.N * zpq, KG, CG * g.T * g.R * g.S, layout_of_5d(x), variant)
     tf32 = tf32_enabled(x.dtype)
-    constexprs = {"HAS_BIAS": bias is not None, **_common_constexprs(g, x.dtype)}
+    constexprs = {**variant, **_common_constexprs(g, x.dtype)}
     for n0, n1 in batch_chunks(g.N, zpq):
         rows = (n1 - n0) * zpq
         if rows == 0 or g.K == 0:
@@ -146,10 +158,11 @@ def conv3d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeome
     CG, KG = g.channels_per_group, g.filters_per_group
     dp, hp, wp = cdiv(g.D, g.stride_d), cdiv(g.H, g.stride_h), cdiv(g.W, g.stride_w)
     per_sample = dp * hp * wp
+    variant = {"HAS_BIAS": bias is not None}
     config = _pick_tiles(DGRAD, grad_out.dtype, g.N * per_sample, CG, KG * g.T * g.R * g.S,
-                         layout_of_5d(grad_out))
+                         layout_of_5d(grad_out), variant)
     tf32 = tf32_enabled(grad_out.dtype)
-    constexprs = {"HAS_BIAS": bias is not None, **_common_constexprs(g, grad_out.dtype)}
+    constexprs = {**variant, **_common_constexprs(g, grad_out.dtype)}
     for n0, n1 in batch_chunks(g.N, per_sample):
         rows = (n1 - n0) * per_sample
         if rows == 0 or CG == 0:
@@ -176,7 +189,7 @@ def conv3d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry3
     zpq = g.Z * g.P * g.Q
     chunks = batch_chunks(g.N, zpq)
     taps = g.T * g.R * g.S
-    config = _pick_tiles(WGRAD, x.dtype, KG, CG, g.N * zpq, layout_of_5d(x))
+    config = _pick_tiles(WGRAD, x.dtype, KG, CG, g.N * zpq, layout_of_5d(x), {})
     tf32 = tf32_enabled(x.dtype)
     tiles = cdiv(KG, config["BLOCK_M"]) * cdiv(CG, config["BLOCK_N"])
     split = choose_split(tiles * taps * g.groups, g.N * zpq, config["BLOCK_K"], x.device)
