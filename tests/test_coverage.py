@@ -334,13 +334,13 @@ def _case_conv3d_fwd(target: Target, monkeypatch) -> list[LaunchRecord]:
 
 def _case_conv3d_dgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
     """conv_transpose3d (its forward is the input-gradient kernel) with stride (2, 3, 2): several phases on every
-    axis; groups 2, a (2, 3, 2) kernel, two tiles of phase pixels and of channels, two filter blocks; forward
-    only."""
+    axis, and on every axis a phase whose taps reach past the last grad_out pixel (padding 1 and a kernel
+    (2, 3, 3)); groups 2, two tiles of phase pixels and of channels, two filter blocks; forward only."""
     cfg, dtype = target.config, target.dtype
     c_out, c_in = cfg["BLOCK_N"] + 1, cfg["BLOCK_K"] + 1
     z, p, q = _box(cfg["BLOCK_M"] // 2 + 1)
-    conv = dict(stride=(2, 3, 2), padding=(1, 1, 0), output_padding=(1, 2, 0), groups=2)
-    leaves = {"input": _leaf_3d((2, 2 * c_in, z, p, q), dtype), "weight": _leaf_3d((2 * c_in, c_out, 2, 3, 2), dtype),
+    conv = dict(stride=(2, 3, 2), padding=1, output_padding=(1, 2, 1), groups=2)
+    leaves = {"input": _leaf_3d((2, 2 * c_in, z, p, q), dtype), "weight": _leaf_3d((2 * c_in, c_out, 2, 3, 3), dtype),
               "bias": _leaf((2 * c_out,), dtype) if target.flags["HAS_BIAS"] else None}
     return _forward_backward(lambda **a: conv3d_ops.conv_transpose3d(**a, **conv),
                              lambda **a: F.conv_transpose3d(**a, **conv), leaves, (), target, monkeypatch)

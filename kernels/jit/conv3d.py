@@ -130,7 +130,10 @@ def conv3d_dgrad_kernel(
     h = phase_h + j * stride_h
     w = phase_w + l_ * stride_w
     m_mask = (offs_m < N * DP * HP * WP) & (d < D) & (h < H) & (w < W)
-    dy_rows = dy_ptr + n_idx.to(tl.int64) * sdyn + (group * KG).to(tl.int64) * sdyk
+    # A tap shifts the grad_out pixel (i, j, l) by the same (dz, dp, dq) for every row of the phase: the rows'
+    # addresses are computed once, and a tap adds one scalar offset.
+    dy_rows = dy_ptr + (n_idx.to(tl.int64) * sdyn + i.to(tl.int64) * sdyz + j.to(tl.int64) * sdyp
+                        + l_.to(tl.int64) * sdyq) + (group * KG).to(tl.int64) * sdyk
 
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     n_mask = offs_n < CG
@@ -148,15 +151,15 @@ def conv3d_dgrad_kernel(
         num_h = phase_h + pad_h - r * dil_h
         num_w = phase_w + pad_w - s * dil_w
         if (num_d % stride_d == 0) & (num_h % stride_h == 0) & (num_w % stride_w == 0):
-            z = i + num_d // stride_d
-            p = j + num_h // stride_h
-            q = l_ + num_w // stride_w
-            pix_ok = m_mask & (z >= 0) & (z < Z) & (p >= 0) & (p < P) & (q >= 0) & (q < Q)
+            dz = num_d // stride_d
+            dp = num_h // stride_h
+            dq = num_w // stride_w
+            pix_ok = m_mask & (i >= -dz) & (i < Z - dz) & (j >= -dp) & (j < P - dp) & (l_ >= -dq) & (l_ < Q - dq)
             offs_k = (it % k_blocks) * BLOCK_K + tl.arange(0, BLOCK_K)
             k_mask = offs_k < KG
+            tap_offset = dz.to(tl.int64) * sdyz + dp.to(tl.int64) * sdyp + dq.to(tl.int64) * sdyq
             dy_tile = tl.load(
-                (dy_rows + z.to(tl.int64) * sdyz + p.to(tl.int64) * sdyp + q.to(tl.int64) * sdyq)[:, None]
-                + offs_k.to(tl.int64)[None, :] * sdyk,
+                (dy_rows + tap_offset)[:, None] + offs_k.to(tl.int64)[None, :] * sdyk,
                 mask=pix_ok[:, None] & k_mask[None, :], other=0.0,
             )
             w_tile = tl.load(
