@@ -4,6 +4,7 @@ torch.compile). Shapes stay tiny: the kernels run in Triton's interpreter withou
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import pytest
@@ -17,6 +18,8 @@ from torch_errors import assert_raises_like_torch
 
 from kernels.autograd import conv3d as conv3d_autograd
 from kernels.functional.conv3d import conv3d, conv_transpose3d
+from kernels.launch import batch_chunks, recording
+from kernels.ops import conv3d as conv3d_ops
 from kernels.shapes3d import conv3d_geometry
 
 F64 = torch.float64
@@ -156,6 +159,19 @@ def test_conv3d_weight_gradient_is_deterministic() -> None:
     grad = torch.randn(2, 4, 3, 4, 4)
     first, second = (torch.autograd.grad(conv3d(x, w), w, grad)[0] for _ in range(2))
     assert torch.equal(first, second)
+
+
+def test_batch_chunks_keep_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past 2**31 flattened pixels the launchers split the batch; with the limit lowered they split it here, and
+    every pass (forward, input and weight gradients, the transposed forward) still matches torch."""
+    monkeypatch.setattr(conv3d_ops, "batch_chunks", functools.partial(batch_chunks, limit=40))
+    with recording(run=True) as launches:
+        _check(conv3d, F.conv3d, _t(5, 2, 3, 3, 4, grad=True), _t(3, 2, 2, 2, 2, grad=True), _t(3, grad=True),
+               padding=1, stride=(1, 2, 1))
+        _check(conv_transpose3d, F.conv_transpose3d, _t(3, 2, 2, 3, 2, grad=True), _t(2, 2, 2, 2, 2), None,
+               stride=2)
+    for space in ("conv3d_fwd_kernel", "conv3d_dgrad_kernel", "conv3d_wgrad_kernel"):
+        assert sum(r.space.name == space for r in launches) >= 3, space
 
 
 # --------------------------------------------------------------------------------------------------------
