@@ -63,7 +63,6 @@ from typing import Any
 
 import torch
 
-from .functional import pool3d as functional_pool3d
 from .launch import SPACES, KernelConfig, KernelSpace, LaunchRecord, recording
 from .ops.conv2d_hopper import hopper_tma
 from .sass import LoopMix, main_loop
@@ -114,6 +113,14 @@ OP_CASES: tuple[OpCase, ...] = (
     OpCase("conv_transpose2d", "dense stride 2", ((2, 4, 4, 4), (4, 6, 3, 3), (6,)),
            {"stride": 2, "padding": 1, "output_padding": 1}),
     OpCase("conv_transpose2d", "depthwise", ((2, 4, 5, 5), (4, 1, 3, 3), (4,)), {"padding": 1, "groups": 4}),
+    # conv3d(input, weight (K, C/groups, T, R, S), bias, ...); conv_transpose3d(input, weight (Cin, Cout/groups, ...))
+    OpCase("conv3d", "dense", ((2, 4, 4, 5, 5), (8, 4, 3, 3, 3), (8,)), {"padding": 1}),
+    OpCase("conv3d", "groups 2 stride 2 dilation NDHWC", ((2, 4, 5, 6, 7), (6, 2, 2, 3, 3), None),
+           {"stride": 2, "dilation": (1, 2, 1), "groups": 2}, channels_last=True),
+    OpCase("conv_transpose3d", "stride 2", ((2, 4, 3, 4, 4), (4, 6, 3, 3, 3), (6,)),
+           {"stride": 2, "padding": 1, "output_padding": 1}),
+    OpCase("conv_transpose3d", "groups 2 NDHWC", ((2, 4, 3, 4, 4), (4, 3, 2, 2, 2), None),
+           {"stride": (1, 2, 2), "groups": 2}, channels_last=True),
     # conv3d(input (N, C, D, H, W), weight (K, 1, T, R, S), ...) with groups=C: the depthwise 3-D kernels
     OpCase("conv3d", "depthwise", ((2, 4, 5, 6, 6), (4, 1, 3, 3, 3), (4,)), {"padding": 1, "groups": 4}),
     OpCase("conv3d", "depthwise x2 stride 2 NDHWC", ((2, 4, 5, 7, 7), (8, 1, 3, 3, 3), None),
@@ -235,7 +242,7 @@ def _make_tensor(shape: tuple[int, ...], variant: DtypeVariant, device: torch.de
 def _run_case(case: OpCase, variant: DtypeVariant, device: torch.device) -> None:
     import kernels
 
-    op = getattr(kernels, case.op, None) or getattr(functional_pool3d, case.op)
+    op = getattr(kernels, case.op)
     tensors = [None if shape is None else _make_tensor(shape, variant, device, case.channels_last)
                for shape in case.tensors]
     keyword_tensors = {name: _make_tensor(shape, variant, device, case.channels_last)

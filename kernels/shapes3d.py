@@ -91,10 +91,11 @@ class ConvGeometry3d:
 
 
 def int_triple_list(value: object, name: str, op: str) -> tuple[int, ...]:
-    """A ``tuple of ints`` argument of a 3-D op: an int (or 0-dim integer tensor) becomes one value, which the
-    checks repeat over the three dimensions; a sequence stays as it is (the checks reject a wrong length)."""
+    """A ``tuple of ints`` argument of a 3-D op: an int (or 0-dim integer tensor) becomes three values, as
+    torch's argument parser repeats it (so a weight of another rank is told about three values); a sequence
+    stays as it is (the checks reject a wrong length)."""
     if type(value) is int or (_int_like(value) and not isinstance(value, tuple | list | torch.Size)):
-        return (int(value),)
+        return (int(value),) * 3
     return int_list(value, name, op)
 
 
@@ -232,8 +233,9 @@ def prefers_channels_last_3d(*tensors: torch.Tensor | None) -> bool:
 
 def conv3d_output_channels_last(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Torch's rule for a 3-D convolution's (or transposed convolution's) output layout: channels_last_3d when
-    the input's or the weight's strides are, except in float64 on CUDA, where torch gives contiguous."""
-    if x.is_cuda and torch.float64 in (x.dtype, weight.dtype):
+    the input's or the weight's strides are, except in float64, where torch gives contiguous (on CUDA, and on
+    the CPU, whose float64 3-D convolution has no channels_last_3d path)."""
+    if torch.float64 in (x.dtype, weight.dtype):
         return False
     return prefers_channels_last_3d(x, weight)
 

@@ -74,7 +74,9 @@ def test_opcheck(case: int) -> None:
 
 
 def test_every_op_is_checked() -> None:
-    assert {op for op, _ in _cases()} == set(library.OPS)
+    from test_conv3d import OPCHECKED  # (the 3-D convolutions' ops are checked there)
+
+    assert {op for op, _ in _cases()} | OPCHECKED == set(library.OPS)
 
 
 def _net(nn) -> torch.nn.Module:

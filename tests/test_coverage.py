@@ -29,6 +29,7 @@ from torch.overrides import TorchFunctionMode
 import kernels
 from kernels import autotune
 from kernels.aot import constexpr_params
+from kernels.functional import conv3d as conv3d_ops
 from kernels.functional import pool3d as pool3d_functional
 from kernels.launch import SPACES, KernelConfig, LaunchRecord, Variant, recording
 from kernels.ops import reduce as reduce_ops
@@ -123,7 +124,7 @@ class _Poison(TorchFunctionMode):
 
 # Kernels whose launchers split a reduction by the GPU's SM count (two under the interpreter): their cases
 # pretend to run on a 132-SM GPU, so that the reduction splits as it does there.
-SPLIT_BY_SM_COUNT = ("conv2d_wgrad_kernel", "channel_sum_kernel")
+SPLIT_BY_SM_COUNT = ("conv2d_wgrad_kernel", "channel_sum_kernel", "conv3d_wgrad_kernel")
 
 
 @contextlib.contextmanager
@@ -316,6 +317,59 @@ def _case_conv2d_wgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
     _compare([grad_w], [torch.nn.grad.conv2d_weight(x.double(), args[0], grad_out.double(), *args[1:])], dtype,
              ["weight gradient from a window of grad_out"])
     return launches + alone
+
+
+def _leaf_3d(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """A 5-D leaf: channels_last_3d for 16-bit problems, NCDHW for float64 (both layouts reach every kernel)."""
+    t = torch.randn(shape, dtype=dtype, device=DEVICE)
+    return t.contiguous(memory_format=torch.channels_last_3d) if dtype != torch.float64 else t
+
+
+def _box(pixels: int) -> tuple[int, int, int]:
+    """Depth, rows and columns of a box of at least ``pixels`` pixels, the three sides unequal."""
+    side = math.isqrt(max(pixels // 2, 1) - 1) + 1
+    return 2, side, side + 1
+
+
+def _case_conv3d_fwd(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """conv3d, groups 2, a (2, 2, 2) kernel with stride (1, 2, 1), padding (1, 0, 1) and dilation (1, 1, 2) (each
+    axis its own parameters), two tiles of output pixels and of filters, two channel blocks; forward only."""
+    cfg, dtype = target.config, target.dtype
+    cg, kg = cfg["BLOCK_K"] + 1, cfg["BLOCK_N"] + 1
+    z, p, q = _box(cfg["BLOCK_M"] // 2 + 1)
+    conv = dict(stride=(1, 2, 1), padding=(1, 0, 1), dilation=(1, 1, 2), groups=2)
+    leaves = {"input": _leaf_3d((2, 2 * cg, z - 1, 2 * p, q), dtype), "weight": _leaf_3d((2 * kg, cg, 2, 2, 2), dtype),
+              "bias": _leaf((2 * kg,), dtype) if target.flags["HAS_BIAS"] else None}
+    return _forward_backward(lambda **a: conv3d_ops.conv3d(**a, **conv), lambda **a: F.conv3d(**a, **conv), leaves,
+                             (), target, monkeypatch)
+
+
+def _case_conv3d_dgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """conv_transpose3d (its forward is the input-gradient kernel) with stride (2, 3, 2): several phases on every
+    axis, and on every axis a phase whose taps reach past the last grad_out pixel (padding 1 and a kernel
+    (2, 3, 3)); groups 2, two tiles of phase pixels and of channels, two filter blocks; forward only."""
+    cfg, dtype = target.config, target.dtype
+    c_out, c_in = cfg["BLOCK_N"] + 1, cfg["BLOCK_K"] + 1
+    z, p, q = _box(cfg["BLOCK_M"] // 2 + 1)
+    conv = dict(stride=(2, 3, 2), padding=1, output_padding=(1, 2, 1), groups=2)
+    leaves = {"input": _leaf_3d((2, 2 * c_in, z, p, q), dtype), "weight": _leaf_3d((2 * c_in, c_out, 2, 3, 3), dtype),
+              "bias": _leaf((2 * c_out,), dtype) if target.flags["HAS_BIAS"] else None}
+    return _forward_backward(lambda **a: conv3d_ops.conv_transpose3d(**a, **conv),
+                             lambda **a: F.conv_transpose3d(**a, **conv), leaves, (), target, monkeypatch)
+
+
+def _case_conv3d_wgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """conv3d forward and backward, groups 2, a (2, 2, 2) kernel with padding (1, 0, 1), two tiles of filters and
+    channels, and enough output pixels for the weight gradient to split its reduction (at least 8 blocks per
+    split)."""
+    cfg, dtype = target.config, target.dtype
+    kg, cg = cfg["BLOCK_M"] + 1, cfg["BLOCK_N"] + 1
+    z, p, q = _box(4 * cfg["BLOCK_K"] + 1)
+    leaves = {"input": _leaf_3d((2, 2 * cg, z - 1, p + 1, q - 1), dtype),
+              "weight": _leaf_3d((2 * kg, cg, 2, 2, 2), dtype), "bias": _leaf((2 * kg,), dtype)}
+    conv = dict(padding=(1, 0, 1), groups=2)
+    return _forward_backward(lambda **a: conv3d_ops.conv3d(**a, **conv), lambda **a: F.conv3d(**a, **conv), leaves,
+                             ("input", "weight", "bias"), target, monkeypatch)
 
 
 def _depthwise_side(cfg: KernelConfig) -> tuple[int, int]:
@@ -682,6 +736,9 @@ CASES: dict[str, Callable[[Target, pytest.MonkeyPatch], list[LaunchRecord]]] = {
     "conv2d_fwd_tma_kernel": _case_conv2d_fwd_tma,
     "conv2d_dgrad_kernel": _case_conv2d_dgrad,
     "conv2d_wgrad_kernel": _case_conv2d_wgrad,
+    "conv3d_fwd_kernel": _case_conv3d_fwd,
+    "conv3d_dgrad_kernel": _case_conv3d_dgrad,
+    "conv3d_wgrad_kernel": _case_conv3d_wgrad,
     "depthwise_fwd_kernel": _case_depthwise_fwd,
     "depthwise_dgrad_kernel": _case_depthwise_dgrad,
     "depthwise_wgrad_kernel": _case_depthwise_wgrad,

@@ -1,0 +1,153 @@
+"""``conv3d`` and ``conv_transpose3d``: the drop-ins for their ``torch.nn.functional`` namesakes.
+
+Each checks its arguments as torch does, then runs the op one of three ways: the autograd Function when
+gradients are wanted, the launchers directly when not, the registered op while ``torch.compile`` traces (all
+three from ``kernels.autograd.conv3d`` and ``kernels.ops.conv3d``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ..autocast import autocast_inputs
+from ..autograd.conv3d import (
+    Conv3dFunction,
+    ConvTranspose3dFunction,
+    registered_conv3d,
+    registered_conv_transpose3d,
+)
+from ..call_plans import apply_function, planned
+from ..ops.conv3d import conv3d_output, conv_transpose3d_output
+from ..shapes import (
+    _CPP_DTYPE_NAMES,
+    ConvBackendError,
+    PaddingArg,
+    _conv2d_type_error,
+    _type_name,
+    check_conv_tensors,
+    check_tensor_arguments,
+    int_arg,
+)
+from ..shapes3d import (
+    ConvGeometry3d,
+    conv3d_geometry,
+    conv3d_output_channels_last,
+    conv_transpose3d_geometry,
+    int_triple_list,
+)
+
+__all__ = ["conv3d", "conv_transpose3d"]
+
+
+def _wants_grad(*tensors: torch.Tensor | None) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _check_conv3d_arguments(input: object, weight: object, bias: object, stride: object, padding: object,
+                            dilation: object, groups: object) -> None:
+    """What torch checks of conv3d's arguments before their shapes: their types (one TypeError for all, conv3d
+    being overloaded), then, unless padding is a string, that bias and input have one dtype."""
+    if not (isinstance(input, torch.Tensor) and isinstance(weight, torch.Tensor)
+            and (bias is None or isinstance(bias, torch.Tensor))):
+        tensors = [_type_name(input), _type_name(weight), *([] if bias is None else [_type_name(bias)])]
+        raise _conv2d_type_error(tensors, stride, padding, dilation, groups, "conv3d")
+    if bias is not None and bias.dtype != input.dtype and not isinstance(padding, str):
+        _check_parameter_types(bias, stride, padding, dilation, groups)  # a wrong type is reported first
+        raise RuntimeError(f"Input type ({_CPP_DTYPE_NAMES.get(input.dtype, input.dtype)}) and bias type "
+                           f"({_CPP_DTYPE_NAMES.get(bias.dtype, bias.dtype)}) should be the same")
+
+
+def _check_parameter_types(bias: torch.Tensor, stride: object, padding: object, dilation: object,
+                           groups: object) -> None:
+    """torch's TypeError for a conv3d parameter of a wrong type (with a bias: three tensors)."""
+    try:
+        for value, name in ((stride, "stride"), (padding, "padding"), (dilation, "dilation")):
+            int_triple_list(value, name, "conv3d")
+        int_arg(groups, "groups", "conv3d")
+    except TypeError:
+        raise _conv2d_type_error(["Tensor"] * 3, stride, padding, dilation, groups, "conv3d") from None
+
+
+def _without_channels(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                      g: ConvGeometry3d) -> torch.Tensor:
+    """torch's result for an input with zero channels: an ``(N, 0, Z, P, Q)`` output, and zero gradients for
+    input, weight and bias."""
+    out = x.new_zeros((g.N, 0, g.Z, g.P, g.Q))
+    anchors = [t.sum() * 0 for t in (x, weight, bias) if t is not None and t.requires_grad]
+    return out + sum(anchors) if anchors and torch.is_grad_enabled() else out
+
+
+@planned
+@autocast_inputs("conv")
+def conv3d(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int | Sequence[int] = 1,
+    padding: PaddingArg = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+) -> torch.Tensor:
+    """Drop-in for ``torch.nn.functional.conv3d``.
+
+    input ``(N, C, D, H, W)`` or unbatched ``(C, D, H, W)``; weight ``(K, C/groups, T, R, S)``; bias ``(K,)``.
+    Returns ``(N, K, Z, P, Q)`` (or ``(K, Z, P, Q)``), channels_last_3d when the input or weight is.
+    """
+    _check_conv3d_arguments(input, weight, bias, stride, padding, dilation, groups)
+    unbatched = input.dim() == 4
+    x = input.unsqueeze(0) if unbatched else input
+    try:
+        g = conv3d_geometry(x.shape, weight.shape, None if bias is None else bias.shape, stride, padding,
+                            dilation, groups)
+    except ConvBackendError:
+        check_conv_tensors("conv3d", input, weight, bias)  # torch checks the tensors' types first
+        raise
+    check_conv_tensors("conv3d", input, weight, bias)
+    if not g.C:  # torch: no input channels, no output channels
+        out = _without_channels(x, weight, bias, g)
+    elif torch.compiler.is_compiling():
+        out = registered_conv3d(x, weight, bias, g, conv3d_output_channels_last(x, weight))
+    elif _wants_grad(x, weight, bias):
+        out = apply_function(Conv3dFunction, x, weight, bias, g)
+    else:  # nothing to differentiate: the kernels without autograd's bookkeeping
+        out = conv3d_output(x, weight, bias, g)
+    return out.squeeze(0) if unbatched else out
+
+
+@planned
+@autocast_inputs("conv")
+def conv_transpose3d(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    output_padding: int | Sequence[int] = 0,
+    groups: int = 1,
+    dilation: int | Sequence[int] = 1,
+) -> torch.Tensor:
+    """Drop-in for ``torch.nn.functional.conv_transpose3d``.
+
+    input ``(N, Cin, D, H, W)`` or unbatched ``(Cin, D, H, W)``; weight ``(Cin, Cout/groups, T, R, S)``; bias
+    ``(Cout,)``. Returns ``(N, Cout, Dout, Hout, Wout)`` with ``Dout = (D-1)*stride - 2*padding +
+    dilation*(T-1) + output_padding + 1`` (and so for H and W).
+    """
+    check_tensor_arguments("conv_transpose3d", input, weight, bias)
+    unbatched = input.dim() == 4
+    x = input.unsqueeze(0) if unbatched else input
+    try:
+        g = conv_transpose3d_geometry(x.shape, weight.shape, None if bias is None else bias.shape, stride, padding,
+                                      output_padding, groups, dilation)
+    except ConvBackendError:
+        check_conv_tensors("conv_transpose3d", input, weight, bias)  # torch checks the tensors' types first
+        raise
+    check_conv_tensors("conv_transpose3d", input, weight, bias)
+    if torch.compiler.is_compiling():
+        out = registered_conv_transpose3d(x, weight, bias, g, conv3d_output_channels_last(x, weight))
+    elif _wants_grad(x, weight, bias):
+        out = apply_function(ConvTranspose3dFunction, x, weight, bias, g)
+    else:  # nothing to differentiate: the kernels without autograd's bookkeeping
+        out = conv_transpose3d_output(x, weight, bias, g)
+    return out.squeeze(0) if unbatched else out

@@ -1,0 +1,246 @@
+"""Dense and grouped 3-D convolution as implicit GEMMs: forward, grad-input and grad-weight.
+
+Notation (``kernels.shapes3d``): input ``x (N, C, D, H, W)``, weight ``w (K, CG, T, R, S)``, output
+``y (N, K, Z, P, Q)``, ``CG = C / groups`` channels and ``KG = K / groups`` filters per group. Every tensor
+is addressed through its five strides, so NCDHW, channels_last_3d and strided views all work. Offsets into
+memory are computed in 64-bit; flattened pixel indices are 32-bit (launchers split the batch when a
+flattened index would pass 2**31).
+
+The transposed convolution reuses these kernels: its forward is ``conv3d_dgrad_kernel`` (with a bias per
+input channel), its grad-input is ``conv3d_fwd_kernel`` and its grad-weight is ``conv3d_wgrad_kernel`` with
+the operands swapped.
+"""
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def conv3d_fwd_kernel(
+    x_ptr, w_ptr, bias_ptr, y_ptr,
+    N, D, H, W, Z, P, Q, CG, KG,
+    sxn, sxc, sxd, sxh, sxw,
+    swk, swc, swt, swr, sws,
+    syn, syk, syz, syp, syq, sb,
+    stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w,
+    T: tl.constexpr, R: tl.constexpr, S: tl.constexpr,
+    HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """``y[n, k, z, p, q] = bias[k] + sum_{c, t, r, s} x[n, g*CG + c, z*sd - pd + t*dd, p*sh - ph + r*dh,
+    q*sw - pw + s*dw] * w[k, c, t, r, s]``.
+
+    GEMM view per group g: rows are output pixels (N*Z*P*Q), columns are the group's KG filters, the
+    reduction runs over (t, r, s, c) in one flat loop so that Triton can pipeline it.
+    Grid: ``(cdiv(N*Z*P*Q, BLOCK_M), cdiv(KG, BLOCK_N), groups)``.
+    """
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    group = tl.program_id(2)
+
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    m_mask = offs_m < N * Z * P * Q
+    n_idx = offs_m // (Z * P * Q)
+    zpq = offs_m % (Z * P * Q)
+    z = zpq // (P * Q)
+    p = (zpq // Q) % P
+    q = zpq % Q
+    d_base = z * stride_d - pad_d
+    h_base = p * stride_h - pad_h
+    w_base = q * stride_w - pad_w
+    x_rows = x_ptr + n_idx.to(tl.int64) * sxn + (group * CG).to(tl.int64) * sxc
+
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    n_mask = offs_n < KG
+    k_idx = group * KG + offs_n
+    w_cols = w_ptr + k_idx.to(tl.int64) * swk
+
+    c_blocks = tl.cdiv(CG, BLOCK_K)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE)
+    for it in range(0, T * R * S * c_blocks):
+        trs = it // c_blocks
+        t = trs // (R * S)
+        r = (trs // S) % R
+        s = trs % S
+        offs_c = (it % c_blocks) * BLOCK_K + tl.arange(0, BLOCK_K)
+        c_mask = offs_c < CG
+        d = d_base + t * dil_d
+        h = h_base + r * dil_h
+        w = w_base + s * dil_w
+        pix_ok = m_mask & (d >= 0) & (d < D) & (h >= 0) & (h < H) & (w >= 0) & (w < W)
+        x_tile = tl.load(
+            (x_rows + d.to(tl.int64) * sxd + h.to(tl.int64) * sxh + w.to(tl.int64) * sxw)[:, None]
+            + offs_c.to(tl.int64)[None, :] * sxc,
+            mask=pix_ok[:, None] & c_mask[None, :], other=0.0,
+        )
+        w_tile = tl.load(
+            w_cols[None, :] + offs_c.to(tl.int64)[:, None] * swc + (t * swt + r * swr + s * sws),
+            mask=c_mask[:, None] & n_mask[None, :], other=0.0,
+        )
+        acc = tl.dot(x_tile, w_tile, acc, input_precision=PRECISION, out_dtype=ACC_DTYPE)
+
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + k_idx * sb, mask=n_mask, other=0.0).to(ACC_DTYPE)[None, :]
+    y_offs = (n_idx.to(tl.int64) * syn + z.to(tl.int64) * syz + p.to(tl.int64) * syp + q.to(tl.int64) * syq)[:, None] \
+        + k_idx.to(tl.int64)[None, :] * syk
+    tl.store(y_ptr + y_offs, acc.to(y_ptr.dtype.element_ty), mask=m_mask[:, None] & n_mask[None, :])
+
+
+@triton.jit
+def conv3d_dgrad_kernel(
+    dy_ptr, w_ptr, bias_ptr, dx_ptr,
+    N, D, H, W, Z, P, Q, CG, KG, DP, HP, WP,
+    sdyn, sdyk, sdyz, sdyp, sdyq,
+    swk, swc, swt, swr, sws,
+    sdxn, sdxc, sdxd, sdxh, sdxw, sb,
+    stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w,
+    T: tl.constexpr, R: tl.constexpr, S: tl.constexpr,
+    HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """``dx[n, c, d, h, w] = bias[c] + sum_{k, t, r, s} dy[n, k, (d + pd - t*dd)/sd, (h + ph - r*dh)/sh,
+    (w + pw - s*dw)/sw] * w[k, c, t, r, s]``, summed over the taps where the three divisions are exact and land
+    inside ``Z x P x Q``. ``bias`` (per input channel) serves the transposed convolution, whose forward this
+    is; a gradient has none.
+
+    Stride-phase decomposition: program axis 2 enumerates (group, phase_d, phase_h, phase_w); a program
+    covers the input pixels ``d = phase_d + i*sd, h = phase_h + j*sh, w = phase_w + l*sw`` (``i < DP =
+    cdiv(D, sd)``, ``j < HP``, ``l < WP``), for which the same taps are valid everywhere. Taps that never
+    contribute to the phase are skipped whole, so no work is spent on the zeros a dilated-gradient
+    formulation would insert.
+    Grid: ``(cdiv(N*DP*HP*WP, BLOCK_M), cdiv(CG, BLOCK_N), groups*sd*sh*sw)``.
+    """
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    pid_gp = tl.program_id(2)
+    phases = stride_d * stride_h * stride_w
+    group = pid_gp // phases
+    phase = pid_gp % phases
+    phase_d = phase // (stride_h * stride_w)
+    phase_h = (phase // stride_w) % stride_h
+    phase_w = phase % stride_w
+
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    n_idx = offs_m // (DP * HP * WP)
+    ijl = offs_m % (DP * HP * WP)
+    i = ijl // (HP * WP)
+    j = (ijl // WP) % HP
+    l_ = ijl % WP
+    d = phase_d + i * stride_d
+    h = phase_h + j * stride_h
+    w = phase_w + l_ * stride_w
+    m_mask = (offs_m < N * DP * HP * WP) & (d < D) & (h < H) & (w < W)
+    # A tap shifts the grad_out pixel (i, j, l) by the same (dz, dp, dq) for every row of the phase: the rows'
+    # addresses are computed once, and a tap adds one scalar offset.
+    dy_rows = dy_ptr + (n_idx.to(tl.int64) * sdyn + i.to(tl.int64) * sdyz + j.to(tl.int64) * sdyp
+                        + l_.to(tl.int64) * sdyq) + (group * KG).to(tl.int64) * sdyk
+
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    n_mask = offs_n < CG
+    w_cols = w_ptr + offs_n.to(tl.int64) * swc + (group * KG).to(tl.int64) * swk
+
+    k_blocks = tl.cdiv(KG, BLOCK_K)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE)
+    # One flat loop over (tap, filter block); taps that miss this phase are skipped by a scalar test.
+    for it in range(0, T * R * S * k_blocks):
+        tap = it // k_blocks
+        t = tap // (R * S)
+        r = (tap // S) % R
+        s = tap % S
+        num_d = phase_d + pad_d - t * dil_d
+        num_h = phase_h + pad_h - r * dil_h
+        num_w = phase_w + pad_w - s * dil_w
+        if (num_d % stride_d == 0) & (num_h % stride_h == 0) & (num_w % stride_w == 0):
+            dz = num_d // stride_d
+            dp = num_h // stride_h
+            dq = num_w // stride_w
+            pix_ok = m_mask & (i >= -dz) & (i < Z - dz) & (j >= -dp) & (j < P - dp) & (l_ >= -dq) & (l_ < Q - dq)
+            offs_k = (it % k_blocks) * BLOCK_K + tl.arange(0, BLOCK_K)
+            k_mask = offs_k < KG
+            tap_offset = dz.to(tl.int64) * sdyz + dp.to(tl.int64) * sdyp + dq.to(tl.int64) * sdyq
+            dy_tile = tl.load(
+                (dy_rows + tap_offset)[:, None] + offs_k.to(tl.int64)[None, :] * sdyk,
+                mask=pix_ok[:, None] & k_mask[None, :], other=0.0,
+            )
+            w_tile = tl.load(
+                w_cols[None, :] + offs_k.to(tl.int64)[:, None] * swk + (t * swt + r * swr + s * sws),
+                mask=k_mask[:, None] & n_mask[None, :], other=0.0,
+            )
+            acc = tl.dot(dy_tile, w_tile, acc, input_precision=PRECISION, out_dtype=ACC_DTYPE)
+
+    c_idx = group * CG + offs_n
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + c_idx * sb, mask=n_mask, other=0.0).to(ACC_DTYPE)[None, :]
+    dx_offs = (n_idx.to(tl.int64) * sdxn + d.to(tl.int64) * sdxd + h.to(tl.int64) * sdxh
+               + w.to(tl.int64) * sdxw)[:, None] + c_idx.to(tl.int64)[None, :] * sdxc
+    tl.store(dx_ptr + dx_offs, acc.to(dx_ptr.dtype.element_ty), mask=m_mask[:, None] & n_mask[None, :])
+
+
+@triton.jit
+def conv3d_wgrad_kernel(
+    dy_ptr, x_ptr, partial_ptr,
+    N, D, H, W, Z, P, Q, CG, KG, K, PIX_PER_SPLIT, SPLIT,
+    sdyn, sdyk, sdyz, sdyp, sdyq,
+    sxn, sxc, sxd, sxh, sxw,
+    stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w,
+    T: tl.constexpr, R: tl.constexpr, S: tl.constexpr,
+    PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """Partial weight gradient over one split of the N*Z*P*Q output pixels:
+    ``partial[split, k, c, t, r, s] = sum_{pixels of split} dy[n, k, z, p, q] * x[n, g*CG + c, d, h, w]``.
+
+    GEMM view per (group, tap): rows are the group's KG filters, columns its CG channels, the reduction
+    runs over output pixels. ``partial`` is a contiguous float32/float64 buffer ``(SPLIT, K, CG, T, R, S)``
+    that the launcher sums over splits.
+    Grid: ``(cdiv(KG, BLOCK_M) * cdiv(CG, BLOCK_N), T*R*S, groups*SPLIT)``.
+    """
+    pid_tile = tl.program_id(0)
+    tap = tl.program_id(1)
+    pid_gs = tl.program_id(2)
+    group = pid_gs // SPLIT
+    split = pid_gs % SPLIT
+    n_tiles = tl.cdiv(CG, BLOCK_N)
+    pid_m = pid_tile // n_tiles
+    pid_n = pid_tile % n_tiles
+    t = tap // (R * S)
+    r = (tap // S) % R
+    s = tap % S
+
+    offs_k = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    k_mask = offs_k < KG
+    offs_c = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    c_mask = offs_c < CG
+    dy_cols = dy_ptr + (group * KG + offs_k).to(tl.int64) * sdyk
+    x_cols = x_ptr + (group * CG + offs_c).to(tl.int64) * sxc
+
+    nzpq = N * Z * P * Q
+    pix_start = split * PIX_PER_SPLIT
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE)
+    for pix0 in range(pix_start, pix_start + PIX_PER_SPLIT, BLOCK_K):
+        offs_pix = pix0 + tl.arange(0, BLOCK_K)
+        pix_mask = offs_pix < nzpq
+        n_idx = offs_pix // (Z * P * Q)
+        zpq = offs_pix % (Z * P * Q)
+        z = zpq // (P * Q)
+        p = (zpq // Q) % P
+        q = zpq % Q
+        d = z * stride_d - pad_d + t * dil_d
+        h = p * stride_h - pad_h + r * dil_h
+        w = q * stride_w - pad_w + s * dil_w
+        x_ok = pix_mask & (d >= 0) & (d < D) & (h >= 0) & (h < H) & (w >= 0) & (w < W)
+        dy_tile = tl.load(
+            dy_cols[:, None] + (n_idx.to(tl.int64) * sdyn + z.to(tl.int64) * sdyz + p.to(tl.int64) * sdyp
+                                + q.to(tl.int64) * sdyq)[None, :],
+            mask=k_mask[:, None] & pix_mask[None, :], other=0.0,
+        )
+        x_tile = tl.load(
+            x_cols[None, :] + (n_idx.to(tl.int64) * sxn + d.to(tl.int64) * sxd + h.to(tl.int64) * sxh
+                               + w.to(tl.int64) * sxw)[:, None],
+            mask=x_ok[:, None] & c_mask[None, :], other=0.0,
+        )
+        acc = tl.dot(dy_tile, x_tile, acc, input_precision=PRECISION, out_dtype=ACC_DTYPE)
+
+    k_glob = (group * KG + offs_k).to(tl.int64)
+    out_offs = ((split.to(tl.int64) * K + k_glob[:, None]) * CG + offs_c.to(tl.int64)[None, :]) * (T * R * S) + tap
+    tl.store(partial_ptr + out_offs, acc.to(partial_ptr.dtype.element_ty), mask=k_mask[:, None] & c_mask[None, :])

@@ -1,0 +1,244 @@
+"""conv3d: the launchers of the implicit-GEMM kernels (forward, input gradient, weight gradient).
+
+Layers, as for conv2d: ``kernels.jit.conv3d`` holds the Triton kernels; this module picks block
+configurations, allocates outputs and launches; ``kernels.autograd.conv3d`` builds the autograd Functions and
+the registered ops from these launchers, and ``kernels.functional.conv3d`` is the public entry point.
+Depthwise problems (one input channel per group) run through the grouped GEMM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from ..autotune import select_config, tunable
+from ..jit.conv3d import conv3d_dgrad_kernel, conv3d_fwd_kernel, conv3d_wgrad_kernel
+from ..launch import (
+    KernelConfig,
+    KernelSpace,
+    VariantAxis,
+    VariantLimit,
+    batch_chunks,
+    batch_rows,
+    cdiv,
+    closest_config,
+    dot_precision,
+    launch,
+    pow2_at_least,
+    register_space,
+    tf32_enabled,
+)
+from ..shapes3d import ConvGeometry3d, conv3d_output_channels_last, empty_5d
+from .reduce import acc_dtype, choose_split, sum_splits, tl_acc_dtype
+
+# Tensor-core tiles for float16, bfloat16 and TF32; smaller tiles for IEEE float32 and float64, which have no
+# 16-bit tensor-core path. Every tile compiles without register spills for sm_90 and sm_80 with no integer
+# specialisation (odd channel counts and strides): ``python -m kernels.aot``.
+_GEMM_TILES = [
+    KernelConfig.of(BLOCK_M=128, BLOCK_N=64, BLOCK_K=32, num_warps=8, num_stages=3),
+    KernelConfig.of(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, num_warps=4, num_stages=3),
+    KernelConfig.of(BLOCK_M=64, BLOCK_N=32, BLOCK_K=16, num_warps=4, num_stages=2),
+    KernelConfig.of(BLOCK_M=64, BLOCK_N=16, BLOCK_K=16, num_warps=4, num_stages=2),
+]
+_WIDE_TILES = [
+    KernelConfig.of(BLOCK_M=32, BLOCK_N=32, BLOCK_K=16, num_warps=4, num_stages=2),
+    KernelConfig.of(BLOCK_M=32, BLOCK_N=16, BLOCK_K=16, num_warps=4, num_stages=2),
+]
+
+# With TF32, the 128x64 tile keeps too few registers for the three-dimensional index arithmetic: it spills 8-40
+# bytes on sm_90/sm_80, so TF32 launches keep to the tiles of at most 64x64 outputs (float32 problems only reach
+# these tiles with TF32 on; without it they take the wide tiles).
+_TF32 = VariantLimit(
+    "tf32",
+    applies=lambda constexprs: True,
+    allows=lambda config: config["BLOCK_M"] * config["BLOCK_N"] <= 64 * 64,
+    dtypes=frozenset({torch.float32}),
+)
+
+# The input-gradient kernel with a bias (the transposed convolution's forward; a gradient has none) spills 8-32
+# bytes on sm_90 with the 64x64 and 128x64 tiles: there it keeps to the tiles of at most 64x32 outputs.
+_DGRAD_BIAS = VariantLimit(
+    "bias",
+    applies=lambda constexprs: bool(constexprs.get("HAS_BIAS")),
+    allows=lambda config: config["BLOCK_M"] * config["BLOCK_N"] <= 64 * 32,
+)
+
+_GEMM_VALUES = ("T", "R", "S", "PRECISION", "ACC_DTYPE")
+_BIAS = (VariantAxis("HAS_BIAS", (False, True)),)
+
+
+def _taps(a: Mapping[str, Any]) -> dict[str, int]:
+    return {"depth taps": a["T"], "row taps": a["R"], "column taps": a["S"]}
+
+
+def _fwd_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]:
+    return {**_taps(a), "channel blocks": cdiv(a["CG"], a["BLOCK_K"])}
+
+
+def _dgrad_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]:
+    phases = a["stride_d"] * a["stride_h"] * a["stride_w"]
+    return {**_taps(a), "filter blocks": cdiv(a["KG"], a["BLOCK_K"]), "depth phases": a["stride_d"],
+            "row phases": a["stride_h"], "column phases": a["stride_w"], "groups": grid[2] // phases}
+
+
+def _wgrad_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]:
+    return {**_taps(a), "pixel blocks per split": a["PIX_PER_SPLIT"] // a["BLOCK_K"], "splits": a["SPLIT"],
+            "groups": grid[2] // a["SPLIT"], "filter tiles": cdiv(a["KG"], a["BLOCK_M"]),
+            "channel tiles": cdiv(a["CG"], a["BLOCK_N"])}
+
+
+def _gemm_space(name: str, kernel, axes: tuple[VariantAxis, ...], counts,
+                limits: tuple[VariantLimit, ...] = ()) -> KernelSpace:
+    return register_space(KernelSpace(name, kernel, list(_GEMM_TILES), uses_dot=True,
+                                      wide_configs=list(_WIDE_TILES), limits=(_TF32, *limits), axes=axes,
+                                      values=_GEMM_VALUES, counts=counts))
+
+
+FWD = _gemm_space("conv3d_fwd_kernel", conv3d_fwd_kernel, _BIAS, _fwd_counts)
+DGRAD = _gemm_space("conv3d_dgrad_kernel", conv3d_dgrad_kernel, _BIAS, _dgrad_counts, (_DGRAD_BIAS,))
+WGRAD = _gemm_space("conv3d_wgrad_kernel", conv3d_wgrad_kernel, (), _wgrad_counts)
+
+
+def layout_of_5d(t: torch.Tensor) -> str:
+    """The layout key of tuned configurations (``kernels.autotune``) for a 5-D tensor: ``"channels_last"``
+    when its channels are contiguous (channels_last_3d), else ``"nchw"``."""
+    return "channels_last" if t.dim() == 5 and t.shape[1] > 1 and t.stride(1) == 1 else "nchw"
+
+
+def _pick_tiles(space: KernelSpace, dtype: torch.dtype, rows: int, cols: int, depth: int, layout: str,
+                variant: dict) -> KernelConfig:
+    """The tuned tiles of this GEMM (``kernels.autotune``), else the default heuristic: tile sides near the
+    GEMM's rows, columns and reduction depth (powers of two). ``variant``: the launch's variant constexprs."""
+    configs = space.for_dtype(dtype, tf32_enabled(dtype), variant)
+    default = closest_config(
+        configs,
+        BLOCK_M=pow2_at_least(rows, 16, 128),
+        BLOCK_N=pow2_at_least(cols, 16, 128),
+        BLOCK_K=pow2_at_least(depth, 16, 32),
+    )
+    return select_config(space, dtype, layout, {"M": rows, "N": cols, "K": depth}, default, variant)
+
+
+def _common_constexprs(g: ConvGeometry3d, dtype: torch.dtype) -> dict:
+    return {"T": g.T, "R": g.R, "S": g.S, "PRECISION": dot_precision(dtype), "ACC_DTYPE": tl_acc_dtype(dtype)}
+
+
+def _conv_params(g: ConvGeometry3d) -> tuple[int, ...]:
+    return (*g.stride, *g.padding, *g.dilation)
+
+
+def _bias_stride(bias: torch.Tensor | None) -> int:
+    return 0 if bias is None else bias.stride(0)
+
+
+@tunable
+def conv3d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: ConvGeometry3d,
+                   out: torch.Tensor) -> torch.Tensor:
+    """``out (N, K, Z, P, Q) = conv3d(x (N, C, D, H, W), weight (K, C/groups, T, R, S)) + bias``; out is
+    overwritten."""
+    CG, KG = g.channels_per_group, g.filters_per_group
+    zpq = g.Z * g.P * g.Q
+    variant = {"HAS_BIAS": bias is not None}
+    config = _pick_tiles(FWD, x.dtype, g.N * zpq, KG, CG * g.T * g.R * g.S, layout_of_5d(x), variant)
+    tf32 = tf32_enabled(x.dtype)
+    constexprs = {**variant, **_common_constexprs(g, x.dtype)}
+    for n0, n1 in batch_chunks(g.N, zpq):
+        rows = (n1 - n0) * zpq
+        if rows == 0 or g.K == 0:
+            continue
+        xs, ys = batch_rows(x, n0, n1), batch_rows(out, n0, n1)
+        grid = (cdiv(rows, config["BLOCK_M"]), cdiv(KG, config["BLOCK_N"]), g.groups)
+        scalars = (n1 - n0, g.D, g.H, g.W, g.Z, g.P, g.Q, CG, KG, *xs.stride(), *weight.stride(), *ys.stride(),
+                   _bias_stride(bias), *_conv_params(g))
+        launch(FWD, grid, (xs, weight, bias if bias is not None else xs, ys, *scalars), config, x.dtype, tf32,
+               **constexprs)
+    return out
+
+
+@tunable
+def conv3d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeometry3d, grad_in: torch.Tensor,
+                      bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``grad_in (N, C, D, H, W)`` of a conv3d from ``grad_out (N, K, Z, P, Q)``; grad_in is overwritten.
+
+    Also the forward of the transposed convolution, which adds ``bias (C,)``.
+    """
+    CG, KG = g.channels_per_group, g.filters_per_group
+    dp, hp, wp = cdiv(g.D, g.stride_d), cdiv(g.H, g.stride_h), cdiv(g.W, g.stride_w)
+    per_sample = dp * hp * wp
+    variant = {"HAS_BIAS": bias is not None}
+    config = _pick_tiles(DGRAD, grad_out.dtype, g.N * per_sample, CG, KG * g.T * g.R * g.S,
+                         layout_of_5d(grad_out), variant)
+    tf32 = tf32_enabled(grad_out.dtype)
+    constexprs = {**variant, **_common_constexprs(g, grad_out.dtype)}
+    for n0, n1 in batch_chunks(g.N, per_sample):
+        rows = (n1 - n0) * per_sample
+        if rows == 0 or CG == 0:
+            continue
+        dys, dxs = batch_rows(grad_out, n0, n1), batch_rows(grad_in, n0, n1)
+        grid = (cdiv(rows, config["BLOCK_M"]), cdiv(CG, config["BLOCK_N"]),
+                g.groups * g.stride_d * g.stride_h * g.stride_w)
+        scalars = (n1 - n0, g.D, g.H, g.W, g.Z, g.P, g.Q, CG, KG, dp, hp, wp, *dys.stride(), *weight.stride(),
+                   *dxs.stride(), _bias_stride(bias), *_conv_params(g))
+        launch(DGRAD, grid, (dys, weight, bias if bias is not None else dys, dxs, *scalars), config,
+               grad_out.dtype, tf32, **constexprs)
+    return grad_in
+
+
+@tunable
+def conv3d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry3d) -> torch.Tensor:
+    """``grad_weight (K, C/groups, T, R, S)`` of a conv3d from ``grad_out (N, K, Z, P, Q)`` and
+    ``x (N, C, D, H, W)``, contiguous. Split-K over output pixels into a float32/float64 buffer, summed in a
+    fixed order (deterministic)."""
+    CG, KG = g.channels_per_group, g.filters_per_group
+    grad_w = torch.empty((g.K, CG, g.T, g.R, g.S), dtype=x.dtype, device=x.device)
+    if grad_w.numel() == 0:
+        return grad_w
+    zpq = g.Z * g.P * g.Q
+    chunks = batch_chunks(g.N, zpq)
+    taps = g.T * g.R * g.S
+    config = _pick_tiles(WGRAD, x.dtype, KG, CG, g.N * zpq, layout_of_5d(x), {})
+    tf32 = tf32_enabled(x.dtype)
+    tiles = cdiv(KG, config["BLOCK_M"]) * cdiv(CG, config["BLOCK_N"])
+    split = choose_split(tiles * taps * g.groups, g.N * zpq, config["BLOCK_K"], x.device)
+    partial = torch.empty((len(chunks) * split, *grad_w.shape), dtype=acc_dtype(x.dtype), device=x.device)
+    constexprs = _common_constexprs(g, x.dtype)
+    for index, (n0, n1) in enumerate(chunks):
+        npix = (n1 - n0) * zpq
+        pix_per_split = cdiv(cdiv(max(npix, 1), split), config["BLOCK_K"]) * config["BLOCK_K"]
+        dys, xs = batch_rows(grad_out, n0, n1), batch_rows(x, n0, n1)
+        grid = (tiles, taps, g.groups * split)
+        scalars = (n1 - n0, g.D, g.H, g.W, g.Z, g.P, g.Q, CG, KG, g.K, pix_per_split, split, *dys.stride(),
+                   *xs.stride(), *_conv_params(g))
+        launch(WGRAD, grid, (dys, xs, partial[index * split:(index + 1) * split], *scalars), config, x.dtype,
+               tf32, **constexprs)
+    return sum_splits(partial.view(partial.shape[0], -1), grad_w)
+
+
+def conv3d_output(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: ConvGeometry3d,
+                  channels_last: bool | None = None) -> torch.Tensor:
+    """A new ``(N, K, Z, P, Q)`` output of conv3d (layout: ``channels_last`` (channels_last_3d), None for
+    torch's rule)."""
+    if channels_last is None:
+        channels_last = conv3d_output_channels_last(x, weight)
+    out = empty_5d((g.N, g.K, g.Z, g.P, g.Q), x, channels_last)
+    return conv3d_forward(x, weight, bias, g, out)
+
+
+def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeometry3d, channels_last: bool
+               ) -> torch.Tensor:
+    """A new ``(N, C, D, H, W)`` tensor (channels_last_3d or contiguous): the input gradient of a conv3d."""
+    grad_in = empty_5d((g.N, g.C, g.D, g.H, g.W), grad_out, channels_last)
+    return conv3d_input_grad(grad_out, weight, g, grad_in)
+
+
+def conv_transpose3d_output(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: ConvGeometry3d,
+                            channels_last: bool | None = None) -> torch.Tensor:
+    """A new ``(N, C_out, D_out, H_out, W_out)`` output of conv_transpose3d of ``x (N, C_in, D, H, W)`` by
+    ``weight (C_in, C_out/groups, T, R, S)``: the input gradient of the convolution ``g`` that it transposes,
+    with ``x`` as that convolution's output gradient and ``bias (C_out,)`` fused."""
+    if channels_last is None:
+        channels_last = conv3d_output_channels_last(x, weight)
+    out = empty_5d((g.N, g.C, g.D, g.H, g.W), x, channels_last)
+    return conv3d_input_grad(x, weight, g, out, bias)
