@@ -26,9 +26,15 @@ _SWAPS: dict[type[torch.nn.Module], type[torch.nn.Module]] = {
     torch.nn.AvgPool1d: knn.AvgPool1d,
     torch.nn.AdaptiveAvgPool1d: knn.AdaptiveAvgPool1d,
     torch.nn.AdaptiveMaxPool1d: knn.AdaptiveMaxPool1d,
+    torch.nn.Conv3d: knn.Conv3d,
+    torch.nn.ConvTranspose3d: knn.ConvTranspose3d,
+    torch.nn.MaxPool3d: knn.MaxPool3d,
+    torch.nn.AvgPool3d: knn.AvgPool3d,
+    torch.nn.AdaptiveAvgPool3d: knn.AdaptiveAvgPool3d,
+    torch.nn.AdaptiveMaxPool3d: knn.AdaptiveMaxPool3d,
 }
 _OURS = tuple(_SWAPS.values())
-_CONVS = (knn.Conv1d, knn.Conv2d, knn.ConvTranspose1d, knn.ConvTranspose2d)  # those with a fused epilogue
+_CONVS = (knn.Conv1d, knn.Conv2d, knn.ConvTranspose1d, knn.ConvTranspose2d)  # those with a fused epilogue (not 3-D)
 
 
 @dataclass
@@ -55,9 +61,10 @@ class ConversionReport:
 
 def _unsupported(module: torch.nn.Module) -> str | None:
     """Why ``module`` (exactly a torch class in ``_SWAPS``) cannot run on our kernels, or None."""
-    if isinstance(module, torch.nn.ConvTranspose1d | torch.nn.ConvTranspose2d) and module.padding_mode != "zeros":
+    transposed = torch.nn.ConvTranspose1d | torch.nn.ConvTranspose2d | torch.nn.ConvTranspose3d
+    if isinstance(module, transposed) and module.padding_mode != "zeros":
         return f"padding_mode={module.padding_mode!r} ({type(module).__name__} supports only 'zeros')"
-    if isinstance(module, torch.nn.Conv1d | torch.nn.Conv2d) and module.padding_mode not in (
+    if isinstance(module, torch.nn.Conv1d | torch.nn.Conv2d | torch.nn.Conv3d) and module.padding_mode not in (
             "zeros", "reflect", "replicate", "circular"):
         return f"padding_mode={module.padding_mode!r}"
     return None
@@ -66,12 +73,12 @@ def _unsupported(module: torch.nn.Module) -> str | None:
 def convert(model: torch.nn.Module, fuse_activations: bool = False) -> ConversionReport:
     """Replace, in place, every module of ``model`` (``model`` itself included) whose type is exactly
     ``torch.nn.Conv2d``, ``ConvTranspose2d``, ``MaxPool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d`` or
-    ``AdaptiveMaxPool2d``, or one of their 1-D counterparts, by the ``kernels.nn`` twin, sharing every
+    ``AdaptiveMaxPool2d``, or one of their 1-D or 3-D counterparts, by the ``kernels.nn`` twin, sharing every
     parameter and buffer.
 
     Subclasses of those torch classes (user layers that may override ``forward``) and unsupported options are
     left alone and reported with the reason. With ``fuse_activations``, a ReLU, LeakyReLU, GELU (erf form) or
-    SiLU that directly follows a converted convolution in an ``nn.Sequential`` moves into the convolution's
+    SiLU that directly follows a converted 1-D or 2-D convolution in an ``nn.Sequential`` moves into the convolution's
     epilogue and its slot becomes ``nn.Identity`` (``state_dict`` keys are unchanged: activations have no
     state); modules with hooks, or used in more than one place, are not fused. Returns a
     :class:`ConversionReport`.

@@ -1,6 +1,7 @@
 """conv3d and conv_transpose3d against torch: outputs, gradients, layouts, views, unbatched and empty inputs,
-gradcheck and gradgradcheck, errors, torch's own sample inputs, and the registered ops (opcheck and
-torch.compile). Shapes stay tiny: the kernels run in Triton's interpreter without a GPU."""
+gradcheck and gradgradcheck, errors, and the registered ops (opcheck and torch.compile); torch's own sample
+inputs are run in ``test_torch_samples.py``. Shapes stay tiny: the kernels run in Triton's interpreter
+without a GPU."""
 
 from __future__ import annotations
 
@@ -276,46 +277,6 @@ def test_conv_transpose3d_errors_like_torch(name: str) -> None:
 def test_geometry_raises_on_shapes_alone() -> None:
     with pytest.raises(RuntimeError, match="Kernel size can't be greater"):
         conv3d_geometry((1, 2, 2, 4, 4), (3, 2, 3, 2, 2))
-
-
-# --------------------------------------------------------------------------------------------------------
-# torch's own sample inputs
-
-
-# The interpreter's cost of a sample grows with its output's elements times the filter's taps: torch's two
-# largest samples (a 4x4x4 filter over a 10x11x12 image, and a 4x5x6 transposed filter dilated 4) would take
-# minutes alone, so the samples are kept below this cost.
-SAMPLE_COST = 80_000
-
-
-def _samples(name: str, ref: Callable) -> list:
-    """torch's sample inputs of ``name``: the batched ones and the first unbatched one (the others repeat a
-    batched sample without its batch dimension), below :data:`SAMPLE_COST`."""
-    frozen = torch.backends.flags_frozen()
-    from torch.testing._internal.common_methods_invocations import op_db
-
-    # importing torch's test utilities freezes the torch.backends flags, which the fixtures set for each test
-    torch.backends.flags_frozen.__globals__["__allow_nonbracketed_mutation_flag"] = not frozen
-    (op,) = [o for o in op_db if o.name == name]
-    samples = list(op.sample_inputs("cpu", F64, requires_grad=True))
-    unbatched = [s for s in samples if s.input.dim() == 4]
-    chosen = [s for s in samples if s.input.dim() == 5] + unbatched[:1]
-    return [s for s in chosen if ref(s.input.detach(), *s.args, **s.kwargs).numel() * s.args[0][0, 0].numel()
-            <= SAMPLE_COST]
-
-
-@pytest.mark.parametrize(("name", "ours", "ref"), [
-    ("nn.functional.conv3d", conv3d, F.conv3d),
-    ("nn.functional.conv_transpose3d", conv_transpose3d, F.conv_transpose3d),
-], ids=["conv3d", "conv_transpose3d"])
-def test_torch_sample_inputs(name: str, ours: Callable, ref: Callable) -> None:
-    samples = _samples(name, ref)
-    assert len(samples) >= 5
-    for sample in samples:
-        leaves = [sample.input.to(DEVICE), *(a.to(DEVICE) if isinstance(a, torch.Tensor) else a
-                                             for a in sample.args)]
-        leaves = [t.detach().requires_grad_() if isinstance(t, torch.Tensor) else t for t in leaves]
-        _check(ours, ref, *leaves, **sample.kwargs)
 
 
 # --------------------------------------------------------------------------------------------------------

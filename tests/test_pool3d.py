@@ -1,6 +1,6 @@
 """The 3-D pooling functions against torch: forward values, indices, output layout, gradients (and their
-gradients), argument errors, torch's own sample inputs, and the registered ops under opcheck and
-torch.compile.
+gradients), argument errors, and the registered ops under opcheck and torch.compile (torch's own sample
+inputs: ``test_torch_samples.py``).
 
 Inputs are fresh random numbers (seeded per test by ``conftest``). Max pooling is exact, so outputs and
 indices must equal torch's; averages and gradients are compared with torch evaluated in float64 on the same
@@ -424,49 +424,6 @@ def test_geometry_helpers() -> None:
     assert a.output_shape == (1, 3, 2, 6, 3) and not a.is_global
     assert adaptive_pool3d_geometry((1, 3, 5, 6, 7), 1, "adaptive_avg_pool3d").is_global
     assert pool3d_bytes(g, F64, indices=True) == 6 * 210 * 8 + 6 * 36 * 8 + 6 * 36 * 8
-
-
-# --------------------------------------------------------------------------------------------------------
-# torch's own sample inputs (OpInfo), outputs, indices and gradients
-
-
-def _samples(name: str, every: int) -> list:
-    """Every ``every``-th of torch's sample inputs of ``name`` in float64 with gradients. Importing torch's op
-    database freezes ``torch.backends`` flags for the process (its test harness does); the freeze is undone."""
-    frozen = torch.backends.flags_frozen()
-    try:
-        from torch.testing._internal.common_methods_invocations import op_db
-
-        (op,) = [o for o in op_db if o.name == name]
-        samples = list(op.sample_inputs("cpu", F64, requires_grad=True))
-    finally:
-        if not frozen:
-            torch.backends.flags_frozen.__globals__["__allow_nonbracketed_mutation_flag"] = True
-    return samples[::every]
-
-
-SAMPLE_OPS = [("nn.functional.max_pool3d", 16), ("nn.functional.avg_pool3d", 1),
-              ("nn.functional.adaptive_avg_pool3d", 1), ("nn.functional.adaptive_max_pool3d", 1)]
-
-
-@pytest.mark.parametrize(("name", "every"), SAMPLE_OPS, ids=[n for n, _ in SAMPLE_OPS])
-def test_torch_sample_inputs(name: str, every: int) -> None:
-    ours = OURS[name.removeprefix("nn.functional.")]
-    ref_fn = getattr(F, name.removeprefix("nn.functional."))
-    for sample in _samples(name, every):
-        x = sample.input.detach().to(DEVICE).requires_grad_()
-        twin = sample.input.detach().clone().requires_grad_()
-        got = ours(x, *sample.args, **sample.kwargs)
-        want = ref_fn(twin, *sample.args, **sample.kwargs)
-        if isinstance(want, tuple):
-            assert torch.equal(got[1].cpu(), want[1]), f"indices: {sample}"
-            got, want = got[0], want[0]
-        torch.testing.assert_close(got.cpu(), want, msg=lambda m, s=sample: f"{s}: {m}")
-        if want.numel():
-            grad = torch.randn_like(want)
-            got.backward(grad.to(DEVICE))
-            want.backward(grad)
-            torch.testing.assert_close(x.grad.cpu(), twin.grad, msg=lambda m, s=sample: f"grad {s}: {m}")
 
 
 # --------------------------------------------------------------------------------------------------------

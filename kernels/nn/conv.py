@@ -1,7 +1,8 @@
 """Convolution modules: same constructor, parameters, state_dict and repr as torch.nn, our kernels inside.
 
-Keyword-only extras fuse an epilogue into the kernel (see :func:`kernels.conv2d`): ``activation``,
-``negative_slope`` and ``residual_before_activation`` in the constructor, ``residual`` in ``forward``.
+Keyword-only extras of the 1-D and 2-D modules fuse an epilogue into the kernel (see :func:`kernels.conv2d`):
+``activation``, ``negative_slope`` and ``residual_before_activation`` in the constructor, ``residual`` in
+``forward``. The 3-D modules have exactly torch's constructor and forward.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 
 from ..functional.conv1d import conv1d, conv_transpose1d
 from ..functional.conv2d import conv2d
+from ..functional.conv3d import conv3d, conv_transpose3d
 from ..functional.conv_transpose2d import conv_transpose2d
 from ..ops.epilogue import make_epilogue
 
@@ -129,3 +131,28 @@ class ConvTranspose1d(_TransposedConvolution, torch.nn.ConvTranspose1d):
     _convolve = staticmethod(conv_transpose1d)
     _spatial_dims = 1
     _torch_name = "ConvTranspose1d"
+
+
+class Conv3d(torch.nn.Conv3d):
+    """``torch.nn.Conv3d`` whose forward runs :func:`kernels.conv3d`. Every ``padding_mode`` is supported:
+    non-zero modes pad the input first (as torch does) and convolve without padding."""
+
+    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if self.padding_mode != "zeros":
+            padded = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            return conv3d(padded, weight, bias, self.stride, 0, self.dilation, self.groups)
+        return conv3d(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class ConvTranspose3d(torch.nn.ConvTranspose3d):
+    """``torch.nn.ConvTranspose3d`` whose forward runs :func:`kernels.conv_transpose3d`; ``output_size``
+    resolves ``output_padding`` as torch does. ``forward(input, output_size=None)``."""
+
+    def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if self.padding_mode != "zeros":
+            raise ValueError("Only `zeros` padding mode is supported for ConvTranspose3d")
+        output_padding = self._output_padding(
+            input, output_size, self.stride, self.padding, self.kernel_size, 3, self.dilation
+        )
+        return conv_transpose3d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
+                                self.groups, self.dilation)

@@ -3,7 +3,7 @@
 Layers, as for conv2d: ``kernels.jit.conv3d`` holds the Triton kernels; this module picks block
 configurations, allocates outputs and launches; ``kernels.autograd.conv3d`` builds the autograd Functions and
 the registered ops from these launchers, and ``kernels.functional.conv3d`` is the public entry point.
-Depthwise problems (one input channel per group) run through the grouped GEMM.
+Depthwise problems (one input channel per group) go to the direct kernels of ``kernels.ops.depthwise3d``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from ..launch import (
     tf32_enabled,
 )
 from ..shapes3d import ConvGeometry3d, conv3d_output_channels_last, empty_5d
+from .depthwise3d import depthwise3d_dgrad, depthwise3d_fwd, depthwise3d_wgrad
 from .reduce import acc_dtype, choose_split, sum_splits, tl_acc_dtype
 
 # Tensor-core tiles for float16, bfloat16 and TF32; smaller tiles for IEEE float32 and float64, which have no
@@ -138,6 +139,9 @@ def conv3d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
                    out: torch.Tensor) -> torch.Tensor:
     """``out (N, K, Z, P, Q) = conv3d(x (N, C, D, H, W), weight (K, C/groups, T, R, S)) + bias``; out is
     overwritten."""
+    if g.is_depthwise:
+        depthwise3d_fwd(x, weight, bias, g, out)
+        return out
     CG, KG = g.channels_per_group, g.filters_per_group
     zpq = g.Z * g.P * g.Q
     variant = {"HAS_BIAS": bias is not None}
@@ -164,6 +168,9 @@ def conv3d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeome
 
     Also the forward of the transposed convolution, which adds ``bias (C,)``.
     """
+    if g.is_depthwise:
+        depthwise3d_dgrad(grad_out, weight, g, grad_in, bias)
+        return grad_in
     CG, KG = g.channels_per_group, g.filters_per_group
     dp, hp, wp = cdiv(g.D, g.stride_d), cdiv(g.H, g.stride_h), cdiv(g.W, g.stride_w)
     per_sample = dp * hp * wp
@@ -191,6 +198,8 @@ def conv3d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry3
     """``grad_weight (K, C/groups, T, R, S)`` of a conv3d from ``grad_out (N, K, Z, P, Q)`` and
     ``x (N, C, D, H, W)``, contiguous. Split-K over output pixels into a float32/float64 buffer, summed in a
     fixed order (deterministic)."""
+    if g.is_depthwise:
+        return depthwise3d_wgrad(grad_out, x, g)
     CG, KG = g.channels_per_group, g.filters_per_group
     grad_w = torch.empty((g.K, CG, g.T, g.R, g.S), dtype=x.dtype, device=x.device)
     if grad_w.numel() == 0:
