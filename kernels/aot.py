@@ -139,6 +139,13 @@ OP_CASES: tuple[OpCase, ...] = (
     OpCase("conv_transpose2d", "depthwise gelu + residual", ((2, 4, 5, 5), (4, 1, 3, 3), (4,)),
            {"padding": 1, "groups": 4, "activation": "gelu"}, tensor_kwargs={"residual": (2, 4, 5, 5)}),
     # the aligned variant (channels_last, channel counts multiples of 16): the large tiles launch here
+    OpCase("conv3d", "dense gelu + residual", ((2, 4, 4, 5, 5), (8, 4, 3, 3, 3), (8,)),
+           {"padding": 1, "activation": "gelu"}, tensor_kwargs={"residual": (2, 8, 4, 5, 5)}),
+    OpCase("conv_transpose3d", "stride 2 gelu + residual", ((2, 4, 3, 4, 4), (4, 6, 3, 3, 3), (6,)),
+           {"stride": 2, "activation": "gelu"}, tensor_kwargs={"residual": (2, 6, 7, 9, 9)}),
+    OpCase("conv3d", "depthwise gelu + residual NDHWC", ((2, 4, 5, 6, 6), (4, 1, 3, 3, 3), (4,)),
+           {"padding": 1, "groups": 4, "activation": "gelu"}, channels_last=True,
+           tensor_kwargs={"residual": (2, 4, 5, 6, 6)}),
     OpCase("conv2d", "dense aligned NHWC", ((2, 16, 6, 6), (32, 16, 3, 3), (32,)), {"padding": 1},
            channels_last=True),
     OpCase("conv2d", "1x1 stride 2 aligned NHWC", ((2, 32, 7, 7), (16, 32, 1, 1), None), {"stride": 2},

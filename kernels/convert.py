@@ -34,7 +34,8 @@ _SWAPS: dict[type[torch.nn.Module], type[torch.nn.Module]] = {
     torch.nn.AdaptiveMaxPool3d: knn.AdaptiveMaxPool3d,
 }
 _OURS = tuple(_SWAPS.values())
-_CONVS = (knn.Conv1d, knn.Conv2d, knn.ConvTranspose1d, knn.ConvTranspose2d)  # those with a fused epilogue (not 3-D)
+_CONVS = (knn.Conv1d, knn.Conv2d, knn.Conv3d, knn.ConvTranspose1d, knn.ConvTranspose2d,
+          knn.ConvTranspose3d)  # those with a fused epilogue
 
 
 @dataclass
@@ -78,8 +79,8 @@ def convert(model: torch.nn.Module, fuse_activations: bool = False) -> Conversio
 
     Subclasses of those torch classes (user layers that may override ``forward``) and unsupported options are
     left alone and reported with the reason. With ``fuse_activations``, a ReLU, LeakyReLU, GELU (erf form) or
-    SiLU that directly follows a converted 1-D or 2-D convolution in an ``nn.Sequential`` moves into the convolution's
-    epilogue and its slot becomes ``nn.Identity`` (``state_dict`` keys are unchanged: activations have no
+    SiLU that directly follows a converted convolution (1-D, 2-D or 3-D) in an ``nn.Sequential`` moves into the
+    convolution's epilogue and its slot becomes ``nn.Identity`` (``state_dict`` keys are unchanged: activations have no
     state); modules with hooks, or used in more than one place, are not fused. Returns a
     :class:`ConversionReport`.
     """

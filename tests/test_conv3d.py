@@ -280,6 +280,122 @@ def test_geometry_raises_on_shapes_alone() -> None:
 
 
 # --------------------------------------------------------------------------------------------------------
+# Fused epilogue: act(conv + bias) + residual, or act(conv + bias + residual)
+
+_ACTIVATIONS = {None: lambda z, slope: z, "relu": lambda z, slope: F.relu(z),
+                "leaky_relu": lambda z, slope: F.leaky_relu(z, slope), "gelu": lambda z, slope: F.gelu(z),
+                "silu": lambda z, slope: F.silu(z)}
+
+
+def _fused(torch_op: Callable) -> Callable:
+    """torch's convolution followed by the activation and the residual add: the epilogue's reference."""
+    def ref(x, w, b, residual, *, activation=None, negative_slope=0.01, residual_before_activation=False, **kw):
+        y = torch_op(x, w, b, **kw)
+        if residual is not None and residual_before_activation:
+            y = y + residual
+        y = _ACTIVATIONS[activation](y, negative_slope)
+        return y + residual if residual is not None and not residual_before_activation else y
+    return ref
+
+
+def _with_residual(op: Callable) -> Callable:
+    return lambda x, w, b, residual, **kw: op(x, w, b, residual=residual, **kw)
+
+
+# (activation, residual: None / "after" / "before", slope)
+EPILOGUES = {
+    "relu": ("relu", None, 0.01),
+    "gelu + residual": ("gelu", "after", 0.01),
+    "silu(+residual)": ("silu", "before", 0.01),
+    "leaky_relu 0.2 + residual": ("leaky_relu", "after", 0.2),
+    "relu(+residual)": ("relu", "before", 0.01),
+    "residual only": (None, "after", 0.01),
+}
+
+
+def _epilogue_kwargs(name: str) -> dict:
+    activation, placement, slope = EPILOGUES[name]
+    return {"activation": activation, "negative_slope": slope, "residual_before_activation": placement == "before"}
+
+
+@pytest.mark.parametrize("name", list(EPILOGUES))
+def test_conv3d_epilogue_matches_torch(name: str) -> None:
+    residual = _t(1, 3, 2, 3, 3, grad=True) if EPILOGUES[name][1] else None
+    _check(_with_residual(conv3d), _fused(F.conv3d), _t(1, 2, 3, 4, 4, grad=True), _t(3, 2, 2, 2, 2, grad=True),
+           _t(3, grad=True), residual, **_epilogue_kwargs(name))
+
+
+def test_conv3d_epilogue_channels_last_3d_and_depthwise() -> None:
+    x, w = _cl3(_t(1, 2, 3, 3, 4, grad=True)), _t(3, 2, 2, 2, 2, grad=True)
+    _check(_with_residual(conv3d), _fused(F.conv3d), x, w, None, _cl3(_t(1, 3, 4, 2, 5, grad=True)),
+           padding=(1, 0, 1), activation="gelu")
+    _check(_with_residual(conv3d), _fused(F.conv3d), _t(1, 2, 3, 3, 4, grad=True), _t(4, 1, 2, 2, 2, grad=True),
+           _t(4, grad=True), _t(1, 4, 2, 2, 3, grad=True), groups=2, activation="leaky_relu", negative_slope=0.1)
+
+
+@pytest.mark.parametrize("name", ["gelu + residual", "relu(+residual)", "leaky_relu 0.2 + residual"])
+def test_conv_transpose3d_epilogue_matches_torch(name: str) -> None:
+    groups = 2 if name.startswith("leaky") else 1  # (two groups of one output channel: the depthwise kernels)
+    cout = 3 if groups == 1 else 2
+    _check(_with_residual(conv_transpose3d), _fused(F.conv_transpose3d), _t(1, 2, 2, 2, 3, grad=True),
+           _t(2, cout // groups, 2, 2, 2, grad=True), _t(cout, grad=True), _t(1, cout, 4, 3, 6, grad=True),
+           stride=(2, 1, 2), groups=groups, **_epilogue_kwargs(name))
+
+
+def test_epilogue_unbatched() -> None:
+    out = _check(_with_residual(conv3d), _fused(F.conv3d), _t(2, 2, 3, 3, grad=True), _t(3, 2, 2, 2, 2, grad=True),
+                 None, _t(3, 1, 2, 2, grad=True), activation="silu")
+    assert out.dim() == 4
+    out = _check(_with_residual(conv_transpose3d), _fused(F.conv_transpose3d), _t(2, 2, 1, 2, grad=True),
+                 _t(2, 3, 2, 2, 2, grad=True), _t(3, grad=True), _t(3, 3, 2, 3, grad=True), activation="relu")
+    assert out.dim() == 4
+
+
+def test_epilogue_gradcheck_and_double_backward() -> None:
+    """gelu with a residual (pre-activation stored): gradcheck; relu (read off the output): a second backward
+    against torch's; a second backward through gelu raises as in 2-D."""
+    x, w, b, r = _t(1, 2, 2, 2, 3, grad=True), _t(2, 2, 2, 2, 2, grad=True), _t(2, grad=True), \
+        _t(1, 2, 3, 1, 4, grad=True)
+
+    def fn(activation):
+        return lambda x, w, b, r: conv3d(x, w, b, padding=(1, 0, 1), activation=activation, residual=r)
+
+    assert torch.autograd.gradcheck(fn("gelu"), (x, w, b, r), fast_mode=True)
+    ref = _fused(F.conv3d)
+    grad_x, = torch.autograd.grad(fn("relu")(x, w, b, r).square().sum(), x, create_graph=True)
+    want_x, = torch.autograd.grad(ref(x, w, b, r, padding=(1, 0, 1), activation="relu").square().sum(), x,
+                                  create_graph=True)
+    for got, want in zip(torch.autograd.grad(grad_x.square().sum(), (w, r)),
+                         torch.autograd.grad(want_x.square().sum(), (w, r)), strict=True):
+        _assert_close(got, want, F64, "double backward")
+    grad_x, = torch.autograd.grad(fn("gelu")(x, w, b, r).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="double backward through a fused gelu"):
+        grad_x.sum().backward()
+
+
+def test_epilogue_errors() -> None:
+    x, w = _x(1, 2, 4, 4, 4), _x(3, 2, 3, 3, 3)
+    with pytest.raises(RuntimeError, match=r"conv3d: residual of shape \(1, 3, 4, 4, 4\) does not match the "
+                                           r"output shape \(1, 3, 2, 2, 2\)"):
+        conv3d(x, w, residual=_x(1, 3, 4, 4, 4))
+    with pytest.raises(RuntimeError, match=r"conv3d: expected residual of dtype torch.float32 \(the output's\), "
+                                           "got torch.float64"):
+        conv3d(x, w, residual=_t(1, 3, 2, 2, 2))
+    with pytest.raises(RuntimeError, match=r"conv_transpose3d: residual of shape \(1, 3, 4, 4, 4\) does not "
+                                           r"match the output shape \(1, 3, 6, 6, 6\)"):
+        conv_transpose3d(x, w.transpose(0, 1), residual=_x(1, 3, 4, 4, 4))
+    with pytest.raises(RuntimeError, match=r"conv_transpose3d: expected residual of dtype torch.float32"):
+        conv_transpose3d(x, w.transpose(0, 1), residual=_t(1, 3, 6, 6, 6))
+    with pytest.raises(RuntimeError, match=r"conv3d: residual of shape \(1, 2, 2, 2\) does not match the output "
+                                           r"shape \(3, 2, 2, 2\)"):
+        conv3d(x[0], w, residual=_x(1, 2, 2, 2))
+    with pytest.raises(ValueError, match="activation must be one of"):
+        conv3d(x, w, activation="tanh")
+    with pytest.raises(TypeError, match="residual must be a Tensor"):
+        conv_transpose3d(x, w.transpose(0, 1), residual=3.0)
+
+
+# --------------------------------------------------------------------------------------------------------
 # Registered ops: opcheck and torch.compile
 
 
@@ -288,15 +404,21 @@ def _opcheck_cases() -> list[tuple[object, tuple]]:
     x_cl = _t(1, 2, 3, 4, 4).contiguous(memory_format=CL3).requires_grad_()
     gy = _t(1, 3, 2, 3, 2)
     conv = ([1, 1, 1], [0, 0, 0], [1, 1, 1], 1)
+    plain = ("none", 0.01, False, False)
     return [
-        (conv3d_autograd.conv3d_op, (x, w, b, [1, 2, 1], [1, 1, 0], [1, 1, 1], 1, [4, 3, 2], False)),
-        (conv3d_autograd.conv3d_op, (x_cl, w, None, *conv, [2, 3, 2], True)),
+        (conv3d_autograd.conv3d_op, (x, w, b, None, [1, 2, 1], [1, 1, 0], [1, 1, 1], 1, [4, 3, 2], False, *plain)),
+        (conv3d_autograd.conv3d_op, (x_cl, w, None, None, *conv, [2, 3, 2], True, *plain)),
+        (conv3d_autograd.conv3d_op, (x, w, b, _t(1, 3, 2, 3, 2, grad=True), *conv, [2, 3, 2], False, "gelu", 0.01,
+                                     False, True)),
         (conv3d_autograd.conv3d_input_grad_op, (gy, w.detach(), [1, 2, 3, 4, 4], *conv, False)),
         (conv3d_autograd.conv3d_weight_grad_op, (gy, x.detach(), [3, 2, 2, 2, 3], *conv)),
-        (conv3d_autograd.conv_transpose3d_op, (x, _t(2, 2, 2, 2, 2, grad=True), _t(4, grad=True), [2, 2, 2],
-                                               [1, 0, 1], [1, 1, 1], 2, [6, 8, 7], False)),
-        (conv3d_autograd.conv_transpose3d_op, (x_cl, _t(2, 3, 1, 2, 2, grad=True), None, [1, 2, 1], [0, 0, 0],
-                                               [1, 1, 1], 1, [3, 8, 5], True)),
+        (conv3d_autograd.conv_transpose3d_op, (x, _t(2, 2, 2, 2, 2, grad=True), _t(4, grad=True), None, [2, 2, 2],
+                                               [1, 0, 1], [1, 1, 1], 2, [6, 8, 7], False, *plain)),
+        (conv3d_autograd.conv_transpose3d_op, (x_cl, _t(2, 3, 1, 2, 2, grad=True), None, None, [1, 2, 1],
+                                               [0, 0, 0], [1, 1, 1], 1, [3, 8, 5], True, *plain)),
+        (conv3d_autograd.conv_transpose3d_op, (x, _t(2, 3, 1, 2, 2, grad=True), None, _t(1, 3, 3, 8, 5, grad=True),
+                                               [1, 2, 1], [0, 0, 0], [1, 1, 1], 1, [3, 8, 5], False, "leaky_relu",
+                                               0.2, True, True)),
     ]
 
 

@@ -1,7 +1,9 @@
 """conv3d's and conv_transpose3d's autograd, defined once: what their forwards save, their backward formulas,
 the passes those formulas are made of (launchers, recorded Functions, registered ops: see
 ``kernels.autograd``), the eager Functions and the registered ops ``kernels::conv3d``,
-``kernels::conv3d_input_grad``, ``kernels::conv3d_weight_grad`` and ``kernels::conv_transpose3d``.
+``kernels::conv3d_input_grad``, ``kernels::conv3d_weight_grad`` and ``kernels::conv_transpose3d``. Both
+convolutions take conv2d's fused epilogue (``kernels.ops.epilogue``); its part of the backward is shared with
+2-D (``kernels.autograd.conv2d.epilogue_grads``).
 
 The three convolution passes (forward, input gradient, weight gradient) are bilinear, and each one's
 gradients are the other two: so the recorded passes close under differentiation, and gradients of
@@ -17,9 +19,12 @@ from dataclasses import dataclass
 import torch
 
 from ..ops.conv3d import conv3d_output, conv3d_weight_grad, conv_transpose3d_output, input_grad
+from ..ops.epilogue import PLAIN, Epilogue, activation_backward
 from ..ops.reduce import channel_sum
 from ..shapes3d import ConvGeometry3d, conv3d_output_channels_last, empty_5d, prefers_channels_last_3d
 from . import eager_passes
+from .conv2d import epilogue_grads, epilogue_of, preact_like, save_conv, save_registered_conv
+from .epilogue import ActivationBackward
 from .reduce import ChannelSumFunction
 
 Tensor = torch.Tensor
@@ -32,53 +37,64 @@ class Conv3dPasses:
     * ``conv3d(x (N, C, D, H, W), weight, g, channels_last) -> (N, K, Z, P, Q)``, a convolution without bias;
     * ``input_grad(grad_out (N, K, Z, P, Q), weight, g, channels_last) -> (N, C, D, H, W)``;
     * ``weight_grad(grad_out (N, K, Z, P, Q), x (N, C, D, H, W), g) -> (K, C/groups, T, R, S)``;
-    * ``channel_sum((N, C, D, H, W)) -> (C,)``, a bias gradient.
+    * ``channel_sum((N, C, D, H, W)) -> (C,)``, a bias gradient;
+    * ``activation_backward(grad_out, saved, epilogue, inputs) -> grad_pre``: ``grad_out * act'(saved)`` over
+      ``(N, C, D, H, W)`` tensors (``inputs``: the convolution's, see :class:`ActivationBackward`).
     """
 
     conv3d: Callable[[Tensor, Tensor, ConvGeometry3d, bool], Tensor]
     input_grad: Callable[[Tensor, Tensor, ConvGeometry3d, bool], Tensor]
     weight_grad: Callable[[Tensor, Tensor, ConvGeometry3d], Tensor]
     channel_sum: Callable[[Tensor], Tensor]
+    activation_backward: Callable[[Tensor, Tensor, Epilogue, tuple[Tensor | None, ...]], Tensor]
 
 
 def _planes(t: Tensor) -> Tensor:
-    """``(N, C, D, H, W) -> (N, C, D*H, W)``, the 4-D shape the channel sum takes (a view for NCDHW and
-    channels_last_3d tensors)."""
+    """``(N, C, D, H, W) -> (N, C, D*H, W)``, the 4-D shape the channel sum and the activation's backward take
+    (a view for NCDHW and channels_last_3d tensors)."""
     return t.flatten(2, 3)
+
+
+def _planar(activation_backward: Callable[[Tensor, Tensor, Epilogue, tuple[Tensor | None, ...]], Tensor]
+            ) -> Callable[[Tensor, Tensor, Epilogue, tuple[Tensor | None, ...]], Tensor]:
+    """A 4-D activation backward applied to ``(N, C, D, H, W)`` tensors: on their ``(N, C, D*H, W)`` views,
+    the result viewed back (``saved``'s layout, NCDHW or channels_last_3d)."""
+    def planar(grad_out: Tensor, saved: Tensor, epilogue: Epilogue, inputs: tuple[Tensor | None, ...]) -> Tensor:
+        grad_pre = activation_backward(_planes(grad_out), _planes(saved), epilogue, inputs)
+        return grad_pre.unflatten(2, saved.shape[2:4])
+    return planar
 
 
 # --------------------------------------------------------------------------------------------------------
 # The one definition: setup and backward formulas
 
 
-def save_conv3d(ctx, x: Tensor, weight: Tensor, g: ConvGeometry3d) -> None:
-    """What a 3-D convolution's forward (conv3d's or conv_transpose3d's) saves: its operands and geometry."""
-    ctx.save_for_backward(x, weight)
-    ctx.geometry = g
+def conv3d_grads(passes: Conv3dPasses, saved: Sequence[Tensor | None], needs_input_grad: Sequence[bool],
+                 g: ConvGeometry3d, epilogue: Epilogue, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+    """The gradients of conv3d's ``x``, ``weight``, ``bias`` and ``residual`` (None where not needed) from
+    ``grad_out (N, K, Z, P, Q)``; ``saved`` is what ``kernels.autograd.conv2d.save_conv`` saved."""
+    x, weight, activation_saved, *anchors = saved
+    need_x, need_w, need_b, need_res = needs_input_grad[:4]
+    grad_pre, grad_res = epilogue_grads(passes, grad_out, activation_saved, epilogue, (x, weight, *anchors),
+                                        need_res)
+    grad_x = passes.input_grad(grad_pre, weight, g, conv3d_output_channels_last(x, weight)) if need_x else None
+    grad_w = passes.weight_grad(grad_pre, x, g) if need_w else None
+    grad_b = passes.channel_sum(grad_pre) if need_b else None
+    return grad_x, grad_w, grad_b, grad_res
 
 
-def conv3d_grads(passes: Conv3dPasses, saved: Sequence[Tensor], needs_input_grad: Sequence[bool],
-                 g: ConvGeometry3d, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-    """The gradients of conv3d's ``x``, ``weight`` and ``bias`` (None where not needed) from
-    ``grad_out (N, K, Z, P, Q)``."""
-    x, weight = saved
-    need_x, need_w, need_b = needs_input_grad[:3]
-    grad_x = passes.input_grad(grad_out, weight, g, conv3d_output_channels_last(x, weight)) if need_x else None
-    grad_w = passes.weight_grad(grad_out, x, g) if need_w else None
-    grad_b = passes.channel_sum(grad_out) if need_b else None
-    return grad_x, grad_w, grad_b
-
-
-def conv_transpose3d_grads(passes: Conv3dPasses, saved: Sequence[Tensor], needs_input_grad: Sequence[bool],
-                           g: ConvGeometry3d, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-    """The gradients of conv_transpose3d's ``x``, ``weight`` and ``bias`` from ``grad_out (N, Cout, Dout,
-    Hout, Wout)``; ``g`` is the geometry of the convolution it transposes."""
-    x, weight = saved
-    need_x, need_w, need_b = needs_input_grad[:3]
-    grad_x = passes.conv3d(grad_out, weight, g, conv3d_output_channels_last(x, weight)) if need_x else None
-    grad_w = passes.weight_grad(x, grad_out, g) if need_w else None
-    grad_b = passes.channel_sum(grad_out) if need_b else None
-    return grad_x, grad_w, grad_b
+def conv_transpose3d_grads(passes: Conv3dPasses, saved: Sequence[Tensor | None], needs_input_grad: Sequence[bool],
+                           g: ConvGeometry3d, epilogue: Epilogue, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+    """The gradients of conv_transpose3d's ``x``, ``weight``, ``bias`` and ``residual`` from ``grad_out (N,
+    Cout, Dout, Hout, Wout)``; ``g`` is the geometry of the convolution it transposes."""
+    x, weight, activation_saved, *anchors = saved
+    need_x, need_w, need_b, need_res = needs_input_grad[:4]
+    grad_pre, grad_res = epilogue_grads(passes, grad_out, activation_saved, epilogue, (x, weight, *anchors),
+                                        need_res)
+    grad_x = passes.conv3d(grad_pre, weight, g, conv3d_output_channels_last(x, weight)) if need_x else None
+    grad_w = passes.weight_grad(x, grad_pre, g) if need_w else None
+    grad_b = passes.channel_sum(grad_pre) if need_b else None
+    return grad_x, grad_w, grad_b, grad_res
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -86,20 +102,23 @@ def conv_transpose3d_grads(passes: Conv3dPasses, saved: Sequence[Tensor], needs_
 
 
 class Conv3dFunction(torch.autograd.Function):
-    """conv3d with every pass in Triton. Inputs are batched ``(N, C, D, H, W)``; ``g`` is their geometry;
-    ``channels_last`` (None: torch's rule) fixes the output's layout."""
+    """conv3d with every pass in Triton, and an optional fused epilogue. Inputs are batched ``(N, C, D, H,
+    W)``; ``g`` is their geometry; ``residual`` (or None) has the output's shape; ``channels_last`` (None:
+    torch's rule) fixes the output's layout."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, g: ConvGeometry3d,
-                channels_last: bool | None = None) -> Tensor:
-        save_conv3d(ctx, x, weight, g)
-        return conv3d_output(x, weight, bias, g, channels_last)
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, residual: Tensor | None, g: ConvGeometry3d,
+                epilogue: Epilogue = PLAIN, channels_last: bool | None = None) -> Tensor:
+        out, preact = conv3d_output(x, weight, bias, g, channels_last, epilogue, residual,
+                                    epilogue.needs_preact(any(ctx.needs_input_grad[:4])))
+        save_conv(ctx, x, weight, bias, residual, out, preact, g, epilogue)
+        return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         grads = conv3d_grads(eager_passes(LAUNCHERS, RECORDED), ctx.saved_tensors, ctx.needs_input_grad,
-                             ctx.geometry, grad_out)
-        return *grads, None, None
+                             ctx.geometry, ctx.epilogue, grad_out)
+        return *grads, None, None, None
 
 
 class Conv3dInputGrad(torch.autograd.Function):
@@ -149,35 +168,45 @@ class Conv3dWeightGrad(torch.autograd.Function):
 
 
 class ConvTranspose3dFunction(torch.autograd.Function):
-    """conv_transpose3d with every pass in Triton. ``x`` is batched ``(N, Cin, D, H, W)``; ``g`` is the
-    geometry of the convolution it transposes; ``channels_last`` (None: torch's rule) fixes the output's
-    layout. The recorded backward is made of conv3d's differentiable Functions, so gradients of gradients
-    work too."""
+    """conv_transpose3d with every pass in Triton, and an optional fused epilogue. ``x`` is batched ``(N, Cin,
+    D, H, W)``; ``g`` is the geometry of the convolution it transposes; ``residual`` (or None) has the output's
+    shape; ``channels_last`` (None: torch's rule) fixes the output's layout. The recorded backward is made of
+    conv3d's differentiable Functions, so gradients of gradients work too."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, g: ConvGeometry3d,
-                channels_last: bool | None = None) -> Tensor:
-        save_conv3d(ctx, x, weight, g)
-        return conv_transpose3d_output(x, weight, bias, g, channels_last)
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, residual: Tensor | None, g: ConvGeometry3d,
+                epilogue: Epilogue = PLAIN, channels_last: bool | None = None) -> Tensor:
+        out, preact = conv_transpose3d_output(x, weight, bias, g, channels_last, epilogue, residual,
+                                              epilogue.needs_preact(any(ctx.needs_input_grad[:4])))
+        save_conv(ctx, x, weight, bias, residual, out, preact, g, epilogue)
+        return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         grads = conv_transpose3d_grads(eager_passes(LAUNCHERS, RECORDED), ctx.saved_tensors, ctx.needs_input_grad,
-                                       ctx.geometry, grad_out)
-        return *grads, None, None
+                                       ctx.geometry, ctx.epilogue, grad_out)
+        return *grads, None, None, None
+
+
+def _plain_conv3d(x: Tensor, weight: Tensor, g: ConvGeometry3d, channels_last: bool) -> Tensor:
+    return conv3d_output(x, weight, None, g, channels_last)[0]
 
 
 LAUNCHERS = Conv3dPasses(
-    conv3d=lambda x, weight, g, channels_last: conv3d_output(x, weight, None, g, channels_last),
+    conv3d=_plain_conv3d,
     input_grad=input_grad,
     weight_grad=conv3d_weight_grad,
     channel_sum=lambda t: channel_sum(_planes(t)),
+    activation_backward=_planar(lambda grad_out, saved, epilogue, inputs: activation_backward(grad_out, saved,
+                                                                                              epilogue)),
 )
 RECORDED = Conv3dPasses(
-    conv3d=lambda x, weight, g, channels_last: Conv3dFunction.apply(x, weight, None, g, channels_last),
+    conv3d=lambda x, weight, g, channels_last: Conv3dFunction.apply(x, weight, None, None, g, PLAIN, channels_last),
     input_grad=Conv3dInputGrad.apply,
     weight_grad=Conv3dWeightGrad.apply,
     channel_sum=lambda t: ChannelSumFunction.apply(_planes(t)),
+    activation_backward=_planar(lambda grad_out, saved, epilogue, inputs: ActivationBackward.apply(
+        grad_out, saved, epilogue, *inputs)),
 )
 
 
@@ -210,17 +239,26 @@ def _transposed_geometry(x: Tensor, weight: Tensor, stride: Sequence[int], paddi
 
 
 @torch.library.custom_op("kernels::conv3d", mutates_args=())
-def conv3d_op(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Sequence[int], padding: Sequence[int],
-              dilation: Sequence[int], groups: int, output_size: Sequence[int], channels_last: bool) -> Tensor:
-    """``out (N, K, Z, P, Q)``: conv3d of batched ``x``; ``padding`` is front/top/left, ``output_size`` is
-    ``(Z, P, Q)``."""
+def conv3d_op(x: Tensor, weight: Tensor, bias: Tensor | None, residual: Tensor | None, stride: Sequence[int],
+              padding: Sequence[int], dilation: Sequence[int], groups: int, output_size: Sequence[int],
+              channels_last: bool, activation: str, negative_slope: float, residual_before_activation: bool,
+              store_preact: bool) -> tuple[Tensor, Tensor]:
+    """``(out (N, K, Z, P, Q), preact)``: conv3d of batched ``x`` with its fused epilogue (as
+    ``kernels::conv2d``); ``padding`` is front/top/left, ``output_size`` is ``(Z, P, Q)``. ``preact`` has 0
+    elements unless the backward reads ``act'`` from it (and ``store_preact``: gradients are wanted)."""
     g = conv3d_geometry_of(x.shape, weight.shape, stride, padding, dilation, groups, output_size)
-    return conv3d_output(x, weight, bias, g, channels_last)
+    epilogue = epilogue_of(activation, negative_slope, residual, residual_before_activation)
+    out, preact = conv3d_output(x, weight, bias, g, channels_last, epilogue, residual,
+                                epilogue.needs_preact(store_preact))
+    return out, out.new_empty((0,)) if preact is None else preact
 
 
 @conv3d_op.register_fake
-def _(x, weight, bias, stride, padding, dilation, groups, output_size, channels_last):
-    return empty_5d((x.shape[0], weight.shape[0], *output_size), x, channels_last)
+def _(x, weight, bias, residual, stride, padding, dilation, groups, output_size, channels_last, activation,
+      negative_slope, residual_before_activation, store_preact):
+    out = empty_5d((x.shape[0], weight.shape[0], *output_size), x, channels_last)
+    epilogue = epilogue_of(activation, negative_slope, residual, residual_before_activation)
+    return out, preact_like(out, epilogue.needs_preact(store_preact))
 
 
 @torch.library.custom_op("kernels::conv3d_input_grad", mutates_args=())
@@ -251,34 +289,45 @@ def _(grad_out, x, weight_size, stride, padding, dilation, groups):
 
 
 @torch.library.custom_op("kernels::conv_transpose3d", mutates_args=())
-def conv_transpose3d_op(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Sequence[int],
-                        padding: Sequence[int], dilation: Sequence[int], groups: int, output_size: Sequence[int],
-                        channels_last: bool) -> Tensor:
-    """``out (N, Cout, Dout, Hout, Wout)``: the transposed convolution of batched ``x (N, Cin, D, H, W)``
-    with ``weight (Cin, Cout/groups, T, R, S)``; ``output_size`` is ``(Dout, Hout, Wout)`` with
-    output_padding already resolved."""
+def conv_transpose3d_op(x: Tensor, weight: Tensor, bias: Tensor | None, residual: Tensor | None,
+                        stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int], groups: int,
+                        output_size: Sequence[int], channels_last: bool, activation: str, negative_slope: float,
+                        residual_before_activation: bool, store_preact: bool) -> tuple[Tensor, Tensor]:
+    """``(out (N, Cout, Dout, Hout, Wout), preact)``: the transposed convolution of batched ``x (N, Cin, D, H,
+    W)`` with ``weight (Cin, Cout/groups, T, R, S)`` and its fused epilogue; ``output_size`` is ``(Dout, Hout,
+    Wout)`` with output_padding already resolved; ``preact`` as in ``kernels::conv3d``."""
     g = _transposed_geometry(x, weight, stride, padding, dilation, groups, output_size)
-    return conv_transpose3d_output(x, weight, bias, g, channels_last)
+    epilogue = epilogue_of(activation, negative_slope, residual, residual_before_activation)
+    out, preact = conv_transpose3d_output(x, weight, bias, g, channels_last, epilogue, residual,
+                                          epilogue.needs_preact(store_preact))
+    return out, out.new_empty((0,)) if preact is None else preact
 
 
 @conv_transpose3d_op.register_fake
-def _(x, weight, bias, stride, padding, dilation, groups, output_size, channels_last):
-    return empty_5d((x.shape[0], weight.shape[1] * groups, *output_size), x, channels_last)
+def _(x, weight, bias, residual, stride, padding, dilation, groups, output_size, channels_last, activation,
+      negative_slope, residual_before_activation, store_preact):
+    out = empty_5d((x.shape[0], weight.shape[1] * groups, *output_size), x, channels_last)
+    epilogue = epilogue_of(activation, negative_slope, residual, residual_before_activation)
+    return out, preact_like(out, epilogue.needs_preact(store_preact))
 
 
-def registered_conv3d(x: Tensor, weight: Tensor, bias: Tensor | None, g: ConvGeometry3d, channels_last: bool
-                      ) -> Tensor:
+def registered_conv3d(x: Tensor, weight: Tensor, bias: Tensor | None, residual: Tensor | None, g: ConvGeometry3d,
+                      epilogue: Epilogue, channels_last: bool, store_preact: bool) -> Tensor:
     """The ``(N, K, Z, P, Q)`` output of the registered conv3d (what the functional API calls while
     compiling)."""
-    return torch.ops.kernels.conv3d(x, weight, bias, *conv3d_arguments(g), [g.Z, g.P, g.Q], channels_last)
+    return torch.ops.kernels.conv3d(x, weight, bias, residual, *conv3d_arguments(g), [g.Z, g.P, g.Q],
+                                    channels_last, epilogue.activation, epilogue.negative_slope,
+                                    epilogue.residual_before_activation, store_preact)[0]
 
 
-def registered_conv_transpose3d(x: Tensor, weight: Tensor, bias: Tensor | None, g: ConvGeometry3d,
-                                channels_last: bool) -> Tensor:
+def registered_conv_transpose3d(x: Tensor, weight: Tensor, bias: Tensor | None, residual: Tensor | None,
+                                g: ConvGeometry3d, epilogue: Epilogue, channels_last: bool, store_preact: bool
+                                ) -> Tensor:
     """The ``(N, Cout, Dout, Hout, Wout)`` output of the registered conv_transpose3d (what the functional API
     calls while compiling)."""
-    return torch.ops.kernels.conv_transpose3d(x, weight, bias, *conv3d_arguments(g), [g.D, g.H, g.W],
-                                              channels_last)
+    return torch.ops.kernels.conv_transpose3d(x, weight, bias, residual, *conv3d_arguments(g), [g.D, g.H, g.W],
+                                              channels_last, epilogue.activation, epilogue.negative_slope,
+                                              epilogue.residual_before_activation, store_preact)[0]
 
 
 def _registered_input_grad(grad_out: Tensor, weight: Tensor, g: ConvGeometry3d, channels_last: bool) -> Tensor:
@@ -292,31 +341,36 @@ def _registered_weight_grad(grad_out: Tensor, x: Tensor, g: ConvGeometry3d) -> T
 
 
 REGISTERED = Conv3dPasses(
-    conv3d=lambda x, weight, g, channels_last: registered_conv3d(x, weight, None, g, channels_last),
+    conv3d=lambda x, weight, g, channels_last: registered_conv3d(x, weight, None, None, g, PLAIN, channels_last,
+                                                                 False),
     input_grad=_registered_input_grad,
     weight_grad=_registered_weight_grad,
     channel_sum=lambda t: torch.ops.kernels.channel_sum(_planes(t)),
+    activation_backward=_planar(lambda grad_out, saved, epilogue, inputs: torch.ops.kernels.activation_backward(
+        grad_out, saved, epilogue.activation, epilogue.negative_slope)),
 )
 
 
-def _setup_conv3d(ctx, inputs: tuple, output: Tensor) -> None:
-    x, weight, _, stride, padding, dilation, groups, output_size, _ = inputs
-    save_conv3d(ctx, x, weight, conv3d_geometry_of(x.shape, weight.shape, stride, padding, dilation, groups,
-                                                   output_size))
+def _setup_conv3d(ctx, inputs: tuple, output: tuple[Tensor, Tensor]) -> None:
+    x, weight, _, _, stride, padding, dilation, groups, output_size = inputs[:9]
+    g = conv3d_geometry_of(x.shape, weight.shape, stride, padding, dilation, groups, output_size)
+    save_registered_conv(ctx, inputs, output, g)
 
 
-def _backward_conv3d(ctx, grad_out: Tensor) -> tuple:
-    grads = conv3d_grads(REGISTERED, ctx.saved_tensors, ctx.needs_input_grad, ctx.geometry, grad_out)
+def _backward_conv3d(ctx, grad_out: Tensor, _grad_preact: Tensor | None) -> tuple:
+    grads = conv3d_grads(REGISTERED, ctx.saved_tensors, ctx.needs_input_grad, ctx.geometry, ctx.epilogue, grad_out)
     return *grads, *(None,) * (len(ctx.needs_input_grad) - len(grads))
 
 
-def _setup_conv_transpose3d(ctx, inputs: tuple, output: Tensor) -> None:
-    x, weight, _, stride, padding, dilation, groups, output_size, _ = inputs
-    save_conv3d(ctx, x, weight, _transposed_geometry(x, weight, stride, padding, dilation, groups, output_size))
+def _setup_conv_transpose3d(ctx, inputs: tuple, output: tuple[Tensor, Tensor]) -> None:
+    x, weight, _, _, stride, padding, dilation, groups, output_size = inputs[:9]
+    g = _transposed_geometry(x, weight, stride, padding, dilation, groups, output_size)
+    save_registered_conv(ctx, inputs, output, g)
 
 
-def _backward_conv_transpose3d(ctx, grad_out: Tensor) -> tuple:
-    grads = conv_transpose3d_grads(REGISTERED, ctx.saved_tensors, ctx.needs_input_grad, ctx.geometry, grad_out)
+def _backward_conv_transpose3d(ctx, grad_out: Tensor, _grad_preact: Tensor | None) -> tuple:
+    grads = conv_transpose3d_grads(REGISTERED, ctx.saved_tensors, ctx.needs_input_grad, ctx.geometry,
+                                   ctx.epilogue, grad_out)
     return *grads, *(None,) * (len(ctx.needs_input_grad) - len(grads))
 
 

@@ -20,6 +20,7 @@ from ..autograd.conv3d import (
 )
 from ..call_plans import apply_function, planned
 from ..ops.conv3d import conv3d_output, conv_transpose3d_output
+from ..ops.epilogue import check_residual, make_epilogue, wants_grad
 from ..shapes import (
     _CPP_DTYPE_NAMES,
     ConvBackendError,
@@ -39,10 +40,6 @@ from ..shapes3d import (
 )
 
 __all__ = ["conv3d", "conv_transpose3d"]
-
-
-def _wants_grad(*tensors: torch.Tensor | None) -> bool:
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def _check_conv3d_arguments(input: object, weight: object, bias: object, stride: object, padding: object,
@@ -71,11 +68,11 @@ def _check_parameter_types(bias: torch.Tensor, stride: object, padding: object, 
 
 
 def _without_channels(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                      g: ConvGeometry3d) -> torch.Tensor:
+                      residual: torch.Tensor | None, g: ConvGeometry3d) -> torch.Tensor:
     """torch's result for an input with zero channels: an ``(N, 0, Z, P, Q)`` output, and zero gradients for
-    input, weight and bias."""
+    input, weight, bias and residual."""
     out = x.new_zeros((g.N, 0, g.Z, g.P, g.Q))
-    anchors = [t.sum() * 0 for t in (x, weight, bias) if t is not None and t.requires_grad]
+    anchors = [t.sum() * 0 for t in (x, weight, bias, residual) if t is not None and t.requires_grad]
     return out + sum(anchors) if anchors and torch.is_grad_enabled() else out
 
 
@@ -89,13 +86,24 @@ def conv3d(
     padding: PaddingArg = 0,
     dilation: int | Sequence[int] = 1,
     groups: int = 1,
+    *,
+    activation: str | None = None,
+    negative_slope: float = 0.01,
+    residual: torch.Tensor | None = None,
+    residual_before_activation: bool = False,
 ) -> torch.Tensor:
-    """Drop-in for ``torch.nn.functional.conv3d``.
+    """Drop-in for ``torch.nn.functional.conv3d``, with an optional fused epilogue.
 
     input ``(N, C, D, H, W)`` or unbatched ``(C, D, H, W)``; weight ``(K, C/groups, T, R, S)``; bias ``(K,)``.
     Returns ``(N, K, Z, P, Q)`` (or ``(K, Z, P, Q)``), channels_last_3d when the input or weight is.
+
+    Keyword-only extras, fused into the kernel, as in :func:`kernels.conv2d`: ``activation`` (None,
+    ``"relu"``, ``"leaky_relu"`` with ``negative_slope``, ``"gelu"``, ``"silu"``) and ``residual`` (the
+    output's shape and dtype): ``act(conv + bias) + residual``, or ``act(conv + bias + residual)`` with
+    ``residual_before_activation``.
     """
     _check_conv3d_arguments(input, weight, bias, stride, padding, dilation, groups)
+    epilogue = make_epilogue(activation, negative_slope, residual, residual_before_activation)
     unbatched = input.dim() == 4
     x = input.unsqueeze(0) if unbatched else input
     try:
@@ -105,14 +113,20 @@ def conv3d(
         check_conv_tensors("conv3d", input, weight, bias)  # torch checks the tensors' types first
         raise
     check_conv_tensors("conv3d", input, weight, bias)
-    if not g.C:  # torch: no input channels, no output channels
-        out = _without_channels(x, weight, bias, g)
+    out_channels = g.K if g.C else 0  # torch: no input channels, no output channels
+    if residual is not None:
+        check_residual("conv3d", residual, (out_channels, g.Z, g.P, g.Q) if unbatched
+                       else (g.N, out_channels, g.Z, g.P, g.Q), x)
+        residual = residual.unsqueeze(0) if unbatched else residual
+    if not out_channels:
+        out = _without_channels(x, weight, bias, residual, g)
     elif torch.compiler.is_compiling():
-        out = registered_conv3d(x, weight, bias, g, conv3d_output_channels_last(x, weight))
-    elif _wants_grad(x, weight, bias):
-        out = apply_function(Conv3dFunction, x, weight, bias, g)
+        out = registered_conv3d(x, weight, bias, residual, g, epilogue, conv3d_output_channels_last(x, weight),
+                                wants_grad(x, weight, bias, residual))
+    elif wants_grad(x, weight, bias, residual):
+        out = apply_function(Conv3dFunction, x, weight, bias, residual, g, epilogue)
     else:  # nothing to differentiate: the kernels without autograd's bookkeeping
-        out = conv3d_output(x, weight, bias, g)
+        out = conv3d_output(x, weight, bias, g, None, epilogue, residual)[0]
     return out.squeeze(0) if unbatched else out
 
 
@@ -127,14 +141,23 @@ def conv_transpose3d(
     output_padding: int | Sequence[int] = 0,
     groups: int = 1,
     dilation: int | Sequence[int] = 1,
+    *,
+    activation: str | None = None,
+    negative_slope: float = 0.01,
+    residual: torch.Tensor | None = None,
+    residual_before_activation: bool = False,
 ) -> torch.Tensor:
-    """Drop-in for ``torch.nn.functional.conv_transpose3d``.
+    """Drop-in for ``torch.nn.functional.conv_transpose3d``, with an optional fused epilogue.
 
     input ``(N, Cin, D, H, W)`` or unbatched ``(Cin, D, H, W)``; weight ``(Cin, Cout/groups, T, R, S)``; bias
     ``(Cout,)``. Returns ``(N, Cout, Dout, Hout, Wout)`` with ``Dout = (D-1)*stride - 2*padding +
     dilation*(T-1) + output_padding + 1`` (and so for H and W).
+
+    Keyword-only extras, fused into the kernel, as in :func:`kernels.conv2d`: ``activation``,
+    ``negative_slope``, ``residual`` (the output's shape and dtype) and ``residual_before_activation``.
     """
     check_tensor_arguments("conv_transpose3d", input, weight, bias)
+    epilogue = make_epilogue(activation, negative_slope, residual, residual_before_activation)
     unbatched = input.dim() == 4
     x = input.unsqueeze(0) if unbatched else input
     try:
@@ -144,10 +167,16 @@ def conv_transpose3d(
         check_conv_tensors("conv_transpose3d", input, weight, bias)  # torch checks the tensors' types first
         raise
     check_conv_tensors("conv_transpose3d", input, weight, bias)
+    if residual is not None:
+        check_residual("conv_transpose3d", residual, (g.C, g.D, g.H, g.W) if unbatched
+                       else (g.N, g.C, g.D, g.H, g.W), x)
+        residual = residual.unsqueeze(0) if unbatched else residual
     if torch.compiler.is_compiling():
-        out = registered_conv_transpose3d(x, weight, bias, g, conv3d_output_channels_last(x, weight))
-    elif _wants_grad(x, weight, bias):
-        out = apply_function(ConvTranspose3dFunction, x, weight, bias, g)
+        out = registered_conv_transpose3d(x, weight, bias, residual, g, epilogue,
+                                          conv3d_output_channels_last(x, weight),
+                                          wants_grad(x, weight, bias, residual))
+    elif wants_grad(x, weight, bias, residual):
+        out = apply_function(ConvTranspose3dFunction, x, weight, bias, residual, g, epilogue)
     else:  # nothing to differentiate: the kernels without autograd's bookkeeping
-        out = conv_transpose3d_output(x, weight, bias, g)
+        out = conv_transpose3d_output(x, weight, bias, g, None, epilogue, residual)[0]
     return out.squeeze(0) if unbatched else out

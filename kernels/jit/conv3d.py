@@ -14,10 +14,12 @@ the operands swapped.
 import triton
 import triton.language as tl
 
+from .epilogue import store_epilogue
+
 
 @triton.jit
 def conv3d_fwd_kernel(
-    x_ptr, w_ptr, bias_ptr, y_ptr,
+    x_ptr, w_ptr, bias_ptr, y_ptr, res_ptr, preact_ptr,
     N, D, H, W, Z, P, Q, CG, KG,
     sxn, sxc, sxd, sxh, sxw,
     swk, swc, swt, swr, sws,
@@ -25,10 +27,13 @@ def conv3d_fwd_kernel(
     stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w,
     T: tl.constexpr, R: tl.constexpr, S: tl.constexpr,
     HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr,
+    ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
+    RESIDUAL_BEFORE_ACT: tl.constexpr, STORE_PREACT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """``y[n, k, z, p, q] = bias[k] + sum_{c, t, r, s} x[n, g*CG + c, z*sd - pd + t*dd, p*sh - ph + r*dh,
-    q*sw - pw + s*dw] * w[k, c, t, r, s]``.
+    q*sw - pw + s*dw] * w[k, c, t, r, s]``, then the fused epilogue (``kernels.jit.epilogue.store_epilogue``:
+    activation, residual and the pre-activation, which share y's strides).
 
     GEMM view per group g: rows are output pixels (N*Z*P*Q), columns are the group's KG filters, the
     reduction runs over (t, r, s, c) in one flat loop so that Triton can pipeline it.
@@ -83,12 +88,13 @@ def conv3d_fwd_kernel(
         acc += tl.load(bias_ptr + k_idx * sb, mask=n_mask, other=0.0).to(ACC_DTYPE)[None, :]
     y_offs = (n_idx.to(tl.int64) * syn + z.to(tl.int64) * syz + p.to(tl.int64) * syp + q.to(tl.int64) * syq)[:, None] \
         + k_idx.to(tl.int64)[None, :] * syk
-    tl.store(y_ptr + y_offs, acc.to(y_ptr.dtype.element_ty), mask=m_mask[:, None] & n_mask[None, :])
+    store_epilogue(acc, y_ptr, res_ptr, preact_ptr, y_offs, m_mask[:, None] & n_mask[None, :],
+                   ACTIVATION, NEGATIVE_SLOPE, HAS_RESIDUAL, RESIDUAL_BEFORE_ACT, STORE_PREACT)
 
 
 @triton.jit
 def conv3d_dgrad_kernel(
-    dy_ptr, w_ptr, bias_ptr, dx_ptr,
+    dy_ptr, w_ptr, bias_ptr, dx_ptr, res_ptr, preact_ptr,
     N, D, H, W, Z, P, Q, CG, KG, DP, HP, WP,
     sdyn, sdyk, sdyz, sdyp, sdyq,
     swk, swc, swt, swr, sws,
@@ -96,12 +102,14 @@ def conv3d_dgrad_kernel(
     stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w,
     T: tl.constexpr, R: tl.constexpr, S: tl.constexpr,
     HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr,
+    ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
+    RESIDUAL_BEFORE_ACT: tl.constexpr, STORE_PREACT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """``dx[n, c, d, h, w] = bias[c] + sum_{k, t, r, s} dy[n, k, (d + pd - t*dd)/sd, (h + ph - r*dh)/sh,
     (w + pw - s*dw)/sw] * w[k, c, t, r, s]``, summed over the taps where the three divisions are exact and land
-    inside ``Z x P x Q``. ``bias`` (per input channel) serves the transposed convolution, whose forward this
-    is; a gradient has none.
+    inside ``Z x P x Q``. ``bias`` (per input channel) and the fused epilogue (as in ``conv3d_fwd_kernel``)
+    serve the transposed convolution, whose forward this is; a gradient has neither.
 
     Stride-phase decomposition: program axis 2 enumerates (group, phase_d, phase_h, phase_w); a program
     covers the input pixels ``d = phase_d + i*sd, h = phase_h + j*sh, w = phase_w + l*sw`` (``i < DP =
@@ -173,7 +181,8 @@ def conv3d_dgrad_kernel(
         acc += tl.load(bias_ptr + c_idx * sb, mask=n_mask, other=0.0).to(ACC_DTYPE)[None, :]
     dx_offs = (n_idx.to(tl.int64) * sdxn + d.to(tl.int64) * sdxd + h.to(tl.int64) * sdxh
                + w.to(tl.int64) * sdxw)[:, None] + c_idx.to(tl.int64)[None, :] * sdxc
-    tl.store(dx_ptr + dx_offs, acc.to(dx_ptr.dtype.element_ty), mask=m_mask[:, None] & n_mask[None, :])
+    store_epilogue(acc, dx_ptr, res_ptr, preact_ptr, dx_offs, m_mask[:, None] & n_mask[None, :],
+                   ACTIVATION, NEGATIVE_SLOPE, HAS_RESIDUAL, RESIDUAL_BEFORE_ACT, STORE_PREACT)
 
 
 @triton.jit

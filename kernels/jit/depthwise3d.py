@@ -18,11 +18,12 @@ import triton
 import triton.language as tl
 
 from .depthwise import _widen
+from .epilogue import store_epilogue
 
 
 @triton.jit
 def depthwise3d_fwd_kernel(
-    x_ptr, w_ptr, b_ptr, out_ptr,
+    x_ptr, w_ptr, b_ptr, out_ptr, res_ptr, preact_ptr,
     D, H, W, K, Z, P, Q, T, R, S,
     stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w, mult,
     sxn, sxc, sxd, sxh, sxw,
@@ -30,13 +31,17 @@ def depthwise3d_fwd_kernel(
     son, sok, soz, sop, soq,
     sb,
     HAS_BIAS: tl.constexpr,
+    ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
+    RESIDUAL_BEFORE_ACT: tl.constexpr, STORE_PREACT: tl.constexpr,
     BLOCK_PIX: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """Forward: ``out[n, k, z, p, q] = bias[k] + sum_{t,r,s} x[n, k // mult, z*sd - pad_d + t*dd,
     p*sh - pad_h + r*dh, q*sw - pad_w + s*dw] * w[k, 0, t, r, s]``.
 
     x ``(N, C, D, H, W)``, w ``(K, 1, T, R, S)``, bias ``(K,)`` (any pointer when ``HAS_BIAS`` is false),
-    out ``(N, K, Z, P, Q)``; ``s*`` are the element strides of x, w (dims 0, 2, 3, 4), out and bias.
+    out ``(N, K, Z, P, Q)``; ``s*`` are the element strides of x, w (dims 0, 2, 3, 4), out and bias. The store is
+    the fused epilogue (``kernels.jit.epilogue.store_epilogue``; the residual and pre-activation share out's
+    strides).
     Grid: ``(N * Z * cdiv(P, BLOCK_PIX // BLOCK_W) * cdiv(Q, BLOCK_W), cdiv(K, BLOCK_C))``.
 
     The ``[BLOCK_PIX, BLOCK_C]`` pointers to each window's first tap are computed once (64-bit); a tap
@@ -143,12 +148,13 @@ def depthwise3d_fwd_kernel(
         acc += bv.to(ACC)[None, :]
     out_offs = (n * son + tl.cast(z, tl.int64) * soz + k64[None, :] * sok
                 + (p.to(tl.int64) * sop + q.to(tl.int64) * soq)[:, None])
-    tl.store(out_ptr + out_offs, acc.to(out_ptr.dtype.element_ty), mask=pix_ok[:, None] & k_ok[None, :])
+    store_epilogue(acc, out_ptr, res_ptr, preact_ptr, out_offs, pix_ok[:, None] & k_ok[None, :],
+                   ACTIVATION, NEGATIVE_SLOPE, HAS_RESIDUAL, RESIDUAL_BEFORE_ACT, STORE_PREACT)
 
 
 @triton.jit
 def depthwise3d_dgrad_kernel(
-    go_ptr, w_ptr, b_ptr, gi_ptr,
+    go_ptr, w_ptr, b_ptr, gi_ptr, res_ptr, preact_ptr,
     C, D, H, W, Z, P, Q, T, R, S,
     stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w, mult,
     sgn, sgk, sgz, sgp, sgq,
@@ -156,6 +162,8 @@ def depthwise3d_dgrad_kernel(
     sin, sic, sid, sih, siw,
     sb,
     HAS_BIAS: tl.constexpr,
+    ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
+    RESIDUAL_BEFORE_ACT: tl.constexpr, STORE_PREACT: tl.constexpr,
     BLOCK_PIX: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """Input gradient: ``grad_in[n, c, d, h, w] = sum_{m < mult} sum_{t,r,s} grad_out[n, c*mult + m, z, p, q] *
@@ -164,7 +172,8 @@ def depthwise3d_dgrad_kernel(
 
     grad_out ``(N, K, Z, P, Q)``, w ``(K, 1, T, R, S)``, grad_in ``(N, C, D, H, W)`` (every element written);
     ``s*`` are their element strides (w: dims 0, 2, 3, 4). With ``HAS_BIAS``, ``b[c]`` (stride ``sb``) is
-    added: the forward of a depthwise transposed convolution; else ``b_ptr`` is any pointer.
+    added and the fused epilogue applied (as in the forward): the forward of a depthwise transposed
+    convolution; else ``b_ptr`` is any pointer.
 
     Stride-phase decomposition: program axis 2 is the phase ``(pd, ph, pw)`` in ``[0, sd) x [0, sh) x [0, sw)``;
     the tile's pixels are ``d = pd + sd*e`` (one slice ``e`` per program), ``h = ph + sh*i``, ``w = pw + sw*j``.
@@ -241,7 +250,8 @@ def depthwise3d_dgrad_kernel(
         acc += bv.to(ACC)[None, :]
     gi_offs = (n * sin + tl.cast(d, tl.int64) * sid + c.to(tl.int64)[None, :] * sic
                + (h.to(tl.int64) * sih + w.to(tl.int64) * siw)[:, None])
-    tl.store(gi_ptr + gi_offs, acc.to(gi_ptr.dtype.element_ty), mask=pix_ok[:, None] & c_ok[None, :])
+    store_epilogue(acc, gi_ptr, res_ptr, preact_ptr, gi_offs, pix_ok[:, None] & c_ok[None, :],
+                   ACTIVATION, NEGATIVE_SLOPE, HAS_RESIDUAL, RESIDUAL_BEFORE_ACT, STORE_PREACT)
 
 
 @triton.jit

@@ -1,8 +1,8 @@
 """Convolution modules: same constructor, parameters, state_dict and repr as torch.nn, our kernels inside.
 
-Keyword-only extras of the 1-D and 2-D modules fuse an epilogue into the kernel (see :func:`kernels.conv2d`):
-``activation``, ``negative_slope`` and ``residual_before_activation`` in the constructor, ``residual`` in
-``forward``. The 3-D modules have exactly torch's constructor and forward.
+Keyword-only extras of the convolution modules (1-D, 2-D and 3-D) fuse an epilogue into the kernel (see
+:func:`kernels.conv2d`): ``activation``, ``negative_slope`` and ``residual_before_activation`` in the
+constructor, ``residual`` in ``forward``.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class _FusedEpilogue:
 
 
 class _Convolution(_FusedEpilogue):
-    """The forward of ``Conv1d``/``Conv2d``: ``_convolve`` is the functional op. Non-zero padding modes pad the
+    """The forward of ``Conv1d``/``Conv2d``/``Conv3d``: ``_convolve`` is the functional op. Non-zero padding modes pad the
     input first (as torch does) and convolve without padding."""
 
     _convolve: Callable[..., torch.Tensor]
@@ -75,7 +75,7 @@ class _Convolution(_FusedEpilogue):
 
 
 class _TransposedConvolution(_FusedEpilogue):
-    """The forward of ``ConvTranspose1d``/``ConvTranspose2d``: ``_convolve`` is the functional op over
+    """The forward of ``ConvTranspose1d``/``ConvTranspose2d``/``ConvTranspose3d``: ``_convolve`` is the functional op over
     ``_spatial_dims`` dimensions, named ``_torch_name`` in torch's padding-mode error."""
 
     _convolve: Callable[..., torch.Tensor]
@@ -133,26 +133,19 @@ class ConvTranspose1d(_TransposedConvolution, torch.nn.ConvTranspose1d):
     _torch_name = "ConvTranspose1d"
 
 
-class Conv3d(torch.nn.Conv3d):
+class Conv3d(_Convolution, torch.nn.Conv3d):
     """``torch.nn.Conv3d`` whose forward runs :func:`kernels.conv3d`. Every ``padding_mode`` is supported:
-    non-zero modes pad the input first (as torch does) and convolve without padding."""
+    non-zero modes pad the input first (as torch does) and convolve without padding. The epilogue extras and
+    ``forward(input, residual=None)`` are those of :class:`Conv2d`."""
 
-    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        if self.padding_mode != "zeros":
-            padded = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
-            return conv3d(padded, weight, bias, self.stride, 0, self.dilation, self.groups)
-        return conv3d(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+    _convolve = staticmethod(conv3d)
 
 
-class ConvTranspose3d(torch.nn.ConvTranspose3d):
+class ConvTranspose3d(_TransposedConvolution, torch.nn.ConvTranspose3d):
     """``torch.nn.ConvTranspose3d`` whose forward runs :func:`kernels.conv_transpose3d`; ``output_size``
-    resolves ``output_padding`` as torch does. ``forward(input, output_size=None)``."""
+    resolves ``output_padding`` as torch does. ``forward(input, output_size=None, residual=None)``; the
+    epilogue extras are those of :class:`Conv2d`."""
 
-    def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        if self.padding_mode != "zeros":
-            raise ValueError("Only `zeros` padding mode is supported for ConvTranspose3d")
-        output_padding = self._output_padding(
-            input, output_size, self.stride, self.padding, self.kernel_size, 3, self.dilation
-        )
-        return conv_transpose3d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
-                                self.groups, self.dilation)
+    _convolve = staticmethod(conv_transpose3d)
+    _spatial_dims = 3
+    _torch_name = "ConvTranspose3d"

@@ -32,6 +32,15 @@ from ..launch import (
 )
 from ..shapes3d import ConvGeometry3d, conv3d_output_channels_last, empty_5d
 from .depthwise3d import depthwise3d_dgrad, depthwise3d_fwd, depthwise3d_wgrad
+from .epilogue import (
+    EPILOGUE_AXES,
+    EPILOGUE_VALUES,
+    PLAIN,
+    Epilogue,
+    epilogue_arguments,
+    epilogue_variant_valid,
+    with_strides_of,
+)
 from .reduce import acc_dtype, choose_split, sum_splits, tl_acc_dtype
 
 # Tensor-core tiles for float16, bfloat16 and TF32; smaller tiles for IEEE float32 and float64, which have no
@@ -66,8 +75,36 @@ _DGRAD_BIAS = VariantLimit(
     allows=lambda config: config["BLOCK_M"] * config["BLOCK_N"] <= 64 * 32,
 )
 
+# A fused epilogue that both reads a residual tile and stores the pre-activation tile needs more registers than
+# the 128x64 and 64x64 tiles have left: there the forward keeps to the tiles of at most 64x32 outputs.
+_PREACT_AND_RESIDUAL = VariantLimit(
+    "preact+residual",
+    applies=lambda constexprs: bool(constexprs.get("STORE_PREACT")) and bool(constexprs.get("HAS_RESIDUAL")),
+    allows=lambda config: config["BLOCK_M"] * config["BLOCK_N"] <= 64 * 32,
+)
+# The input-gradient kernel (the transposed convolution's forward) needs more registers for any epilogue that
+# reads a residual or stores the pre-activation: it keeps to the tiles of at most 64x32 outputs there, and with
+# a residual and the pre-activation, or a residual and gelu or silu, to those of at most 64x16.
+_DGRAD_EPILOGUE = VariantLimit(
+    "epilogue",
+    applies=lambda constexprs: bool(constexprs.get("STORE_PREACT")) or bool(constexprs.get("HAS_RESIDUAL")),
+    allows=lambda config: config["BLOCK_M"] * config["BLOCK_N"] <= 64 * 32,
+)
+_DGRAD_HEAVY = VariantLimit(
+    "heavy-epilogue",
+    applies=lambda constexprs: (bool(constexprs.get("HAS_RESIDUAL"))
+                                and (bool(constexprs.get("STORE_PREACT"))
+                                     or constexprs.get("ACTIVATION") in ("gelu", "silu"))),
+    allows=lambda config: config["BLOCK_M"] * config["BLOCK_N"] <= 64 * 16,
+)
+
 _GEMM_VALUES = ("T", "R", "S", "PRECISION", "ACC_DTYPE")
-_BIAS = (VariantAxis("HAS_BIAS", (False, True)),)
+_EPILOGUE_GEMM_VALUES = (*_GEMM_VALUES, *EPILOGUE_VALUES)
+_EPILOGUE = (VariantAxis("HAS_BIAS", (False, True)), *EPILOGUE_AXES)
+
+
+def _epilogue_valid(variant: Mapping[str, Any], dtype: torch.dtype, tf32: bool) -> bool:
+    return epilogue_variant_valid(variant)
 
 
 def _taps(a: Mapping[str, Any]) -> dict[str, int]:
@@ -90,15 +127,17 @@ def _wgrad_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]
             "channel tiles": cdiv(a["CG"], a["BLOCK_N"])}
 
 
-def _gemm_space(name: str, kernel, axes: tuple[VariantAxis, ...], counts,
-                limits: tuple[VariantLimit, ...] = ()) -> KernelSpace:
+def _gemm_space(name: str, kernel, axes: tuple[VariantAxis, ...], counts, limits: tuple[VariantLimit, ...] = (),
+                valid=None, values: tuple[str, ...] = _GEMM_VALUES) -> KernelSpace:
     return register_space(KernelSpace(name, kernel, list(_GEMM_TILES), uses_dot=True,
                                       wide_configs=list(_WIDE_TILES), limits=(_TF32, *limits), axes=axes,
-                                      values=_GEMM_VALUES, counts=counts))
+                                      valid=valid, values=values, counts=counts))
 
 
-FWD = _gemm_space("conv3d_fwd_kernel", conv3d_fwd_kernel, _BIAS, _fwd_counts)
-DGRAD = _gemm_space("conv3d_dgrad_kernel", conv3d_dgrad_kernel, _BIAS, _dgrad_counts, (_DGRAD_BIAS,))
+FWD = _gemm_space("conv3d_fwd_kernel", conv3d_fwd_kernel, _EPILOGUE, _fwd_counts, (_PREACT_AND_RESIDUAL,),
+                  _epilogue_valid, _EPILOGUE_GEMM_VALUES)
+DGRAD = _gemm_space("conv3d_dgrad_kernel", conv3d_dgrad_kernel, _EPILOGUE, _dgrad_counts,
+                    (_DGRAD_BIAS, _DGRAD_EPILOGUE, _DGRAD_HEAVY), _epilogue_valid, _EPILOGUE_GEMM_VALUES)
 WGRAD = _gemm_space("conv3d_wgrad_kernel", conv3d_wgrad_kernel, (), _wgrad_counts)
 
 
@@ -136,15 +175,17 @@ def _bias_stride(bias: torch.Tensor | None) -> int:
 
 @tunable
 def conv3d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: ConvGeometry3d,
-                   out: torch.Tensor) -> torch.Tensor:
-    """``out (N, K, Z, P, Q) = conv3d(x (N, C, D, H, W), weight (K, C/groups, T, R, S)) + bias``; out is
+                   out: torch.Tensor, epilogue: Epilogue = PLAIN, residual: torch.Tensor | None = None,
+                   preact: torch.Tensor | None = None) -> torch.Tensor:
+    """``out (N, K, Z, P, Q) = conv3d(x (N, C, D, H, W), weight (K, C/groups, T, R, S)) + bias``, then
+    ``epilogue`` (``residual`` and ``preact``, with out's strides, are its extra input and output); out is
     overwritten."""
     if g.is_depthwise:
-        depthwise3d_fwd(x, weight, bias, g, out)
+        depthwise3d_fwd(x, weight, bias, g, out, epilogue, residual, preact)
         return out
     CG, KG = g.channels_per_group, g.filters_per_group
     zpq = g.Z * g.P * g.Q
-    variant = {"HAS_BIAS": bias is not None}
+    variant = {"HAS_BIAS": bias is not None, **epilogue_arguments(epilogue, out, residual, preact)[1]}
     config = _pick_tiles(FWD, x.dtype, g.N * zpq, KG, CG * g.T * g.R * g.S, layout_of_5d(x), variant)
     tf32 = tf32_enabled(x.dtype)
     constexprs = {**variant, **_common_constexprs(g, x.dtype)}
@@ -153,28 +194,31 @@ def conv3d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         if rows == 0 or g.K == 0:
             continue
         xs, ys = batch_rows(x, n0, n1), batch_rows(out, n0, n1)
+        extra, _ = epilogue_arguments(epilogue, ys, batch_rows(residual, n0, n1), batch_rows(preact, n0, n1))
         grid = (cdiv(rows, config["BLOCK_M"]), cdiv(KG, config["BLOCK_N"]), g.groups)
         scalars = (n1 - n0, g.D, g.H, g.W, g.Z, g.P, g.Q, CG, KG, *xs.stride(), *weight.stride(), *ys.stride(),
                    _bias_stride(bias), *_conv_params(g))
-        launch(FWD, grid, (xs, weight, bias if bias is not None else xs, ys, *scalars), config, x.dtype, tf32,
-               **constexprs)
+        launch(FWD, grid, (xs, weight, bias if bias is not None else xs, ys, *extra, *scalars), config, x.dtype,
+               tf32, **constexprs)
     return out
 
 
 @tunable
 def conv3d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeometry3d, grad_in: torch.Tensor,
-                      bias: torch.Tensor | None = None) -> torch.Tensor:
+                      bias: torch.Tensor | None = None, epilogue: Epilogue = PLAIN,
+                      residual: torch.Tensor | None = None, preact: torch.Tensor | None = None) -> torch.Tensor:
     """``grad_in (N, C, D, H, W)`` of a conv3d from ``grad_out (N, K, Z, P, Q)``; grad_in is overwritten.
 
-    Also the forward of the transposed convolution, which adds ``bias (C,)``.
+    Also the forward of the transposed convolution, which adds ``bias (C,)`` and may fuse an ``epilogue``
+    (``residual`` and ``preact`` with grad_in's strides).
     """
     if g.is_depthwise:
-        depthwise3d_dgrad(grad_out, weight, g, grad_in, bias)
+        depthwise3d_dgrad(grad_out, weight, g, grad_in, bias, epilogue, residual, preact)
         return grad_in
     CG, KG = g.channels_per_group, g.filters_per_group
     dp, hp, wp = cdiv(g.D, g.stride_d), cdiv(g.H, g.stride_h), cdiv(g.W, g.stride_w)
     per_sample = dp * hp * wp
-    variant = {"HAS_BIAS": bias is not None}
+    variant = {"HAS_BIAS": bias is not None, **epilogue_arguments(epilogue, grad_in, residual, preact)[1]}
     config = _pick_tiles(DGRAD, grad_out.dtype, g.N * per_sample, CG, KG * g.T * g.R * g.S,
                          layout_of_5d(grad_out), variant)
     tf32 = tf32_enabled(grad_out.dtype)
@@ -184,11 +228,12 @@ def conv3d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeome
         if rows == 0 or CG == 0:
             continue
         dys, dxs = batch_rows(grad_out, n0, n1), batch_rows(grad_in, n0, n1)
+        extra, _ = epilogue_arguments(epilogue, dxs, batch_rows(residual, n0, n1), batch_rows(preact, n0, n1))
         grid = (cdiv(rows, config["BLOCK_M"]), cdiv(CG, config["BLOCK_N"]),
                 g.groups * g.stride_d * g.stride_h * g.stride_w)
         scalars = (n1 - n0, g.D, g.H, g.W, g.Z, g.P, g.Q, CG, KG, dp, hp, wp, *dys.stride(), *weight.stride(),
                    *dxs.stride(), _bias_stride(bias), *_conv_params(g))
-        launch(DGRAD, grid, (dys, weight, bias if bias is not None else dys, dxs, *scalars), config,
+        launch(DGRAD, grid, (dys, weight, bias if bias is not None else dys, dxs, *extra, *scalars), config,
                grad_out.dtype, tf32, **constexprs)
     return grad_in
 
@@ -226,13 +271,19 @@ def conv3d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry3
 
 
 def conv3d_output(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: ConvGeometry3d,
-                  channels_last: bool | None = None) -> torch.Tensor:
-    """A new ``(N, K, Z, P, Q)`` output of conv3d (layout: ``channels_last`` (channels_last_3d), None for
-    torch's rule)."""
+                  channels_last: bool | None = None, epilogue: Epilogue = PLAIN,
+                  residual: torch.Tensor | None = None, store_preact: bool = False
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A new ``(N, K, Z, P, Q)`` output of conv3d with its fused epilogue (layout: ``channels_last``
+    (channels_last_3d), None for torch's rule), and the pre-activation beside it when ``store_preact`` (else
+    None)."""
     if channels_last is None:
         channels_last = conv3d_output_channels_last(x, weight)
     out = empty_5d((g.N, g.K, g.Z, g.P, g.Q), x, channels_last)
-    return conv3d_forward(x, weight, bias, g, out)
+    preact = torch.empty_like(out) if store_preact else None
+    residual = None if residual is None else with_strides_of(residual, out)
+    conv3d_forward(x, weight, bias, g, out, epilogue, residual, preact)
+    return out, preact
 
 
 def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeometry3d, channels_last: bool
@@ -243,11 +294,17 @@ def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeometry3d, 
 
 
 def conv_transpose3d_output(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: ConvGeometry3d,
-                            channels_last: bool | None = None) -> torch.Tensor:
+                            channels_last: bool | None = None, epilogue: Epilogue = PLAIN,
+                            residual: torch.Tensor | None = None, store_preact: bool = False
+                            ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """A new ``(N, C_out, D_out, H_out, W_out)`` output of conv_transpose3d of ``x (N, C_in, D, H, W)`` by
     ``weight (C_in, C_out/groups, T, R, S)``: the input gradient of the convolution ``g`` that it transposes,
-    with ``x`` as that convolution's output gradient and ``bias (C_out,)`` fused."""
+    with ``x`` as that convolution's output gradient and ``bias (C_out,)`` and ``epilogue`` fused; the
+    pre-activation beside it when ``store_preact`` (else None)."""
     if channels_last is None:
         channels_last = conv3d_output_channels_last(x, weight)
     out = empty_5d((g.N, g.C, g.D, g.H, g.W), x, channels_last)
-    return conv3d_input_grad(x, weight, g, out, bias)
+    preact = torch.empty_like(out) if store_preact else None
+    residual = None if residual is None else with_strides_of(residual, out)
+    conv3d_input_grad(x, weight, g, out, bias, epilogue, residual, preact)
+    return out, preact

@@ -31,6 +31,7 @@ from ..launch import (
 )
 from ..shapes3d import ConvGeometry3d
 from .depthwise import _inside
+from .epilogue import EPILOGUE_AXES, EPILOGUE_VALUES, PLAIN, Epilogue, epilogue_arguments, epilogue_variant_valid
 from .reduce import acc_dtype, sum_splits
 
 # Tiles are [BLOCK_PIX, BLOCK_C]; the pixels form a (BLOCK_PIX // BLOCK_W) x BLOCK_W rectangle of one slice.
@@ -83,14 +84,16 @@ def _wgrad_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]
             "tiles per split": a["tiles_per_split"], **_pixel_tiles(a, a["Z"], a["P"], a["Q"], tiles)}
 
 
-_BIAS_AXIS = (VariantAxis("HAS_BIAS", (False, True)),)
+# The forward and the input gradient (the transposed convolution's forward) store through the fused epilogue.
+_EPILOGUE_VARIANTS = dict(axes=(VariantAxis("HAS_BIAS", (False, True)), *EPILOGUE_AXES), values=EPILOGUE_VALUES,
+                          valid=lambda variant, dtype, tf32: epilogue_variant_valid(variant))
 
 FWD_SPACE = register_space(KernelSpace(
     depthwise3d_fwd_kernel.__name__, depthwise3d_fwd_kernel, [*_TILE_CONFIGS, _CHANNELS_LAST_16BIT],
-    wide_configs=list(_TILE_CONFIGS), axes=_BIAS_AXIS, counts=_fwd_counts))
+    wide_configs=list(_TILE_CONFIGS), counts=_fwd_counts, **_EPILOGUE_VARIANTS))
 DGRAD_SPACE = register_space(KernelSpace(
-    depthwise3d_dgrad_kernel.__name__, depthwise3d_dgrad_kernel, list(_TILE_CONFIGS), axes=_BIAS_AXIS,
-    counts=_dgrad_counts))
+    depthwise3d_dgrad_kernel.__name__, depthwise3d_dgrad_kernel, list(_TILE_CONFIGS), counts=_dgrad_counts,
+    **_EPILOGUE_VARIANTS))
 WGRAD_SPACE = register_space(KernelSpace(
     depthwise3d_wgrad_kernel.__name__, depthwise3d_wgrad_kernel, list(_TILE_CONFIGS), counts=_wgrad_counts))
 
@@ -141,16 +144,18 @@ def _geometry_args(g: ConvGeometry3d) -> tuple[int, ...]:
 
 
 def depthwise3d_fwd(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, g: ConvGeometry3d,
-                    out: torch.Tensor) -> None:
-    """``out = conv3d(x, w, bias, stride, padding, dilation, groups=C)``.
+                    out: torch.Tensor, epilogue: Epilogue = PLAIN, residual: torch.Tensor | None = None,
+                    preact: torch.Tensor | None = None) -> None:
+    """``out = conv3d(x, w, bias, stride, padding, dilation, groups=C)``, bias and ``epilogue`` fused.
 
     x ``(N, C, D, H, W)``, w ``(K, 1, T, R, S)``, bias ``(K,)`` or None, out ``(N, K, Z, P, Q)`` preallocated
-    (any strides for all of them).
+    (any strides for all of them); ``residual`` and ``preact`` (or None) have out's strides.
     """
     _check_depthwise(g)
     if out.numel() == 0:
         return
-    constexprs = {"HAS_BIAS": bias is not None}
+    extra, fused = epilogue_arguments(epilogue, out, residual, preact)
+    constexprs = {"HAS_BIAS": bias is not None, **fused}
     cfg = _pick_tile(FWD_SPACE, x.dtype, x, g.Q, g.P, g.Z, g.K, constexprs, _CHANNELS_LAST_16BIT)
     w = _narrow_weight_block(w, cfg["BLOCK_C"])
     block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
@@ -158,7 +163,7 @@ def depthwise3d_fwd(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None,
     if grid[0] > _MAX_GRID_X or grid[1] > _MAX_GRID_YZ:
         raise ValueError(f"depthwise3d_fwd: too many pixel tiles or channels for one launch: {g}")
     args = (
-        x, w, bias if bias is not None else w, out,
+        x, w, bias if bias is not None else w, out, *extra,
         g.D, g.H, g.W, g.K, g.Z, g.P, g.Q, g.T, g.R, g.S, *_geometry_args(g),
         *x.stride(), *_w_strides(w), *out.stride(), bias.stride(0) if bias is not None else 0,
     )
@@ -166,11 +171,13 @@ def depthwise3d_fwd(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None,
 
 
 def depthwise3d_dgrad(grad_out: torch.Tensor, w: torch.Tensor, g: ConvGeometry3d, grad_in: torch.Tensor,
-                      bias: torch.Tensor | None = None) -> None:
+                      bias: torch.Tensor | None = None, epilogue: Epilogue = PLAIN,
+                      residual: torch.Tensor | None = None, preact: torch.Tensor | None = None) -> None:
     """Input gradient of the depthwise 3-D convolution, written over every element of ``grad_in``.
 
     grad_out ``(N, K, Z, P, Q)``, w ``(K, 1, T, R, S)``, grad_in ``(N, C, D, H, W)`` preallocated (any strides).
-    ``bias (C,)``, when given, is added: the forward of a depthwise transposed convolution. Strided
+    ``bias (C,)``, when given, is added and ``epilogue`` fused: the forward of a depthwise transposed convolution
+    (``residual`` and ``preact`` have grad_in's strides). Strided
     convolutions are split into ``stride_d * stride_h * stride_w`` phases, so no tap is visited for an input
     position it does not reach.
     """
@@ -178,7 +185,8 @@ def depthwise3d_dgrad(grad_out: torch.Tensor, w: torch.Tensor, g: ConvGeometry3d
     if grad_in.numel() == 0:
         return
     slices, rows, cols = cdiv(g.D, g.stride_d), cdiv(g.H, g.stride_h), cdiv(g.W, g.stride_w)
-    constexprs = {"HAS_BIAS": bias is not None}
+    extra, fused = epilogue_arguments(epilogue, grad_in, residual, preact)
+    constexprs = {"HAS_BIAS": bias is not None, **fused}
     cfg = _pick_tile(DGRAD_SPACE, grad_out.dtype, grad_in, cols, rows, slices, g.C, constexprs)
     w = _narrow_weight_block(w, cfg["BLOCK_C"] * (g.K // g.C))
     block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
@@ -190,7 +198,7 @@ def depthwise3d_dgrad(grad_out: torch.Tensor, w: torch.Tensor, g: ConvGeometry3d
     if grid[0] > _MAX_GRID_X or grid[1] > _MAX_GRID_YZ or grid[2] > _MAX_GRID_YZ:
         raise ValueError(f"depthwise3d_dgrad: too many pixel tiles, channels or stride phases for one launch: {g}")
     args = (
-        grad_out, w, bias if bias is not None else w, grad_in,
+        grad_out, w, bias if bias is not None else w, grad_in, *extra,
         g.C, g.D, g.H, g.W, g.Z, g.P, g.Q, g.T, g.R, g.S, *_geometry_args(g),
         *grad_out.stride(), *_w_strides(w), *grad_in.stride(), bias.stride(0) if bias is not None else 0,
     )
