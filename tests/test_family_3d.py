@@ -58,6 +58,51 @@ def test_conv_transpose3d_module_output_size() -> None:
         ours(x)
 
 
+def test_conv3d_modules_epilogue_extras() -> None:
+    """The constructor extras and ``forward(input, residual)`` of Conv3d and ConvTranspose3d (and
+    ``output_size`` with a residual)."""
+    ref = torch.nn.Conv3d(2, 3, 2, padding=1, padding_mode="replicate").double().to(DEVICE)
+    ours = knn.Conv3d(2, 3, 2, padding=1, padding_mode="replicate", activation="leaky_relu", negative_slope=0.2,
+                      residual_before_activation=True).double().to(DEVICE)
+    ours.load_state_dict(ref.state_dict())
+    assert repr(ours) == repr(ref)[:-1] + ", activation='leaky_relu', negative_slope=0.2, " \
+        "residual_before_activation=True)"
+    x, r = _t(1, 2, 2, 3, 3), _t(1, 3, 3, 4, 4)
+    with _ForbidTorchOps():
+        out = ours(x, r)
+    torch.testing.assert_close(out, F.leaky_relu(ref(x) + r, 0.2))
+    ref_t = torch.nn.ConvTranspose3d(2, 3, 2, stride=2).double().to(DEVICE)
+    ours_t = knn.ConvTranspose3d(2, 3, 2, stride=2, activation="silu").double().to(DEVICE)
+    ours_t.load_state_dict(ref_t.state_dict())
+    x, r = _t(1, 2, 2, 1, 2), _t(1, 3, 5, 3, 5)
+    with _ForbidTorchOps():
+        out = ours_t(x, output_size=[5, 3, 5], residual=r)
+    torch.testing.assert_close(out, F.silu(ref_t(x, output_size=[5, 3, 5])) + r)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        knn.Conv3d(2, 3, 2, activation="tanh")
+
+
+def test_convert_fuses_activations_after_3d_convolutions() -> None:
+    torch.manual_seed(0)
+    reference = torch.nn.Sequential(
+        torch.nn.Conv3d(2, 3, 2, padding=1), torch.nn.ReLU(),
+        torch.nn.ConvTranspose3d(3, 2, 2, stride=2), torch.nn.GELU(),
+        torch.nn.Conv3d(2, 2, 1, groups=2), torch.nn.LeakyReLU(0.3),
+    ).double().to(DEVICE)
+    model = torch.nn.Sequential(torch.nn.Conv3d(2, 3, 2, padding=1), torch.nn.ReLU(),
+                                torch.nn.ConvTranspose3d(3, 2, 2, stride=2), torch.nn.GELU(),
+                                torch.nn.Conv3d(2, 2, 1, groups=2), torch.nn.LeakyReLU(0.3)).double().to(DEVICE)
+    model.load_state_dict(reference.state_dict())
+    report = kernels.convert(model, fuse_activations=True)
+    assert report.fused == [("0", "relu"), ("2", "gelu"), ("4", "leaky_relu")], str(report)
+    assert all(isinstance(model[i], torch.nn.Identity) for i in (1, 3, 5))
+    assert model[4].negative_slope == 0.3
+    x = _t(1, 2, 2, 2, 3)
+    with _ForbidTorchOps():
+        out = model(x)
+    torch.testing.assert_close(out, reference(x))
+
+
 @pytest.mark.parametrize("module", [
     lambda: torch.nn.MaxPool3d(3, stride=2, padding=1, dilation=(1, 1, 2), ceil_mode=True),
     lambda: torch.nn.MaxPool3d(2, return_indices=True),

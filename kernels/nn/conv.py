@@ -57,8 +57,8 @@ class _FusedEpilogue:
 
 
 class _Convolution(_FusedEpilogue):
-    """The forward of ``Conv1d``/``Conv2d``/``Conv3d``: ``_convolve`` is the functional op. Non-zero padding modes pad the
-    input first (as torch does) and convolve without padding."""
+    """The forward of ``Conv1d``/``Conv2d``/``Conv3d``: ``_convolve`` is the functional op. Non-zero padding
+    modes pad the input first (as torch does) and convolve without padding."""
 
     _convolve: Callable[..., torch.Tensor]
 
@@ -75,8 +75,8 @@ class _Convolution(_FusedEpilogue):
 
 
 class _TransposedConvolution(_FusedEpilogue):
-    """The forward of ``ConvTranspose1d``/``ConvTranspose2d``/``ConvTranspose3d``: ``_convolve`` is the functional op over
-    ``_spatial_dims`` dimensions, named ``_torch_name`` in torch's padding-mode error."""
+    """The forward of ``ConvTranspose1d``/``ConvTranspose2d``/``ConvTranspose3d``: ``_convolve`` is the
+    functional op over ``_spatial_dims`` dimensions, named ``_torch_name`` in torch's padding-mode error."""
 
     _convolve: Callable[..., torch.Tensor]
     _spatial_dims: int
