@@ -210,13 +210,16 @@ def _epilogue_call(flags: dict) -> tuple[dict, tuple[str, ...], Callable]:
 
 def _epilogue_case(transposed: bool, conv: dict, input: torch.Tensor, weight: torch.Tensor,
                    out_shape: tuple[int, ...], channels_last: bool, target: Target,
-                   monkeypatch: pytest.MonkeyPatch) -> list[LaunchRecord]:
-    """``conv2d`` (or ``conv_transpose2d``) of ``input`` and ``weight`` with the ``conv`` arguments and the
-    target's epilogue (a bias and a residual of ``out_shape`` as its flags say), against torch's op followed by
-    the same epilogue."""
+                   monkeypatch: pytest.MonkeyPatch, ops: tuple[Callable, Callable] | None = None
+                   ) -> list[LaunchRecord]:
+    """``conv2d`` (or ``conv_transpose2d``; ``ops``: another ``(ours, torch's)`` pair, e.g. the 3-D ones) of
+    ``input`` and ``weight`` with the ``conv`` arguments and the target's epilogue (a bias and a residual of
+    ``out_shape`` as its flags say), against torch's op followed by the same epilogue."""
     flags = target.flags
     kwargs, grads, epilogue = _epilogue_call(flags)
-    ours_op, ref_op = (kernels.conv_transpose2d, F.conv_transpose2d) if transposed else (kernels.conv2d, F.conv2d)
+    if ops is None:
+        ops = (kernels.conv_transpose2d, F.conv_transpose2d) if transposed else (kernels.conv2d, F.conv2d)
+    ours_op, ref_op = ops
     leaves = {"input": input, "weight": weight,
               "bias": _leaf((out_shape[1],), target.dtype) if flags["HAS_BIAS"] else None,
               "residual": _leaf(out_shape, target.dtype, channels_last) if flags["HAS_RESIDUAL"] else None}
@@ -331,31 +334,41 @@ def _box(pixels: int) -> tuple[int, int, int]:
     return 2, side, side + 1
 
 
+_CONV3D = (conv3d_ops.conv3d, F.conv3d)
+_CONV_TRANSPOSE3D = (conv3d_ops.conv_transpose3d, F.conv_transpose3d)
+
+
+def _meta_shape(ref_op: Callable, input: torch.Tensor, weight: torch.Tensor, conv: dict) -> tuple[int, ...]:
+    """The output shape of torch's op on these shapes (run on the meta device)."""
+    meta = [torch.empty(t.shape, device="meta") for t in (input, weight)]
+    return tuple(ref_op(*meta, **conv).shape)
+
+
 def _case_conv3d_fwd(target: Target, monkeypatch) -> list[LaunchRecord]:
     """conv3d, groups 2, a (2, 2, 2) kernel with stride (1, 2, 1), padding (1, 0, 1) and dilation (1, 1, 2) (each
-    axis its own parameters), two tiles of output pixels and of filters, two channel blocks; forward only."""
+    axis its own parameters), two tiles of output pixels and of filters, two channel blocks; with the target's
+    epilogue (forward only unless it stores the pre-activation)."""
     cfg, dtype = target.config, target.dtype
     cg, kg = cfg["BLOCK_K"] + 1, cfg["BLOCK_N"] + 1
     z, p, q = _box(cfg["BLOCK_M"] // 2 + 1)
     conv = dict(stride=(1, 2, 1), padding=(1, 0, 1), dilation=(1, 1, 2), groups=2)
-    leaves = {"input": _leaf_3d((2, 2 * cg, z - 1, 2 * p, q), dtype), "weight": _leaf_3d((2 * kg, cg, 2, 2, 2), dtype),
-              "bias": _leaf((2 * kg,), dtype) if target.flags["HAS_BIAS"] else None}
-    return _forward_backward(lambda **a: conv3d_ops.conv3d(**a, **conv), lambda **a: F.conv3d(**a, **conv), leaves,
-                             (), target, monkeypatch)
+    input, weight = _leaf_3d((2, 2 * cg, z - 1, 2 * p, q), dtype), _leaf_3d((2 * kg, cg, 2, 2, 2), dtype)
+    return _epilogue_case(False, conv, input, weight, _meta_shape(F.conv3d, input, weight, conv), False, target,
+                          monkeypatch, _CONV3D)
 
 
 def _case_conv3d_dgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
     """conv_transpose3d (its forward is the input-gradient kernel) with stride (2, 3, 2): several phases on every
     axis, and on every axis a phase whose taps reach past the last grad_out pixel (padding 1 and a kernel
-    (2, 3, 3)); groups 2, two tiles of phase pixels and of channels, two filter blocks; forward only."""
+    (2, 3, 3)); groups 2, two tiles of phase pixels and of channels, two filter blocks; with the target's
+    epilogue (forward only unless it stores the pre-activation)."""
     cfg, dtype = target.config, target.dtype
     c_out, c_in = cfg["BLOCK_N"] + 1, cfg["BLOCK_K"] + 1
     z, p, q = _box(cfg["BLOCK_M"] // 2 + 1)
     conv = dict(stride=(2, 3, 2), padding=1, output_padding=(1, 2, 1), groups=2)
-    leaves = {"input": _leaf_3d((2, 2 * c_in, z, p, q), dtype), "weight": _leaf_3d((2 * c_in, c_out, 2, 3, 3), dtype),
-              "bias": _leaf((2 * c_out,), dtype) if target.flags["HAS_BIAS"] else None}
-    return _forward_backward(lambda **a: conv3d_ops.conv_transpose3d(**a, **conv),
-                             lambda **a: F.conv_transpose3d(**a, **conv), leaves, (), target, monkeypatch)
+    input, weight = _leaf_3d((2, 2 * c_in, z, p, q), dtype), _leaf_3d((2 * c_in, c_out, 2, 3, 3), dtype)
+    return _epilogue_case(True, conv, input, weight, _meta_shape(F.conv_transpose3d, input, weight, conv), False,
+                          target, monkeypatch, _CONV_TRANSPOSE3D)
 
 
 def _case_conv3d_wgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
@@ -457,36 +470,35 @@ def _depthwise_conv_transpose3d(input: torch.Tensor, weight: torch.Tensor, bias:
 
 
 def _case_depthwise3d_fwd(target: Target, monkeypatch) -> list[LaunchRecord]:
-    """Depthwise 3x3x3 conv3d (forward) with channel multiplier 2 and depth stride 2: two volumes, three
-    output planes, three tile rows and four tile columns (never square), two channel blocks. The middle plane's
-    two middle tiles of the full channel block have their windows inside the volume (the unmasked path), the
-    others reach the padding or past the last pixel or channel (the masked path)."""
-    flags, cfg, dtype = target.flags, target.config, target.dtype
+    """Depthwise 3x3x3 conv3d (forward, through the public conv3d) with channel multiplier 2 and depth stride 2
+    and the target's epilogue: two volumes, three output planes, three tile rows and four tile columns (never
+    square), two channel blocks. The middle plane's two middle tiles of the full channel block have their
+    windows inside the volume (the unmasked path), the others reach the padding or past the last pixel or
+    channel (the masked path)."""
+    cfg, dtype = target.config, target.dtype
     p, q = 2 * (cfg["BLOCK_PIX"] // cfg["BLOCK_W"]) + 1, 3 * cfg["BLOCK_W"] + 1
     c = cfg["BLOCK_C"] // 2 + 1
-    conv = dict(stride=(2, 1, 1), padding=1, dilation=1)
-    leaves = {"input": _leaf_5d((2, c, 5, p, q), dtype, cfg["BLOCK_C"] > 8),
-              "weight": _leaf((2 * c, 1, 3, 3, 3), dtype),
-              "bias": _leaf((2 * c,), dtype) if flags["HAS_BIAS"] else None}
-    return _forward_backward(lambda input, weight, bias: _DepthwiseConv3d.apply(input, weight, bias, *conv.values()),
-                             lambda **a: F.conv3d(**a, **conv, groups=c), leaves, (), target, monkeypatch)
+    conv = dict(stride=(2, 1, 1), padding=1, dilation=1, groups=c)
+    cl = cfg["BLOCK_C"] > 8
+    input, weight = _leaf_5d((2, c, 5, p, q), dtype, cl), _leaf((2 * c, 1, 3, 3, 3), dtype)
+    return _epilogue_case(False, conv, input, weight, _meta_shape(F.conv3d, input, weight, conv), cl, target,
+                          monkeypatch, _CONV3D)
 
 
 def _case_depthwise3d_dgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
-    """Depthwise conv_transpose3d (the input-gradient kernel) with several stride phases on every axis (strides
-    (2, 3, 2) with a bias, (3, 2, 2) without: no two axes confusable over the two), two input slices, two tile
-    rows and columns of phase pixels, two channel blocks, and two input channels per output channel (the
-    kernel's multiplier loop)."""
+    """Depthwise conv_transpose3d (the input-gradient kernel, through the public conv_transpose3d) with several
+    stride phases on every axis (strides (2, 3, 2) with a bias, (3, 2, 2) without: no two axes confusable over
+    the two), two input slices, two tile rows and columns of phase pixels, two channel blocks, and two input
+    channels per output channel (the kernel's multiplier loop); with the target's epilogue."""
     flags, cfg, dtype = target.flags, target.config, target.dtype
     rows, cols = cfg["BLOCK_PIX"] // cfg["BLOCK_W"] + 1, cfg["BLOCK_W"] + 2
     c = cfg["BLOCK_C"] + 1
     stride = (2, 3, 2) if flags["HAS_BIAS"] else (3, 2, 2)
     conv = dict(stride=stride, padding=1, output_padding=tuple(s - 1 for s in stride), groups=c)
-    leaves = {"input": _leaf_5d((2, 2 * c, 2, rows, cols), dtype, cfg["BLOCK_C"] > 8),
-              "weight": _leaf((2 * c, 1, 3, 3, 3), dtype),
-              "bias": _leaf((c,), dtype) if flags["HAS_BIAS"] else None}
-    return _forward_backward(lambda **a: _depthwise_conv_transpose3d(**a, **conv),
-                             lambda **a: F.conv_transpose3d(**a, **conv), leaves, (), target, monkeypatch)
+    cl = cfg["BLOCK_C"] > 8
+    input, weight = _leaf_5d((2, 2 * c, 2, rows, cols), dtype, cl), _leaf((2 * c, 1, 3, 3, 3), dtype)
+    return _epilogue_case(True, conv, input, weight, _meta_shape(F.conv_transpose3d, input, weight, conv), cl,
+                          target, monkeypatch, _CONV_TRANSPOSE3D)
 
 
 def _case_depthwise3d_wgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
