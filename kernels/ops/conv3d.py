@@ -134,10 +134,28 @@ def _gemm_space(name: str, kernel, axes: tuple[VariantAxis, ...], counts, limits
                                       valid=valid, values=values, counts=counts))
 
 
-FWD = _gemm_space("conv3d_fwd_kernel", conv3d_fwd_kernel, _EPILOGUE, _fwd_counts, (_PREACT_AND_RESIDUAL,),
-                  _epilogue_valid, _EPILOGUE_GEMM_VALUES)
+# TF32 with an epilogue that reads a residual or computes gelu or silu spills 32-56 bytes on sm_80 at 64x64: the
+# forward keeps to tiles of at most 64x32 outputs there. In float64, the input gradient with a residual and the
+# stored pre-activation spills 16 bytes at 32x32 on sm_80: it keeps to 32x16.
+_TF32_EPILOGUE = VariantLimit(
+    "tf32-epilogue",
+    applies=lambda constexprs: (bool(constexprs.get("HAS_RESIDUAL")) or bool(constexprs.get("STORE_PREACT"))
+                                or constexprs.get("ACTIVATION") in ("gelu", "silu")),
+    allows=lambda config: config["BLOCK_M"] * config["BLOCK_N"] <= 64 * 32,
+    dtypes=frozenset({torch.float32}),
+)
+_WIDE_DGRAD_HEAVY = VariantLimit(
+    "float64-preact+residual",
+    applies=lambda constexprs: bool(constexprs.get("STORE_PREACT")) and bool(constexprs.get("HAS_RESIDUAL")),
+    allows=lambda config: config["BLOCK_M"] * config["BLOCK_N"] <= 32 * 16,
+    dtypes=frozenset({torch.float64}),
+)
+
+FWD = _gemm_space("conv3d_fwd_kernel", conv3d_fwd_kernel, _EPILOGUE, _fwd_counts,
+                  (_PREACT_AND_RESIDUAL, _TF32_EPILOGUE), _epilogue_valid, _EPILOGUE_GEMM_VALUES)
 DGRAD = _gemm_space("conv3d_dgrad_kernel", conv3d_dgrad_kernel, _EPILOGUE, _dgrad_counts,
-                    (_DGRAD_BIAS, _DGRAD_EPILOGUE, _DGRAD_HEAVY), _epilogue_valid, _EPILOGUE_GEMM_VALUES)
+                    (_DGRAD_BIAS, _DGRAD_EPILOGUE, _DGRAD_HEAVY, _WIDE_DGRAD_HEAVY), _epilogue_valid,
+                    _EPILOGUE_GEMM_VALUES)
 WGRAD = _gemm_space("conv3d_wgrad_kernel", conv3d_wgrad_kernel, (), _wgrad_counts)
 
 
