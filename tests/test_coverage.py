@@ -187,15 +187,16 @@ def _act(name: str, z: torch.Tensor, slope: float) -> torch.Tensor:
             "gelu": lambda: F.gelu(z), "silu": lambda: F.silu(z)}[name]()
 
 
-def _epilogue_call(flags: dict) -> tuple[dict, tuple[str, ...], Callable]:
+def _epilogue_call(flags: dict, wrt: tuple[str, ...] = ("input", "residual")
+                   ) -> tuple[dict, tuple[str, ...], Callable]:
     """The keyword arguments that make a convolution launch the epilogue ``flags``, the leaves whose gradients
-    are taken (the input's and the residual's exactly when the pre-activation is stored: it is made only for
-    a backward, and the backward reads it), and the reference epilogue ``(pre, residual) -> out``."""
+    are taken (those of ``wrt`` exactly when the pre-activation is stored: it is made only for a backward, and
+    the backward reads it), and the reference epilogue ``(pre, residual) -> out``."""
     act = flags["ACTIVATION"]
     residual_after = flags["HAS_RESIDUAL"] and not flags["RESIDUAL_BEFORE_ACT"]
     # a slope <= 0 loses the sign: leaky_relu then stores the pre-activation even without a residual
     slope = -0.2 if act == "leaky_relu" and flags["STORE_PREACT"] and not residual_after else 0.1
-    grads = ("input", "residual") if flags["STORE_PREACT"] else ()
+    grads = wrt if flags["STORE_PREACT"] else ()
     kwargs = {"activation": None if act == "none" else act, "negative_slope": slope,
               "residual_before_activation": flags["RESIDUAL_BEFORE_ACT"]}
 
@@ -210,13 +211,14 @@ def _epilogue_call(flags: dict) -> tuple[dict, tuple[str, ...], Callable]:
 
 def _epilogue_case(transposed: bool, conv: dict, input: torch.Tensor, weight: torch.Tensor,
                    out_shape: tuple[int, ...], channels_last: bool, target: Target,
-                   monkeypatch: pytest.MonkeyPatch, ops: tuple[Callable, Callable] | None = None
-                   ) -> list[LaunchRecord]:
+                   monkeypatch: pytest.MonkeyPatch, ops: tuple[Callable, Callable] | None = None,
+                   wrt: tuple[str, ...] = ("input", "residual")) -> list[LaunchRecord]:
     """``conv2d`` (or ``conv_transpose2d``; ``ops``: another ``(ours, torch's)`` pair, e.g. the 3-D ones) of
     ``input`` and ``weight`` with the ``conv`` arguments and the target's epilogue (a bias and a residual of
-    ``out_shape`` as its flags say), against torch's op followed by the same epilogue."""
+    ``out_shape`` as its flags say), against torch's op followed by the same epilogue; the gradients of ``wrt``
+    when the pre-activation is stored."""
     flags = target.flags
-    kwargs, grads, epilogue = _epilogue_call(flags)
+    kwargs, grads, epilogue = _epilogue_call(flags, wrt)
     if ops is None:
         ops = (kernels.conv_transpose2d, F.conv_transpose2d) if transposed else (kernels.conv2d, F.conv2d)
     ours_op, ref_op = ops
@@ -335,6 +337,17 @@ def _box(pixels: int) -> tuple[int, int, int]:
 
 
 _CONV3D = (conv3d_ops.conv3d, F.conv3d)
+
+
+def _wrt_3d(flags: dict) -> tuple[str, ...]:
+    """The gradients that check a stored pre-activation most cheaply in 3-D (the convolution's own backward
+    over these problems costs seconds in the interpreter): the bias's (a channel sum of the activation's
+    backward) or a residual added before the activation, else the weight's; and the residual's."""
+    if flags["HAS_BIAS"]:
+        return ("bias", "residual")
+    if flags["HAS_RESIDUAL"] and flags["RESIDUAL_BEFORE_ACT"]:
+        return ("residual",)
+    return ("weight", "residual")
 _CONV_TRANSPOSE3D = (conv3d_ops.conv_transpose3d, F.conv_transpose3d)
 
 
@@ -482,7 +495,7 @@ def _case_depthwise3d_fwd(target: Target, monkeypatch) -> list[LaunchRecord]:
     cl = cfg["BLOCK_C"] > 8
     input, weight = _leaf_5d((2, c, 5, p, q), dtype, cl), _leaf((2 * c, 1, 3, 3, 3), dtype)
     return _epilogue_case(False, conv, input, weight, _meta_shape(F.conv3d, input, weight, conv), cl, target,
-                          monkeypatch, _CONV3D)
+                          monkeypatch, _CONV3D, _wrt_3d(target.flags))
 
 
 def _case_depthwise3d_dgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
@@ -498,7 +511,7 @@ def _case_depthwise3d_dgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
     cl = cfg["BLOCK_C"] > 8
     input, weight = _leaf_5d((2, 2 * c, 2, rows, cols), dtype, cl), _leaf((2 * c, 1, 3, 3, 3), dtype)
     return _epilogue_case(True, conv, input, weight, _meta_shape(F.conv_transpose3d, input, weight, conv), cl,
-                          target, monkeypatch, _CONV_TRANSPOSE3D)
+                          target, monkeypatch, _CONV_TRANSPOSE3D, _wrt_3d(target.flags))
 
 
 def _case_depthwise3d_wgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
