@@ -447,9 +447,9 @@ def _leaf_5d(shape: tuple[int, ...], dtype: torch.dtype, channels_last: bool) ->
 
 
 class _DepthwiseConv3d(torch.autograd.Function):
-    """``conv3d(input, weight, bias, stride, padding, dilation, groups=C)`` through the depthwise 3-D launchers
-    (the public conv3d is another family's): the forward kernel, and the input- and weight-gradient kernels
-    in the backward (the bias gradient is a plain sum)."""
+    """``conv3d(input, weight, bias, stride, padding, dilation, groups=C)`` straight through the depthwise 3-D
+    launchers: the forward kernel, and the input- and weight-gradient kernels in the backward (the bias
+    gradient is a plain sum); the weight-gradient case uses it."""
 
     @staticmethod
     def forward(ctx, input, weight, bias, stride, padding, dilation):
