@@ -24,6 +24,7 @@ from ..ops.pool2d import (
     max_pool2d_output,
 )
 from ..pool_shapes import PoolGeometry, adaptive_pool2d_geometry, avg_pool2d_geometry, max_pool2d_geometry
+from ..pool_shapes3d import PoolGeometry3d
 from ..shapes import empty_4d, prefers_channels_last
 from . import eager_passes
 
@@ -46,9 +47,9 @@ class PoolPasses:
 # The one definition: setup and backward formula (strided and adaptive windows alike: ``g.adaptive``)
 
 
-def save_max_pool(ctx, indices: Tensor, g: PoolGeometry, channels_last: bool) -> None:
-    """What max pooling's forward saves: where the maxima are (int64 flat indices, or uint8 positions in the
-    window: :meth:`PoolGeometry.saved_index_dtype`), the geometry and the layout."""
+def save_max_pool(ctx, indices: Tensor, g: PoolGeometry | PoolGeometry3d, channels_last: bool) -> None:
+    """What max pooling's forward saves: where the maxima are (int64 flat indices, or in 2-D uint8 positions in
+    the window: :meth:`PoolGeometry.saved_index_dtype`), the geometry and the layout (2-D and 3-D alike)."""
     ctx.save_for_backward(indices)
     ctx.geometry = g
     ctx.channels_last = channels_last
@@ -61,8 +62,8 @@ def max_pool2d_grad(passes: PoolPasses, saved: Sequence[Tensor], g: PoolGeometry
     return passes.max_input_grad(grad_out, indices, g, channels_last)
 
 
-def save_avg_pool(ctx, g: PoolGeometry, channels_last: bool) -> None:
-    """What average pooling's forward saves: no tensor, the geometry and the layout."""
+def save_avg_pool(ctx, g: PoolGeometry | PoolGeometry3d, channels_last: bool) -> None:
+    """What average pooling's forward saves: no tensor, the geometry and the layout (2-D and 3-D alike)."""
     ctx.geometry = g
     ctx.channels_last = channels_last
 

@@ -28,6 +28,7 @@ from ..ops.pool3d import (
 from ..pool_shapes3d import PoolGeometry3d, adaptive_pool3d_geometry, avg_pool3d_geometry, max_pool3d_geometry
 from ..shapes3d import empty_5d, prefers_channels_last_3d
 from . import eager_passes
+from .pool2d import save_avg_pool, save_max_pool  # (what a pooling forward saves: any rank)
 
 Tensor = torch.Tensor
 
@@ -48,24 +49,11 @@ class Pool3dPasses:
 # The one definition: setup and backward formula (strided and adaptive windows alike: ``g.adaptive``)
 
 
-def save_max_pool(ctx, indices: Tensor, g: PoolGeometry3d, channels_last: bool) -> None:
-    """What max pooling's forward saves: the int64 flat indices of the maxima, the geometry and the layout."""
-    ctx.save_for_backward(indices)
-    ctx.geometry = g
-    ctx.channels_last = channels_last
-
-
 def max_pool3d_grad(passes: Pool3dPasses, saved: Sequence[Tensor], g: PoolGeometry3d, channels_last: bool,
                     grad_out: Tensor) -> Tensor:
     """The input gradient ``(N, C, D, H, W)`` of max pooling from ``grad_out (N, C, T, P, Q)``."""
     (indices,) = saved
     return passes.max_input_grad(grad_out, indices, g, channels_last)
-
-
-def save_avg_pool(ctx, g: PoolGeometry3d, channels_last: bool) -> None:
-    """What average pooling's forward saves: no tensor, the geometry and the layout."""
-    ctx.geometry = g
-    ctx.channels_last = channels_last
 
 
 def avg_pool3d_grad(passes: Pool3dPasses, g: PoolGeometry3d, channels_last: bool, grad_out: Tensor) -> Tensor:

@@ -39,6 +39,7 @@ from ..launch import (
 )
 from ..pool_shapes3d import PoolGeometry3d
 from ..shapes3d import empty_5d
+from .pool2d import _channels_contiguous
 
 # Tiles are [BLOCK_PIX, BLOCK_C]: voxel-wide for NCDHW tensors (one channel, consecutive voxels), channel-wide
 # for channels_last_3d ones. 16 x 64 over 128 threads gives each thread 8 consecutive channels: 16-byte
@@ -123,10 +124,6 @@ GLOBAL_AVG = _space("global_avg_pool3d_kernel", global_avg_pool3d_kernel, _GLOBA
                     lambda a, grid: {"images": grid[0] // cdiv(a["C"], a["BLOCK_C"]),
                                      "channel blocks": cdiv(a["C"], a["BLOCK_C"]),
                                      "volume blocks": cdiv(a["D"] * a["H"] * a["W"], a["BLOCK_DHW"])})
-
-
-def _channels_contiguous(t: torch.Tensor) -> bool:
-    return t.shape[1] > 1 and t.stride(1) == 1
 
 
 def _layout(t: torch.Tensor) -> str:
