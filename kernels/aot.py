@@ -15,12 +15,15 @@ spills, shared memory or tensor cores. This check closes that gap:
    launches get (with divisible strides and channel counts, those often need far fewer registers).
 3. The first launch of each (kernel, dtype, variant) is compiled with every configuration of
    ``space.for_dtype(dtype, tf32, constexprs)`` (those this variant may launch) for each architecture, in a
-   pool of processes, and the cubin is read with the ``cuobjdump`` that Triton ships: resource usage and
-   the SASS of every kernel, and from the SASS the instruction mix of one trip of its main loop
-   (``kernels/sass.py``: matrix instructions, TMA loads, asynchronous copies, global loads and their vector
-   width, integer/address instructions). These compiles are the worst case (no integer specialised); the
-   benchmark layers as a GPU specialises them are compiled for the committed report by ``python -m
-   bench.sass``.
+   pool of processes, and the cubin is read with the ``cuobjdump`` that Triton ships: resource usage for
+   every compile; the SASS (its disassembly costs about as much CPU as the compile) for the first
+   configuration of each variant on sm_90 and of each kernel and dtype on other archs, and from the SASS
+   the instruction mix of one trip of its main loop (``kernels/sass.py``: matrix instructions, TMA loads,
+   asynchronous copies, global loads and their vector width, integer/address instructions). The other
+   compiles are judged from their PTX, whose matrix and TMA instructions map one to one onto SASS opcodes
+   (:func:`ptx_opcodes`); every compile whose SASS is read checks that map. ``--all-sass`` reads every
+   SASS. These compiles are the worst case (no integer specialised); the benchmark layers as a GPU
+   specialises them are compiled for the committed report by ``python -m bench.sass``.
 4. The variants come from the kernels' spaces, not from the cases: every variant a space declares
    (:meth:`~kernels.launch.KernelSpace.covering_variants`: each combination of its flags with the heaviest
    activation, and each activation with the heaviest flags; per dtype) is compiled too, with its largest
@@ -34,8 +37,8 @@ with TF32 on (TF32 dots compile to ``HGMMA.*.TF32`` on sm_90 and ``HMMA.*.TF32``
 covers them). float32 without TF32 and float64 have no tensor-core requirement. A ``hopper_path`` kernel
 compiled for sm_90 fails without a TMA load (``UTMALDG``) or an ``HGMMA``.
 
-Command line: ``python -m kernels.aot [--arch 90 --arch 80] [--kernel NAME] [--workers N]``; it prints
-one row per compile and exits non-zero when any row fails.
+Command line: ``python -m kernels.aot [--arch 90 --arch 80] [--kernel NAME] [--workers N] [--all-sass]``;
+it prints one row per compile and exits non-zero when any row fails.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -388,6 +391,7 @@ class CompileJob:
     signature: KernelSignature
     config: KernelConfig
     arch: int
+    read_sass: bool = True  # disassemble the cubin (about as costly as the compile); not part of the key
 
     def key(self) -> tuple:
         sig = self.signature
@@ -602,6 +606,11 @@ def _judge(entry: _Planned, result: dict[str, Any]) -> Row:
     want = required_mma(job.arch)
     if needs_tensor_cores and want not in result["mma_opcodes"]:
         row.problems.append(f"no {want} on sm_{job.arch}")
+    if job.read_sass and "ptx_opcodes" in result:
+        in_sass = CHECKED_OPCODES.intersection(result["opcodes"])
+        if in_sass != set(result["ptx_opcodes"]):
+            row.problems.append(f"PTX gives {sorted(result['ptx_opcodes'])} but the SASS has {sorted(in_sass)}: "
+                                "the PTX rule for compiles whose SASS is not read is wrong")
     if entry.space.hopper_path and job.arch == 90:
         for opcode, what in (("UTMALDG", "TMA load"), ("HGMMA", "warpgroup MMA")):
             if opcode not in result["opcodes"]:
@@ -622,6 +631,29 @@ def cuobjdump_path() -> Path:
 
 _RES_USAGE = re.compile(r"REG:(\d+)\s+STACK:(\d+)\s+SHARED:(\d+)\s+LOCAL:(\d+)")
 _MMA = re.compile(r"\b(HGMMA|HMMA|DMMA|IMMA|IGMMA|QGMMA)((?:\.\w+)*)")
+# PTX instructions and the SASS opcodes ptxas turns them into, one to one: what the checks need to know of a
+# cubin whose SASS is not read.
+_PREDICATE = r"^\s*(?:@!?%\w+\s+)?"  # a line's start and an instruction's guard predicate
+_PTX_OPCODES = (
+    (re.compile(_PREDICATE + r"(wgmma\.mma_async\S*)", re.M), "HGMMA"),
+    (re.compile(_PREDICATE + r"(mma\.sync\S*\.f64\S*)", re.M), "DMMA"),
+    (re.compile(_PREDICATE + r"(mma\.sync\S*)", re.M), "HMMA"),
+    (re.compile(_PREDICATE + r"(cp\.async\.bulk\.tensor\.\d+d\.shared::\w+\.global\S*)", re.M), "UTMALDG"),
+)
+CHECKED_OPCODES = frozenset(opcode for _, opcode in _PTX_OPCODES)
+
+
+def ptx_opcodes(ptx: str) -> dict[str, str]:
+    """The checked SASS opcodes (:data:`CHECKED_OPCODES`) a PTX text compiles to, each with the first PTX
+    instruction that gives it."""
+    out: dict[str, str] = {}
+    claimed: set[int] = set()
+    for pattern, opcode in _PTX_OPCODES:
+        for match in pattern.finditer(ptx):
+            if match.start() not in claimed:
+                claimed.add(match.start())
+                out.setdefault(opcode, match.group(1))
+    return out
 
 
 @cache
@@ -677,24 +709,29 @@ def compile_job(job: CompileJob) -> dict[str, Any]:
             with open(path, "wb") as f:
                 f.write(compiled.asm["cubin"])
             res = _cuobjdump("-res-usage", path)
-            sass = _cuobjdump("-sass", path)
+            sass = _cuobjdump("-sass", path) if job.read_sass else None
         usage = [tuple(int(x) for x in m) for m in _RES_USAGE.findall(res)]
         if not usage:
             raise RuntimeError(f"no resource usage in cuobjdump output:\n{res}")
-        instructions = parse_sass(sass)
-        first: dict[str, str] = {}
-        for opcode, modifiers in _MMA.findall(sass):
-            first.setdefault(opcode, opcode + modifiers)
-        return {
+        from_ptx = ptx_opcodes(compiled.asm["ptx"])
+        result = {
             "regs": max(u[0] for u in usage),
             "spill": max(u[1] + u[3] for u in usage),
             "shared": int(compiled.metadata.shared),
-            "mma": " ".join(first.values()),
-            "mma_opcodes": sorted(first),
-            "opcodes": sorted({i.opcode for i in instructions}),
-            "loop": main_loop(instructions),
-            "seconds": _cpu_seconds() - start,
+            "ptx_opcodes": sorted(from_ptx),
         }
+        if sass is None:
+            mma = [from_ptx[op] for op in ("HGMMA", "HMMA", "DMMA") if op in from_ptx]
+            result.update(mma=" ".join(mma), mma_opcodes=sorted(set(from_ptx) - {"UTMALDG"}),
+                          opcodes=sorted(from_ptx), loop=None)
+        else:
+            instructions = parse_sass(sass)
+            first: dict[str, str] = {}
+            for opcode, modifiers in _MMA.findall(sass):
+                first.setdefault(opcode, opcode + modifiers)
+            result.update(mma=" ".join(first.values()), mma_opcodes=sorted(first),
+                          opcodes=sorted({i.opcode for i in instructions}), loop=main_loop(instructions))
+        return {**result, "seconds": _cpu_seconds() - start}
     except Exception as exc:  # noqa: BLE001  (returned as a failure row)
         text = str(exc) if str(exc) else traceback.format_exc()
         return {"error": f"{type(exc).__name__}: {text}", "seconds": _cpu_seconds() - start}
@@ -730,12 +767,29 @@ def _run_jobs(jobs: Sequence[CompileJob], workers: int) -> list[dict[str, Any]]:
 # The check
 
 
-def check(archs: Sequence[int] = (90, 80), kernels: Sequence[str] | None = None, workers: int | None = None
-          ) -> list[Row]:
+def sass_once_per_variant(planned: Sequence[_Planned]) -> list[_Planned]:
+    """Which compiles have their SASS read (the disassembler costs about as much CPU as the compile): on
+    sm_90 the first configuration of each variant, on other archs the first of each kernel and dtype. The
+    others are judged from their PTX (:func:`ptx_opcodes`), and every compile whose SASS is read checks
+    that rule against it."""
+    seen: set[tuple] = set()
+    out = []
+    for entry in planned:
+        job = entry.job
+        key = ((job.kernel, job.arch, job.signature) if job.arch == 90
+               else (job.kernel, job.arch, frozenset(entry.dtypes)))
+        out.append(_Planned(replace(job, read_sass=key not in seen), entry.space, entry.dtypes))
+        seen.add(key)
+    return out
+
+
+def check(archs: Sequence[int] = (90, 80), kernels: Sequence[str] | None = None, workers: int | None = None,
+          all_sass: bool = False) -> list[Row]:
     """Record every op, compile every kernel and configuration for ``archs``; one row per compile plus one
     per case that raised and per registered space never launched. Failures have ``row.failed``.
 
     ``kernels``: only these registered spaces. ``workers``: compile processes (default: CPU count).
+    ``all_sass``: read the SASS of every compile, not once per variant (:func:`sass_once_per_variant`).
     """
     for arch in archs:
         if arch not in SHARED_LIMIT:
@@ -754,6 +808,8 @@ def check(archs: Sequence[int] = (90, 80), kernels: Sequence[str] | None = None,
                 rows.append(Row(name, "", "", None, problems=["no such registered space"]))
     planned, bad_rows = plan(recorded.records, archs, kernels)
     rows.extend(bad_rows)
+    if not all_sass:
+        planned = sass_once_per_variant(planned)
     results = _run_jobs([p.job for p in planned], workers or os.cpu_count() or 1)
     compiled = [_judge(entry, result) for entry, result in zip(planned, results, strict=True)]
     order = {name: i for i, name in enumerate(SPACES)}
@@ -805,9 +861,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="compute capability, e.g. 90 or 80 (repeatable; default: 90 and 80)")
     parser.add_argument("--kernel", action="append", help="only this registered space (repeatable)")
     parser.add_argument("--workers", type=int, default=None, help="compile processes (default: CPU count)")
+    parser.add_argument("--all-sass", action="store_true",
+                        help="read the SASS of every compile (default: once per variant; the rest from PTX)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    rows = check(tuple(args.arch or (90, 80)), args.kernel, args.workers)
+    rows = check(tuple(args.arch or (90, 80)), args.kernel, args.workers, args.all_sass)
     elapsed = time.perf_counter() - start
     print(format_table(rows))
     failures = [r for r in rows if r.failed]
