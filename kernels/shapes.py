@@ -140,8 +140,29 @@ def conv_output_size(size: int, kernel: int, stride: int, pad_total: int, dilati
     return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
 
 
+class GroupedChannels:
+    """What every rank's convolution geometry derives from its channels ``C``, filters ``K`` and ``groups``."""
+
+    C: int
+    K: int
+    groups: int
+
+    @property
+    def channels_per_group(self) -> int:
+        return self.C // self.groups
+
+    @property
+    def filters_per_group(self) -> int:
+        return self.K // self.groups
+
+    @property
+    def is_depthwise(self) -> bool:
+        """One input channel per group: each filter sees a single channel (channel multiplier K // C)."""
+        return self.C // self.groups == 1 and self.groups == self.C
+
+
 @dataclass(frozen=True)
-class ConvGeometry:
+class ConvGeometry(GroupedChannels):
     """Everything a conv2d kernel needs to know about the problem.
 
     Input ``(N, C, H, W)``, weight ``(K, C // groups, R, S)``, output ``(N, K, P, Q)``. ``pad_h``/``pad_w``
@@ -165,19 +186,6 @@ class ConvGeometry:
     dil_h: int
     dil_w: int
     groups: int
-
-    @property
-    def channels_per_group(self) -> int:
-        return self.C // self.groups
-
-    @property
-    def filters_per_group(self) -> int:
-        return self.K // self.groups
-
-    @property
-    def is_depthwise(self) -> bool:
-        """One input channel per group: each filter sees a single channel (channel multiplier K // C)."""
-        return self.C // self.groups == 1 and self.groups == self.C
 
     @property
     def flops(self) -> int:
@@ -206,18 +214,31 @@ def legacy_type_name(t: torch.Tensor) -> str:
     return t.type()
 
 
-def check_conv2d_arguments(input: object, weight: object, bias: object, stride: object, padding: object,
-                           dilation: object, groups: object) -> None:
-    """What torch checks of conv2d's arguments before their shapes: their types (one TypeError for all, conv2d
-    being overloaded), then, unless padding is a string, that bias and input have one dtype."""
+def check_conv_arguments(op: str, input: object, weight: object, bias: object, stride: object, padding: object,
+                         dilation: object, groups: object,
+                         parse_parameters: Callable[[object, object, object, object], object]) -> None:
+    """What torch checks of a convolution's arguments before their shapes: their types (one TypeError for all,
+    ``op`` being overloaded), then, unless padding is a string, that bias and input have one dtype; a parameter
+    of a wrong type is reported before that (``parse_parameters(stride, padding, dilation, groups)`` raises a
+    TypeError for one)."""
     if not (isinstance(input, torch.Tensor) and isinstance(weight, torch.Tensor)
             and (bias is None or isinstance(bias, torch.Tensor))):
         tensors = [_type_name(input), _type_name(weight), *([] if bias is None else [_type_name(bias)])]
-        raise _conv2d_type_error(tensors, stride, padding, dilation, groups)
+        raise _conv2d_type_error(tensors, stride, padding, dilation, groups, op)
     if bias is not None and bias.dtype != input.dtype and not isinstance(padding, str):
-        _conv2d_parameters(["Tensor"] * 3, stride, padding, dilation, groups)  # a wrong type is reported first
+        try:
+            parse_parameters(stride, padding, dilation, groups)
+        except TypeError:
+            raise _conv2d_type_error(["Tensor"] * 3, stride, padding, dilation, groups, op) from None
         raise RuntimeError(f"Input type ({_CPP_DTYPE_NAMES.get(input.dtype, input.dtype)}) and bias type "
                            f"({_CPP_DTYPE_NAMES.get(bias.dtype, bias.dtype)}) should be the same")
+
+
+def check_conv2d_arguments(input: object, weight: object, bias: object, stride: object, padding: object,
+                           dilation: object, groups: object) -> None:
+    """:func:`check_conv_arguments` for conv2d."""
+    check_conv_arguments("conv2d", input, weight, bias, stride, padding, dilation, groups,
+                         lambda *parameters: _conv2d_parameters(["Tensor"] * 3, *parameters))
 
 
 def check_tensor_arguments(op: str, input: object, weight: object, bias: object) -> None:

@@ -14,6 +14,7 @@ import torch
 
 from .shapes import (
     ConvBackendError,
+    GroupedChannels,
     PaddingArg,
     _check_convolution,
     _conv2d_type_error,
@@ -28,7 +29,7 @@ from .shapes import (
 
 
 @dataclass(frozen=True)
-class ConvGeometry3d:
+class ConvGeometry3d(GroupedChannels):
     """Everything a 3-D convolution kernel needs to know about the problem.
 
     Input ``(N, C, D, H, W)``, weight ``(K, C // groups, T, R, S)``, output ``(N, K, Z, P, Q)``.
@@ -58,19 +59,6 @@ class ConvGeometry3d:
     dil_h: int
     dil_w: int
     groups: int
-
-    @property
-    def channels_per_group(self) -> int:
-        return self.C // self.groups
-
-    @property
-    def filters_per_group(self) -> int:
-        return self.K // self.groups
-
-    @property
-    def is_depthwise(self) -> bool:
-        """One input channel per group: each filter sees a single channel (channel multiplier K // C)."""
-        return self.C // self.groups == 1 and self.groups == self.C
 
     @property
     def stride(self) -> tuple[int, int, int]:

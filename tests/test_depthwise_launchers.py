@@ -145,11 +145,11 @@ def test_cases_reach_both_forward_paths() -> None:
 def test_weight_with_wide_channel_stride_is_copied() -> None:
     """A weight whose channel block spans more than the forward's 32-bit offsets reach is copied with
     contiguous channels (same values); an ordinary one is passed as it is."""
-    from kernels.ops.depthwise import _narrow_weight_block
+    from kernels.ops.depthwise import narrow_weight_block
 
     w = torch.randn((6, 1, 3, 3), device=DEVICE)
-    assert _narrow_weight_block(w, 32) is w
-    narrow = _narrow_weight_block(w, 32, limit=100)
+    assert narrow_weight_block(w, 32) is w
+    narrow = narrow_weight_block(w, 32, limit=100)
     assert narrow.stride(0) == 1 and torch.equal(narrow, w)
 
 

@@ -41,8 +41,8 @@ def _step(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, **kwargs):
 def test_plans_repeat_the_first_launches_without_working_them_out(dtype: torch.dtype,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     picks = []
-    real = conv_ops._pick_tiles
-    monkeypatch.setattr(conv_ops, "_pick_tiles", lambda *a, **k: picks.append(a[0].name) or real(*a, **k))
+    real = conv_ops.pick_tiles
+    monkeypatch.setattr(conv_ops, "pick_tiles", lambda *a, **k: picks.append(a[0].name) or real(*a, **k))
     layouts = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
     steps = {}
     for name, fmt in layouts.items():

@@ -105,8 +105,9 @@ def bucket_distance(a: Mapping[str, int], b: Mapping[str, int]) -> float:
 
 
 def layout_of(t: torch.Tensor) -> str:
-    """``"channels_last"`` when the channels of a 4-D tensor are contiguous, else ``"nchw"``."""
-    return "channels_last" if t.dim() == 4 and t.shape[1] > 1 and t.stride(1) == 1 else "nchw"
+    """``"channels_last"`` when the channels of a 4-D or 5-D tensor are contiguous (channels_last,
+    channels_last_3d), else ``"nchw"``: the layout key of tuned configurations."""
+    return "channels_last" if t.dim() in (4, 5) and t.shape[1] > 1 and t.stride(1) == 1 else "nchw"
 
 
 def dtype_key(space: KernelSpace, dtype: torch.dtype) -> str:

@@ -16,13 +16,12 @@ import torch
 
 from ..autocast import autocast_inputs
 from ..shapes import (
-    _CPP_DTYPE_NAMES,
     PaddingArg,
     _check_convolution,
     _conv2d_type_error,
     _int_like,
     _same_padding,
-    _type_name,
+    check_conv_arguments,
     check_conv_tensors,
     check_tensor_arguments,
     conv_transpose2d_output_size,
@@ -56,13 +55,19 @@ def _lift(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else t.unsqueeze(-1).transpose(-1, -2)
 
 
+def _parse_parameters(stride: object, padding: object, dilation: object, groups: object) -> None:
+    """conv1d's stride, padding, dilation and groups parsed as torch does (a TypeError for a wrong type)."""
+    _ints(stride, "stride", "conv1d")
+    if not isinstance(padding, str):
+        _ints(padding, "padding", "conv1d")
+    _ints(dilation, "dilation", "conv1d")
+    int_arg(groups, "groups", "conv1d")
+
+
 def _check_conv1d(input: object, weight: object, bias: object, stride: object, padding: object,
                   dilation: object, groups: object) -> tuple[tuple[int, ...], PaddingArg, tuple[int, ...], int]:
     """torch's conv1d checks, in its order; returns the 2-D stride, padding, dilation and groups."""
-    if not (isinstance(input, torch.Tensor) and isinstance(weight, torch.Tensor)
-            and (bias is None or isinstance(bias, torch.Tensor))):
-        tensors = [_type_name(input), _type_name(weight), *([] if bias is None else [_type_name(bias)])]
-        raise _conv2d_type_error(tensors, stride, padding, dilation, groups, "conv1d")
+    check_conv_arguments("conv1d", input, weight, bias, stride, padding, dilation, groups, _parse_parameters)
     try:
         s = _ints(stride, "stride", "conv1d")
         p = padding if isinstance(padding, str) else _ints(padding, "padding", "conv1d")
@@ -71,9 +76,6 @@ def _check_conv1d(input: object, weight: object, bias: object, stride: object, p
     except TypeError:
         tensors = ["Tensor"] * (2 if bias is None else 3)
         raise _conv2d_type_error(tensors, stride, padding, dilation, groups, "conv1d") from None
-    if bias is not None and bias.dtype != input.dtype and not isinstance(p, str):
-        raise RuntimeError(f"Input type ({_CPP_DTYPE_NAMES.get(input.dtype, input.dtype)}) and bias type "
-                           f"({_CPP_DTYPE_NAMES.get(bias.dtype, bias.dtype)}) should be the same")
     shape = _check_rank(input, "conv1d")
     bias_shape = None if bias is None else tuple(bias.shape)
     extra = None

@@ -22,11 +22,9 @@ from ..call_plans import apply_function, planned
 from ..ops.conv3d import conv3d_output, conv_transpose3d_output
 from ..ops.epilogue import check_residual, make_epilogue, wants_grad
 from ..shapes import (
-    _CPP_DTYPE_NAMES,
     ConvBackendError,
     PaddingArg,
-    _conv2d_type_error,
-    _type_name,
+    check_conv_arguments,
     check_conv_tensors,
     check_tensor_arguments,
     int_arg,
@@ -42,29 +40,11 @@ from ..shapes3d import (
 __all__ = ["conv3d", "conv_transpose3d"]
 
 
-def _check_conv3d_arguments(input: object, weight: object, bias: object, stride: object, padding: object,
-                            dilation: object, groups: object) -> None:
-    """What torch checks of conv3d's arguments before their shapes: their types (one TypeError for all, conv3d
-    being overloaded), then, unless padding is a string, that bias and input have one dtype."""
-    if not (isinstance(input, torch.Tensor) and isinstance(weight, torch.Tensor)
-            and (bias is None or isinstance(bias, torch.Tensor))):
-        tensors = [_type_name(input), _type_name(weight), *([] if bias is None else [_type_name(bias)])]
-        raise _conv2d_type_error(tensors, stride, padding, dilation, groups, "conv3d")
-    if bias is not None and bias.dtype != input.dtype and not isinstance(padding, str):
-        _check_parameter_types(bias, stride, padding, dilation, groups)  # a wrong type is reported first
-        raise RuntimeError(f"Input type ({_CPP_DTYPE_NAMES.get(input.dtype, input.dtype)}) and bias type "
-                           f"({_CPP_DTYPE_NAMES.get(bias.dtype, bias.dtype)}) should be the same")
-
-
-def _check_parameter_types(bias: torch.Tensor, stride: object, padding: object, dilation: object,
-                           groups: object) -> None:
-    """torch's TypeError for a conv3d parameter of a wrong type (with a bias: three tensors)."""
-    try:
-        for value, name in ((stride, "stride"), (padding, "padding"), (dilation, "dilation")):
-            int_triple_list(value, name, "conv3d")
-        int_arg(groups, "groups", "conv3d")
-    except TypeError:
-        raise _conv2d_type_error(["Tensor"] * 3, stride, padding, dilation, groups, "conv3d") from None
+def _parse_parameters(stride: object, padding: object, dilation: object, groups: object) -> None:
+    """conv3d's stride, padding, dilation and groups parsed as torch does (a TypeError for a wrong type)."""
+    for value, name in ((stride, "stride"), (padding, "padding"), (dilation, "dilation")):
+        int_triple_list(value, name, "conv3d")
+    int_arg(groups, "groups", "conv3d")
 
 
 def _without_channels(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -102,7 +82,7 @@ def conv3d(
     output's shape and dtype): ``act(conv + bias) + residual``, or ``act(conv + bias + residual)`` with
     ``residual_before_activation``.
     """
-    _check_conv3d_arguments(input, weight, bias, stride, padding, dilation, groups)
+    check_conv_arguments("conv3d", input, weight, bias, stride, padding, dilation, groups, _parse_parameters)
     epilogue = make_epilogue(activation, negative_slope, residual, residual_before_activation)
     unbatched = input.dim() == 4
     x = input.unsqueeze(0) if unbatched else input

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..autotune import decisions_generation, layout_of, select_config, tunable
+from ..autotune import decisions_generation, layout_of, tunable
 from ..jit.conv2d import conv2d_dgrad_kernel, conv2d_fwd_kernel, conv2d_wgrad_kernel
 from ..launch import (
     KernelConfig,
@@ -26,10 +26,9 @@ from ..launch import (
     batch_chunks,
     batch_rows,
     cdiv,
-    closest_config,
     dot_precision,
+    kernel_strides,
     launch,
-    pow2_at_least,
     register_space,
     tf32_enabled,
 )
@@ -45,26 +44,14 @@ from .epilogue import (
     epilogue_variant_valid,
     with_strides_of,
 )
+from .gemm_tiles import GEMM_TILES, WIDE_TILES, bias_stride, pick_tiles
 from .reduce import acc_dtype, choose_split, sum_splits, tl_acc_dtype
 
-# Tensor-core tiles for float16, bfloat16 and TF32; smaller tiles for IEEE float32 and float64, which have no
-# 16-bit tensor-core path. Every tile here compiles without register spills for sm_90 and sm_80 even with no
-# integer specialisation (odd channel counts and strides).
-_GEMM_TILES = [
-    KernelConfig.of(BLOCK_M=128, BLOCK_N=64, BLOCK_K=32, num_warps=8, num_stages=3),
-    KernelConfig.of(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, num_warps=4, num_stages=3),
-    KernelConfig.of(BLOCK_M=64, BLOCK_N=32, BLOCK_K=16, num_warps=4, num_stages=2),
-    KernelConfig.of(BLOCK_M=64, BLOCK_N=16, BLOCK_K=16, num_warps=4, num_stages=2),
-]
 # Large tiles, launched only by the aligned variant (VEC == 16, see kernels.jit.conv2d): with unit channel strides
 # and divisibility known they compile without spills; in the general variant they spill hundreds of bytes.
 _ALIGNED_TILES = [
     KernelConfig.of(BLOCK_M=128, BLOCK_N=128, BLOCK_K=32, num_warps=8, num_stages=3),
     KernelConfig.of(BLOCK_M=128, BLOCK_N=64, BLOCK_K=64, num_warps=4, num_stages=3),
-]
-_WIDE_TILES = [
-    KernelConfig.of(BLOCK_M=32, BLOCK_N=32, BLOCK_K=16, num_warps=4, num_stages=2),
-    KernelConfig.of(BLOCK_M=32, BLOCK_N=16, BLOCK_K=16, num_warps=4, num_stages=2),
 ]
 
 
@@ -137,8 +124,8 @@ _DGRAD_HEAVY = VariantLimit(
 
 def _gemm_space(name: str, kernel, limits: tuple[VariantLimit, ...], axes: tuple[VariantAxis, ...], valid,
                 values: tuple[str, ...], counts) -> KernelSpace:
-    return register_space(KernelSpace(name, kernel, _GEMM_TILES + _ALIGNED_TILES, uses_dot=True,
-                                      wide_configs=list(_WIDE_TILES), limits=limits, axes=axes, valid=valid,
+    return register_space(KernelSpace(name, kernel, GEMM_TILES + _ALIGNED_TILES, uses_dot=True,
+                                      wide_configs=list(WIDE_TILES), limits=limits, axes=axes, valid=valid,
                                       values=values, counts=counts))
 
 
@@ -169,37 +156,17 @@ def _vector_unit(dtype: torch.dtype, counts: tuple[int, ...], *tensors: torch.Te
 
 
 def _kernel_strides(t: torch.Tensor, unit: int) -> tuple[int, ...]:
-    """The four strides a kernel gets: as they are (unit 1), or, in the aligned variant, the non-channel ones
-    divided by the unit (the kernel multiplies them back; it takes the channel stride as 1)."""
-    strides = t.stride()
+    """The four strides a kernel gets (0 for a dimension of size 1: ``kernels.launch.kernel_strides``), in the
+    aligned variant the non-channel ones divided by the unit (the kernel multiplies them back; it takes the
+    channel stride as 1)."""
+    n, c, h, w = kernel_strides(t)
     if unit == 1:
-        return strides
-    shape = t.shape
-    n, h, w = ((strides[d] if shape[d] > 1 else 0) // unit for d in (0, 2, 3))
-    return n, 1, h, w
-
-
-def _pick_tiles(space: KernelSpace, dtype: torch.dtype, rows: int, cols: int, depth: int,
-                layout: str = "nchw", variant: dict | None = None) -> KernelConfig:
-    """The tuned tiles of this GEMM (``kernels.autotune``), else the default heuristic: tile sides near the
-    GEMM's rows, columns and reduction depth (powers of two). ``variant``: the launch's variant constexprs
-    (epilogue flags, ``VEC``), which may limit the tiles."""
-    configs = space.for_dtype(dtype, tf32_enabled(dtype), variant)
-    default = closest_config(
-        configs,
-        BLOCK_M=pow2_at_least(rows, 16, 128),
-        BLOCK_N=pow2_at_least(cols, 16, 128),
-        BLOCK_K=pow2_at_least(depth, 16, 32),
-    )
-    return select_config(space, dtype, layout, {"M": rows, "N": cols, "K": depth}, default, variant)
+        return n, c, h, w
+    return n // unit, 1, h // unit, w // unit
 
 
 def _common_constexprs(g: ConvGeometry, dtype: torch.dtype) -> dict:
     return {"R": g.R, "S": g.S, "PRECISION": dot_precision(dtype), "ACC_DTYPE": tl_acc_dtype(dtype)}
-
-
-def _bias_stride(bias: torch.Tensor | None) -> int:
-    return 0 if bias is None else bias.stride(0)
 
 
 def _conv_params(g: ConvGeometry) -> tuple[int, ...]:
@@ -245,7 +212,7 @@ def conv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     CG, KG = g.channels_per_group, g.filters_per_group
     unit = _vector_unit(x.dtype, (CG, KG), x, weight, out)
     variant = {**epilogue_arguments(epilogue, out, residual, preact)[1], "VEC": unit}
-    config = _pick_tiles(FWD, x.dtype, g.N * g.P * g.Q, KG, CG * g.R * g.S, layout_of(x), variant)
+    config = pick_tiles(FWD, x.dtype, g.N * g.P * g.Q, KG, CG * g.R * g.S, layout_of(x), variant)
     tf32 = tf32_enabled(x.dtype)
     for n0, n1 in chunks:
         rows = (n1 - n0) * g.P * g.Q
@@ -258,7 +225,7 @@ def conv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         tensors = (xs, weight, bias if bias is not None else xs, ys, *extra)
         scalars = (n1 - n0, g.H, g.W, g.P, g.Q, CG // unit, KG // unit,
                    *_kernel_strides(xs, unit), *_kernel_strides(weight, unit), *_kernel_strides(ys, unit),
-                   _bias_stride(bias), *_conv_params(g))
+                   bias_stride(bias), *_conv_params(g))
         constexprs = {"HAS_BIAS": bias is not None, **_common_constexprs(g, x.dtype), **fused, "VEC": unit}
         launch(FWD, grid, (*tensors, *scalars), config, x.dtype, tf32, **constexprs)
         _FWD_PLANS.put(key, LaunchPlan(grid, scalars, config, tf32, constexprs))
@@ -290,7 +257,7 @@ def conv2d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeome
     CG, KG = g.channels_per_group, g.filters_per_group
     unit = _vector_unit(grad_out.dtype, (CG, KG), grad_out, weight, grad_in)
     variant = {**epilogue_arguments(epilogue, grad_in, residual, preact)[1], "VEC": unit}
-    config = _pick_tiles(DGRAD, grad_out.dtype, g.N * hp * wp, CG, KG * g.R * g.S, layout_of(grad_out), variant)
+    config = pick_tiles(DGRAD, grad_out.dtype, g.N * hp * wp, CG, KG * g.R * g.S, layout_of(grad_out), variant)
     tf32 = tf32_enabled(grad_out.dtype)
     for n0, n1 in chunks:
         rows = (n1 - n0) * hp * wp
@@ -304,7 +271,7 @@ def conv2d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeome
         tensors = (dys, weight, bias if bias is not None else dys, dxs, *extra)
         scalars = (n1 - n0, g.H, g.W, g.P, g.Q, CG // unit, KG // unit, hp, wp,
                    *_kernel_strides(dys, unit), *_kernel_strides(weight, unit), *_kernel_strides(dxs, unit),
-                   _bias_stride(bias), *_conv_params(g))
+                   bias_stride(bias), *_conv_params(g))
         constexprs = {"HAS_BIAS": bias is not None, **_common_constexprs(g, grad_out.dtype), **fused, "VEC": unit}
         launch(DGRAD, grid, (*tensors, *scalars), config, grad_out.dtype, tf32, **constexprs)
         _DGRAD_PLANS.put(key, LaunchPlan(grid, scalars, config, tf32, constexprs))
@@ -330,7 +297,7 @@ def conv2d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry)
                **plan.constexprs)
         return sum_splits(partial.view(split, -1), grad_w)
     unit = _vector_unit(x.dtype, (CG, KG), grad_out, x)
-    config = _pick_tiles(WGRAD, x.dtype, KG, CG, g.N * g.P * g.Q, layout_of(x), {"VEC": unit})
+    config = pick_tiles(WGRAD, x.dtype, KG, CG, g.N * g.P * g.Q, layout_of(x), {"VEC": unit})
     tf32 = tf32_enabled(x.dtype)
     tiles = cdiv(KG, config["BLOCK_M"]) * cdiv(CG, config["BLOCK_N"])
     split = choose_split(tiles * g.R * g.S * g.groups, g.N * g.P * g.Q, config["BLOCK_K"], x.device)

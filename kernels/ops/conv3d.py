@@ -13,20 +13,18 @@ from typing import Any
 
 import torch
 
-from ..autotune import select_config, tunable
+from ..autotune import layout_of, tunable
 from ..jit.conv3d import conv3d_dgrad_kernel, conv3d_fwd_kernel, conv3d_wgrad_kernel
 from ..launch import (
-    KernelConfig,
     KernelSpace,
     VariantAxis,
     VariantLimit,
     batch_chunks,
     batch_rows,
     cdiv,
-    closest_config,
     dot_precision,
+    kernel_strides,
     launch,
-    pow2_at_least,
     register_space,
     tf32_enabled,
 )
@@ -41,21 +39,8 @@ from .epilogue import (
     epilogue_variant_valid,
     with_strides_of,
 )
+from .gemm_tiles import GEMM_TILES, WIDE_TILES, bias_stride, pick_tiles
 from .reduce import acc_dtype, choose_split, sum_splits, tl_acc_dtype
-
-# Tensor-core tiles for float16, bfloat16 and TF32; smaller tiles for IEEE float32 and float64, which have no
-# 16-bit tensor-core path. Every tile compiles without register spills for sm_90 and sm_80 with no integer
-# specialisation (odd channel counts and strides): ``python -m kernels.aot``.
-_GEMM_TILES = [
-    KernelConfig.of(BLOCK_M=128, BLOCK_N=64, BLOCK_K=32, num_warps=8, num_stages=3),
-    KernelConfig.of(BLOCK_M=64, BLOCK_N=64, BLOCK_K=16, num_warps=4, num_stages=3),
-    KernelConfig.of(BLOCK_M=64, BLOCK_N=32, BLOCK_K=16, num_warps=4, num_stages=2),
-    KernelConfig.of(BLOCK_M=64, BLOCK_N=16, BLOCK_K=16, num_warps=4, num_stages=2),
-]
-_WIDE_TILES = [
-    KernelConfig.of(BLOCK_M=32, BLOCK_N=32, BLOCK_K=16, num_warps=4, num_stages=2),
-    KernelConfig.of(BLOCK_M=32, BLOCK_N=16, BLOCK_K=16, num_warps=4, num_stages=2),
-]
 
 # With TF32, the 128x64 tile keeps too few registers for the three-dimensional index arithmetic: it spills 8-40
 # bytes on sm_90/sm_80, so TF32 launches keep to the tiles of at most 64x64 outputs (float32 problems only reach
@@ -129,8 +114,8 @@ def _wgrad_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]
 
 def _gemm_space(name: str, kernel, axes: tuple[VariantAxis, ...], counts, limits: tuple[VariantLimit, ...] = (),
                 valid=None, values: tuple[str, ...] = _GEMM_VALUES) -> KernelSpace:
-    return register_space(KernelSpace(name, kernel, list(_GEMM_TILES), uses_dot=True,
-                                      wide_configs=list(_WIDE_TILES), limits=(_TF32, *limits), axes=axes,
+    return register_space(KernelSpace(name, kernel, list(GEMM_TILES), uses_dot=True,
+                                      wide_configs=list(WIDE_TILES), limits=(_TF32, *limits), axes=axes,
                                       valid=valid, values=values, counts=counts))
 
 
@@ -159,36 +144,12 @@ DGRAD = _gemm_space("conv3d_dgrad_kernel", conv3d_dgrad_kernel, _EPILOGUE, _dgra
 WGRAD = _gemm_space("conv3d_wgrad_kernel", conv3d_wgrad_kernel, (), _wgrad_counts)
 
 
-def layout_of_5d(t: torch.Tensor) -> str:
-    """The layout key of tuned configurations (``kernels.autotune``) for a 5-D tensor: ``"channels_last"``
-    when its channels are contiguous (channels_last_3d), else ``"nchw"``."""
-    return "channels_last" if t.dim() == 5 and t.shape[1] > 1 and t.stride(1) == 1 else "nchw"
-
-
-def _pick_tiles(space: KernelSpace, dtype: torch.dtype, rows: int, cols: int, depth: int, layout: str,
-                variant: dict) -> KernelConfig:
-    """The tuned tiles of this GEMM (``kernels.autotune``), else the default heuristic: tile sides near the
-    GEMM's rows, columns and reduction depth (powers of two). ``variant``: the launch's variant constexprs."""
-    configs = space.for_dtype(dtype, tf32_enabled(dtype), variant)
-    default = closest_config(
-        configs,
-        BLOCK_M=pow2_at_least(rows, 16, 128),
-        BLOCK_N=pow2_at_least(cols, 16, 128),
-        BLOCK_K=pow2_at_least(depth, 16, 32),
-    )
-    return select_config(space, dtype, layout, {"M": rows, "N": cols, "K": depth}, default, variant)
-
-
 def _common_constexprs(g: ConvGeometry3d, dtype: torch.dtype) -> dict:
     return {"T": g.T, "R": g.R, "S": g.S, "PRECISION": dot_precision(dtype), "ACC_DTYPE": tl_acc_dtype(dtype)}
 
 
 def _conv_params(g: ConvGeometry3d) -> tuple[int, ...]:
     return (*g.stride, *g.padding, *g.dilation)
-
-
-def _bias_stride(bias: torch.Tensor | None) -> int:
-    return 0 if bias is None else bias.stride(0)
 
 
 @tunable
@@ -204,7 +165,7 @@ def conv3d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     CG, KG = g.channels_per_group, g.filters_per_group
     zpq = g.Z * g.P * g.Q
     variant = {"HAS_BIAS": bias is not None, **epilogue_arguments(epilogue, out, residual, preact)[1]}
-    config = _pick_tiles(FWD, x.dtype, g.N * zpq, KG, CG * g.T * g.R * g.S, layout_of_5d(x), variant)
+    config = pick_tiles(FWD, x.dtype, g.N * zpq, KG, CG * g.T * g.R * g.S, layout_of(x), variant)
     tf32 = tf32_enabled(x.dtype)
     constexprs = {**variant, **_common_constexprs(g, x.dtype)}
     for n0, n1 in batch_chunks(g.N, zpq):
@@ -214,8 +175,8 @@ def conv3d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         xs, ys = batch_rows(x, n0, n1), batch_rows(out, n0, n1)
         extra, _ = epilogue_arguments(epilogue, ys, batch_rows(residual, n0, n1), batch_rows(preact, n0, n1))
         grid = (cdiv(rows, config["BLOCK_M"]), cdiv(KG, config["BLOCK_N"]), g.groups)
-        scalars = (n1 - n0, g.D, g.H, g.W, g.Z, g.P, g.Q, CG, KG, *xs.stride(), *weight.stride(), *ys.stride(),
-                   _bias_stride(bias), *_conv_params(g))
+        scalars = (n1 - n0, g.D, g.H, g.W, g.Z, g.P, g.Q, CG, KG, *kernel_strides(xs), *kernel_strides(weight),
+                   *kernel_strides(ys), bias_stride(bias), *_conv_params(g))
         launch(FWD, grid, (xs, weight, bias if bias is not None else xs, ys, *extra, *scalars), config, x.dtype,
                tf32, **constexprs)
     return out
@@ -237,8 +198,8 @@ def conv3d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeome
     dp, hp, wp = cdiv(g.D, g.stride_d), cdiv(g.H, g.stride_h), cdiv(g.W, g.stride_w)
     per_sample = dp * hp * wp
     variant = {"HAS_BIAS": bias is not None, **epilogue_arguments(epilogue, grad_in, residual, preact)[1]}
-    config = _pick_tiles(DGRAD, grad_out.dtype, g.N * per_sample, CG, KG * g.T * g.R * g.S,
-                         layout_of_5d(grad_out), variant)
+    config = pick_tiles(DGRAD, grad_out.dtype, g.N * per_sample, CG, KG * g.T * g.R * g.S,
+                         layout_of(grad_out), variant)
     tf32 = tf32_enabled(grad_out.dtype)
     constexprs = {**variant, **_common_constexprs(g, grad_out.dtype)}
     for n0, n1 in batch_chunks(g.N, per_sample):
@@ -249,8 +210,8 @@ def conv3d_input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeome
         extra, _ = epilogue_arguments(epilogue, dxs, batch_rows(residual, n0, n1), batch_rows(preact, n0, n1))
         grid = (cdiv(rows, config["BLOCK_M"]), cdiv(CG, config["BLOCK_N"]),
                 g.groups * g.stride_d * g.stride_h * g.stride_w)
-        scalars = (n1 - n0, g.D, g.H, g.W, g.Z, g.P, g.Q, CG, KG, dp, hp, wp, *dys.stride(), *weight.stride(),
-                   *dxs.stride(), _bias_stride(bias), *_conv_params(g))
+        scalars = (n1 - n0, g.D, g.H, g.W, g.Z, g.P, g.Q, CG, KG, dp, hp, wp, *kernel_strides(dys),
+                   *kernel_strides(weight), *kernel_strides(dxs), bias_stride(bias), *_conv_params(g))
         launch(DGRAD, grid, (dys, weight, bias if bias is not None else dys, dxs, *extra, *scalars), config,
                grad_out.dtype, tf32, **constexprs)
     return grad_in
@@ -270,7 +231,7 @@ def conv3d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry3
     zpq = g.Z * g.P * g.Q
     chunks = batch_chunks(g.N, zpq)
     taps = g.T * g.R * g.S
-    config = _pick_tiles(WGRAD, x.dtype, KG, CG, g.N * zpq, layout_of_5d(x), {})
+    config = pick_tiles(WGRAD, x.dtype, KG, CG, g.N * zpq, layout_of(x), {})
     tf32 = tf32_enabled(x.dtype)
     tiles = cdiv(KG, config["BLOCK_M"]) * cdiv(CG, config["BLOCK_N"])
     split = choose_split(tiles * taps * g.groups, g.N * zpq, config["BLOCK_K"], x.device)
@@ -281,8 +242,8 @@ def conv3d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry3
         pix_per_split = cdiv(cdiv(max(npix, 1), split), config["BLOCK_K"]) * config["BLOCK_K"]
         dys, xs = batch_rows(grad_out, n0, n1), batch_rows(x, n0, n1)
         grid = (tiles, taps, g.groups * split)
-        scalars = (n1 - n0, g.D, g.H, g.W, g.Z, g.P, g.Q, CG, KG, g.K, pix_per_split, split, *dys.stride(),
-                   *xs.stride(), *_conv_params(g))
+        scalars = (n1 - n0, g.D, g.H, g.W, g.Z, g.P, g.Q, CG, KG, g.K, pix_per_split, split, *kernel_strides(dys),
+                   *kernel_strides(xs), *_conv_params(g))
         launch(WGRAD, grid, (dys, xs, partial[index * split:(index + 1) * split], *scalars), config, x.dtype,
                tf32, **constexprs)
     return sum_splits(partial.view(partial.shape[0], -1), grad_w)

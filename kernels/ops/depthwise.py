@@ -26,6 +26,7 @@ from ..launch import (
     VariantLimit,
     cdiv,
     closest_config,
+    kernel_strides,
     launch,
     register_space,
 )
@@ -133,15 +134,16 @@ def _check_depthwise(g: ConvGeometry) -> None:
         raise ValueError(f"depthwise kernels need groups == C and one channel per group, got {g}")
 
 
-def _pick_tile(space: KernelSpace, dtype: torch.dtype, t: torch.Tensor, width: int, height: int = 1,
-               channels: int = 1, variant: Mapping[str, Any] | None = None,
-               channels_last: KernelConfig = _TILE_CONFIGS[2]) -> KernelConfig:
-    """The tuned tile (``kernels.autotune``) of a ``height x width`` pixel grid of ``channels`` channels,
-    else the default: the channel-wide tile closest to ``channels_last`` when ``t``'s channels are
-    contiguous, else pixel-wide tiles. ``variant``: the launch's constexprs, which may limit the tiles."""
+def pick_tile(space: KernelSpace, dtype: torch.dtype, t: torch.Tensor, width: int, height: int = 1,
+              channels: int = 1, variant: Mapping[str, Any] | None = None,
+              channels_last: KernelConfig = _TILE_CONFIGS[2], depth: int | None = None) -> KernelConfig:
+    """The tuned tile (``kernels.autotune``) of a ``height x width`` pixel grid (``depth`` such slices in 3-D)
+    of ``channels`` channels, else the default: the channel-wide tile closest to ``channels_last`` when
+    ``t``'s channels are contiguous, else pixel-wide tiles. ``variant``: the launch's constexprs, which may
+    limit the tiles."""
     configs = space.for_dtype(dtype, False, variant)
     one_row = [c for c in configs if c["BLOCK_PIX"] == c["BLOCK_W"]]
-    contiguous_channels = t.shape[1] > 1 and t.stride(1) == 1
+    contiguous_channels = layout_of(t) == "channels_last"
     if height == 1 and one_row:  # (a conv1d: the one-row tile with the most channels, or pixels for NCHW)
         default = max(one_row, key=lambda c: (c["BLOCK_C"], c["BLOCK_PIX"]) if contiguous_channels
                       else (c["BLOCK_PIX"], -c["BLOCK_C"]))
@@ -151,17 +153,18 @@ def _pick_tile(space: KernelSpace, dtype: torch.dtype, t: torch.Tensor, width: i
         default = closest_config(configs, BLOCK_PIX=64, BLOCK_W=8, BLOCK_C=8)
     else:
         default = closest_config(configs, BLOCK_PIX=128, BLOCK_W=32, BLOCK_C=4)
-    problem = {"N": t.shape[0], "PIX": height * width, "W": width, "C": channels}
+    slices = {} if depth is None else {"D": depth}
+    problem = {"N": t.shape[0], **slices, "PIX": height * width, "W": width, "C": channels}
     return select_config(space, dtype, layout_of(t), problem, default, variant)
 
 
-def _narrow_weight_block(w: torch.Tensor, block_c: int, limit: int = INDEX_LIMIT) -> torch.Tensor:
-    """``w`` ``(K, 1, R, S)``, or when one block of ``block_c`` output channels of it spans more than ``limit``
-    elements (the forward's and input gradient's 32-bit offsets within a block), a copy with contiguous
-    channels."""
+def narrow_weight_block(w: torch.Tensor, block_c: int, limit: int = INDEX_LIMIT) -> torch.Tensor:
+    """``w`` ``(K, 1, *kernel)`` (any rank), or when one block of ``block_c`` output channels of it spans more
+    than ``limit`` elements (the forward's and input gradient's 32-bit offsets within a block), a copy with
+    contiguous channels."""
     if (block_c - 1) * w.stride(0) <= limit:
         return w
-    return w.permute(1, 2, 3, 0).contiguous().permute(3, 0, 1, 2)
+    return w.movedim(0, -1).contiguous().movedim(-1, 0)
 
 
 def _w_strides(w: torch.Tensor) -> tuple[int, int, int]:
@@ -181,8 +184,8 @@ def depthwise_fwd(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, g
         return
     extra, fused = epilogue_arguments(epilogue, out, residual, preact)
     constexprs = {"HAS_BIAS": bias is not None, **fused}
-    cfg = _pick_tile(FWD_SPACE, x.dtype, x, g.Q, g.P, g.K, constexprs, _CHANNELS_LAST_16BIT)
-    w = _narrow_weight_block(w, cfg["BLOCK_C"])
+    cfg = pick_tile(FWD_SPACE, x.dtype, x, g.Q, g.P, g.K, constexprs, _CHANNELS_LAST_16BIT)
+    w = narrow_weight_block(w, cfg["BLOCK_C"])
     block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
     pixel_tiles = g.N * cdiv(g.P, block_h) * cdiv(g.Q, cfg["BLOCK_W"])
     grid = (pixel_tiles, cdiv(g.K, cfg["BLOCK_C"]))
@@ -192,7 +195,7 @@ def depthwise_fwd(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, g
         x, w, bias if bias is not None else w, out, *extra,
         g.H, g.W, g.K, g.P, g.Q, g.R, g.S,
         g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w, g.K // g.C,
-        *x.stride(), *_w_strides(w), *out.stride(), bias.stride(0) if bias is not None else 0,
+        *kernel_strides(x), *_w_strides(w), *kernel_strides(out), bias.stride(0) if bias is not None else 0,
     )
     launch(FWD_SPACE, grid, args, cfg, x.dtype, **constexprs)
 
@@ -212,8 +215,8 @@ def depthwise_dgrad(grad_out: torch.Tensor, w: torch.Tensor, g: ConvGeometry, gr
     if grad_in.numel() == 0:
         return
     rows, cols = cdiv(g.H, g.stride_h), cdiv(g.W, g.stride_w)
-    cfg = _pick_tile(DGRAD_SPACE, grad_out.dtype, grad_in, cols, rows, g.C)
-    w = _narrow_weight_block(w, cfg["BLOCK_C"] * (g.K // g.C))
+    cfg = pick_tile(DGRAD_SPACE, grad_out.dtype, grad_in, cols, rows, g.C)
+    w = narrow_weight_block(w, cfg["BLOCK_C"] * (g.K // g.C))
     block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
     grid = (
         g.N * cdiv(rows, block_h) * cdiv(cols, cfg["BLOCK_W"]),
@@ -227,7 +230,7 @@ def depthwise_dgrad(grad_out: torch.Tensor, w: torch.Tensor, g: ConvGeometry, gr
         grad_out, w, bias if bias is not None else w, grad_in, *extra,
         g.C, g.H, g.W, g.P, g.Q, g.R, g.S,
         g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w, g.K // g.C,
-        *grad_out.stride(), *_w_strides(w), *grad_in.stride(), bias.stride(0) if bias is not None else 0,
+        *kernel_strides(grad_out), *_w_strides(w), *kernel_strides(grad_in), bias.stride(0) if bias is not None else 0,
     )
     launch(DGRAD_SPACE, grid, args, cfg, grad_out.dtype, HAS_BIAS=bias is not None, **fused)
 
@@ -243,7 +246,7 @@ def depthwise_wgrad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry) ->
     grad_w = torch.empty((g.K, 1, g.R, g.S), dtype=x.dtype, device=x.device)
     if g.N == 0 or g.P * g.Q == 0:
         return grad_w.zero_()
-    cfg = _pick_tile(WGRAD_SPACE, x.dtype, x, g.Q, g.P, g.K)
+    cfg = pick_tile(WGRAD_SPACE, x.dtype, x, g.Q, g.P, g.K)
     block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
     tiles = g.N * cdiv(g.P, block_h) * cdiv(g.Q, cfg["BLOCK_W"])
     base = cdiv(g.K, cfg["BLOCK_C"]) * g.R * g.S
@@ -256,7 +259,7 @@ def depthwise_wgrad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry) ->
         g.N, g.H, g.W, g.K, g.P, g.Q, g.R, g.S,
         g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w, g.K // g.C,
         tiles_per_split,
-        *grad_out.stride(), *x.stride(),
+        *kernel_strides(grad_out), *kernel_strides(x),
     )
     launch(WGRAD_SPACE, (base, split), args, cfg, x.dtype)
     return sum_splits(ws.view(split, -1), grad_w)

@@ -13,25 +13,23 @@ from typing import Any
 
 import torch
 
-from ..autotune import select_config
 from ..jit.depthwise3d import (
     depthwise3d_dgrad_kernel,
     depthwise3d_fwd_kernel,
     depthwise3d_wgrad_kernel,
 )
 from ..launch import (
-    INDEX_LIMIT,
     KernelConfig,
     KernelSpace,
     VariantAxis,
     VariantLimit,
     cdiv,
-    closest_config,
+    kernel_strides,
     launch,
     register_space,
 )
 from ..shapes3d import ConvGeometry3d
-from .depthwise import _inside
+from .depthwise import _inside, narrow_weight_block, pick_tile
 from .epilogue import EPILOGUE_AXES, EPILOGUE_VALUES, PLAIN, Epilogue, epilogue_arguments, epilogue_variant_valid
 from .reduce import acc_dtype, sum_splits
 
@@ -44,11 +42,6 @@ _TILE_CONFIGS = [_NCDHW_WIDE, _NCDHW_NARROW, _CHANNELS_LAST]
 # sharing the per-tap scalar work and weight loads; float32 and float64 keep the tiles above (32 elements a
 # thread of them spill).
 _CHANNELS_LAST_16BIT = KernelConfig.of(num_warps=2, BLOCK_PIX=64, BLOCK_W=8, BLOCK_C=32)
-
-
-def _layout(t: torch.Tensor) -> str:
-    """``"channels_last"`` when the channels of a 5-D tensor are contiguous, else ``"nchw"`` (tuning keys)."""
-    return "channels_last" if t.shape[1] > 1 and t.stride(1) == 1 else "nchw"
 
 
 def _pixel_tiles(a: Mapping[str, Any], slices: int, rows: int, cols: int, tiles: int) -> dict[str, int]:
@@ -119,32 +112,6 @@ def _check_depthwise(g: ConvGeometry3d) -> None:
         raise ValueError(f"depthwise kernels need groups == C and one channel per group, got {g}")
 
 
-def _pick_tile(space: KernelSpace, dtype: torch.dtype, t: torch.Tensor, width: int, height: int, depth: int,
-               channels: int, variant: Mapping[str, Any] | None = None,
-               channels_last: KernelConfig = _CHANNELS_LAST) -> KernelConfig:
-    """The tuned tile (``kernels.autotune``) of ``depth`` slices of ``height x width`` pixels of ``channels``
-    channels, else the default: the channel-wide tile closest to ``channels_last`` when ``t``'s channels are
-    contiguous, else pixel-wide tiles. ``variant``: the launch's constexprs."""
-    configs = space.for_dtype(dtype, False, variant)
-    if _layout(t) == "channels_last":
-        default = channels_last if channels_last in configs else closest_config(configs, **dict(channels_last.blocks))
-    elif width <= 16:
-        default = closest_config(configs, **dict(_NCDHW_NARROW.blocks))
-    else:
-        default = closest_config(configs, **dict(_NCDHW_WIDE.blocks))
-    problem = {"N": t.shape[0], "D": depth, "PIX": height * width, "W": width, "C": channels}
-    return select_config(space, dtype, _layout(t), problem, default, variant)
-
-
-def _narrow_weight_block(w: torch.Tensor, block_c: int, limit: int = INDEX_LIMIT) -> torch.Tensor:
-    """``w`` ``(K, 1, T, R, S)``, or when one block of ``block_c`` output channels of it spans more than
-    ``limit`` elements (the forward's and input gradient's 32-bit offsets within a block), a copy with
-    contiguous channels."""
-    if (block_c - 1) * w.stride(0) <= limit:
-        return w
-    return w.permute(1, 2, 3, 4, 0).contiguous().permute(4, 0, 1, 2, 3)
-
-
 def _w_strides(w: torch.Tensor) -> tuple[int, int, int, int]:
     return w.stride(0), w.stride(2), w.stride(3), w.stride(4)
 
@@ -166,8 +133,8 @@ def depthwise3d_fwd(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None,
         return
     extra, fused = epilogue_arguments(epilogue, out, residual, preact)
     constexprs = {"HAS_BIAS": bias is not None, **fused}
-    cfg = _pick_tile(FWD_SPACE, x.dtype, x, g.Q, g.P, g.Z, g.K, constexprs, _CHANNELS_LAST_16BIT)
-    w = _narrow_weight_block(w, cfg["BLOCK_C"])
+    cfg = pick_tile(FWD_SPACE, x.dtype, x, g.Q, g.P, g.K, constexprs, _CHANNELS_LAST_16BIT, depth=g.Z)
+    w = narrow_weight_block(w, cfg["BLOCK_C"])
     block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
     grid = (g.N * g.Z * cdiv(g.P, block_h) * cdiv(g.Q, cfg["BLOCK_W"]), cdiv(g.K, cfg["BLOCK_C"]))
     if grid[0] > _MAX_GRID_X or grid[1] > _MAX_GRID_YZ:
@@ -175,7 +142,7 @@ def depthwise3d_fwd(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None,
     args = (
         x, w, bias if bias is not None else w, out, *extra,
         g.D, g.H, g.W, g.K, g.Z, g.P, g.Q, g.T, g.R, g.S, *_geometry_args(g),
-        *x.stride(), *_w_strides(w), *out.stride(), bias.stride(0) if bias is not None else 0,
+        *kernel_strides(x), *_w_strides(w), *kernel_strides(out), bias.stride(0) if bias is not None else 0,
     )
     launch(FWD_SPACE, grid, args, cfg, x.dtype, **constexprs)
 
@@ -197,8 +164,8 @@ def depthwise3d_dgrad(grad_out: torch.Tensor, w: torch.Tensor, g: ConvGeometry3d
     slices, rows, cols = cdiv(g.D, g.stride_d), cdiv(g.H, g.stride_h), cdiv(g.W, g.stride_w)
     extra, fused = epilogue_arguments(epilogue, grad_in, residual, preact)
     constexprs = {"HAS_BIAS": bias is not None, **fused}
-    cfg = _pick_tile(DGRAD_SPACE, grad_out.dtype, grad_in, cols, rows, slices, g.C, constexprs)
-    w = _narrow_weight_block(w, cfg["BLOCK_C"] * (g.K // g.C))
+    cfg = pick_tile(DGRAD_SPACE, grad_out.dtype, grad_in, cols, rows, g.C, constexprs, _CHANNELS_LAST, depth=slices)
+    w = narrow_weight_block(w, cfg["BLOCK_C"] * (g.K // g.C))
     block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
     grid = (
         g.N * slices * cdiv(rows, block_h) * cdiv(cols, cfg["BLOCK_W"]),
@@ -210,7 +177,7 @@ def depthwise3d_dgrad(grad_out: torch.Tensor, w: torch.Tensor, g: ConvGeometry3d
     args = (
         grad_out, w, bias if bias is not None else w, grad_in, *extra,
         g.C, g.D, g.H, g.W, g.Z, g.P, g.Q, g.T, g.R, g.S, *_geometry_args(g),
-        *grad_out.stride(), *_w_strides(w), *grad_in.stride(), bias.stride(0) if bias is not None else 0,
+        *kernel_strides(grad_out), *_w_strides(w), *kernel_strides(grad_in), bias.stride(0) if bias is not None else 0,
     )
     launch(DGRAD_SPACE, grid, args, cfg, grad_out.dtype, **constexprs)
 
@@ -227,7 +194,7 @@ def depthwise3d_wgrad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry3d
     grad_w = torch.empty((g.K, 1, g.T, g.R, g.S), dtype=x.dtype, device=x.device)
     if g.N == 0 or g.Z * g.P * g.Q == 0:
         return grad_w.zero_()
-    cfg = _pick_tile(WGRAD_SPACE, x.dtype, x, g.Q, g.P, g.Z, g.K)
+    cfg = pick_tile(WGRAD_SPACE, x.dtype, x, g.Q, g.P, g.K, None, _CHANNELS_LAST, depth=g.Z)
     block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
     tiles = g.N * g.Z * cdiv(g.P, block_h) * cdiv(g.Q, cfg["BLOCK_W"])
     base = cdiv(g.K, cfg["BLOCK_C"]) * taps
@@ -241,7 +208,7 @@ def depthwise3d_wgrad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry3d
         grad_out, x, ws,
         g.N, g.D, g.H, g.W, g.K, g.Z, g.P, g.Q, g.T, g.R, g.S, *_geometry_args(g),
         tiles_per_split,
-        *grad_out.stride(), *x.stride(),
+        *kernel_strides(grad_out), *kernel_strides(x),
     )
     launch(WGRAD_SPACE, (base, split), args, cfg, x.dtype)
     return sum_splits(ws.view(split, -1), grad_w)
