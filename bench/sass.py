@@ -1,17 +1,17 @@
 """The benchmark layers' kernels compiled for sm_90 as a GPU specialises them, with the instruction mix of
 their main loops: the speed proxy that needs no GPU. ``python -m bench.sass [--out bench/results/sass.md]``
 
-Every layer of the benchmark suites (bf16, channels_last, forward and backward) is called with its launches
-recorded (nothing runs, no GPU needed; configurations: the heuristic default, as without tuned files). Each
-launch is compiled the way Triton's runtime compiles it for those arguments (an integer equal to 1 becomes a
-constant, one divisible by 16 gets the divisibility hint, pointers their alignment), and its SASS is read
-(``kernels.sass``): registers, spills, shared memory, and per trip of the main loop the matrix instructions,
-TMA loads, asynchronous copies, global loads with their widest vector, shared loads, and the integer/address
-instructions around them. The dense suites are recorded a second time with conv2d's Hopper path switched
-on (TMA operands, warpgroup MMA). The report, committed at ``bench/results/sass.md``, lists every launch of
-every layer; ``tests/test_bench.py`` recompiles and checks that it is today's, so a change of a kernel's address
-arithmetic or vector width shows in review. Compiling the ahead-of-time check's worst case (nothing
-specialised) is ``python -m kernels.aot``.
+Every layer of the benchmark suites, 2-D, 1-D and 3-D (bf16, channels_last, forward and backward) is called
+with its launches recorded (nothing runs, no GPU needed; configurations: the heuristic default, as without
+tuned files). Each launch is compiled the way Triton's runtime compiles it for those arguments (an integer
+equal to 1 becomes a constant, one divisible by 16 gets the divisibility hint, pointers their alignment), and
+its SASS is read (``kernels.sass``): registers, spills, shared memory, and per trip of the main loop the
+matrix instructions, TMA loads, asynchronous copies, global loads with their widest vector, shared loads,
+and the integer/address instructions around them. The dense suites are recorded a second time with conv2d's
+Hopper path switched on (TMA operands, warpgroup MMA). The report, committed at ``bench/results/sass.md``,
+lists every launch of every layer; ``tests/test_aot.py`` recompiles and checks that it is today's, so a change
+of a kernel's address arithmetic or vector width shows in review. Compiling the ahead-of-time check's worst
+case (nothing specialised) is ``python -m kernels.aot``.
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from kernels.launch import LaunchRecord, recording
 from kernels.ops.conv2d_hopper import hopper_tma
 from kernels.sass import LoopMix
 
-from .run import RESULTS, _call, _functions
-from .suites import POOL_SUITES, SUITES, Layer
+from .run import RESULTS, _call, _functions, in_layout
+from .suites import POOL_SUITES, SUITES, SUITES_1D, SUITES_3D, Layer
 
 REPORT = RESULTS / "sass.md"
 ARCH = 90
-SUITE_NAMES = ("resnet50", "depthwise", "transposed", "fused", "pooling")
+SUITE_NAMES = ("resnet50", "depthwise", "transposed", "fused", "pooling", *SUITES_1D, *SUITES_3D)
 HOPPER_SUITES = ("resnet50", "fused")  # again with conv2d's Hopper path switched on
 
 
@@ -48,15 +48,17 @@ class LayerLaunch:
     record: LaunchRecord
 
 
-def _empty(shape: tuple[int, ...]) -> torch.Tensor:
-    t = torch.empty(shape, dtype=torch.bfloat16)  # (never written: no kernel runs under recording)
-    return (t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t).requires_grad_()
+def _empty(shape: tuple[int, ...], channels_last: bool = True) -> torch.Tensor:
+    """A bf16 tensor in the benchmarks' channels_last layout (``bench.run.in_layout``), never written: no
+    kernel runs under recording."""
+    t = torch.empty(shape, dtype=torch.bfloat16)
+    return (in_layout(t, "channels_last") if channels_last else t).requires_grad_()
 
 
 def layer_launches(suites: tuple[str, ...] = SUITE_NAMES, hopper: bool = False) -> list[LayerLaunch]:
     """Every launch of every layer of ``suites``, forward and backward, recorded (with conv2d's Hopper path
     switched on when ``hopper``)."""
-    registry: dict[str, list[Layer]] = {**SUITES, **POOL_SUITES}
+    registry: dict[str, list[Layer]] = {**SUITES, **POOL_SUITES, **SUITES_1D, **SUITES_3D}
     out = []
     for suite in suites:
         section = f"{suite}, Hopper path on (KERNELS_HOPPER_TMA=1)" if hopper else suite
@@ -64,7 +66,7 @@ def layer_launches(suites: tuple[str, ...] = SUITE_NAMES, hopper: bool = False) 
             x = _empty(layer.input_shape)
             args: tuple = (x,)
             if layer.weight_shape:
-                w = _empty(layer.weight_shape)
+                w = _empty(layer.weight_shape, len(layer.weight_shape) > 3)  # (as bench.run's weights)
                 args = (x, w)
             if layer.epilogue.get("residual"):
                 with torch.no_grad(), recording():

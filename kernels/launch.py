@@ -529,6 +529,15 @@ def batch_rows(t: torch.Tensor | None, n0: int, n1: int) -> torch.Tensor | None:
     return t[n0:n1]
 
 
+def kernel_strides(t: torch.Tensor) -> tuple[int, ...]:
+    """``t``'s strides for a kernel's address arithmetic, 0 for each dimension of size 1 (its index is always
+    0, so its stride is never used). A 1-D convolution's ``(N, C, 1, L)`` view has a height stride of 1 (so
+    that torch does not take a channels-innermost tensor for channels_last); passed as it is, Triton would
+    specialise it as the constant 1, and ``row * 1`` would hide that a channel vector starts at a multiple
+    of 8 elements. 0 gets the divisibility hint instead, and the loads their vector width."""
+    return tuple(0 if size == 1 else stride for size, stride in zip(t.shape, t.stride(), strict=True))
+
+
 def batch_chunks(batch: int, items_per_sample: int, limit: int = INDEX_LIMIT) -> list[tuple[int, int]]:
     """Split ``range(batch)`` into ``(start, stop)`` chunks whose flattened index ``batch * items_per_sample``
     stays below ``limit``, so kernels can keep 32-bit pixel indices (memory offsets are 64-bit anyway).

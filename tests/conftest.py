@@ -4,6 +4,11 @@
   and the same each time a given test runs (also under ``pytest -n``).
 * TF32 is switched off for float32 during each test, so float32 results are held to float32 accuracy (on
   the CPU, through Triton's interpreter, it computes in float32 anyway).
+* Triton's interpreter checks every 32-bit integer add, subtract and multiply for overflow, which compiled
+  kernels do not: it doubles the interpreter's time. Those checks are off (``KERNELS_TEST_OVERFLOW_CHECKS=1``
+  keeps them): the tests' tensors are small, so no correct index comes near 2**31 and a wrong one shows in
+  the comparison with torch; the 64-bit offsets of huge tensors are the subject of ``test_index_chunks.py``
+  and of the ahead-of-time compile.
 * ``check_conv2d`` compares ``kernels.conv2d`` with ``torch.nn.functional.conv2d`` evaluated in float64 on
   the same (already rounded) inputs: the output, its shape, dtype and memory format, and the gradients
   with respect to input, weight and bias for one random upstream gradient.
@@ -12,6 +17,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 import signal
 import threading
 import zlib
@@ -36,6 +43,25 @@ TOLERANCES: dict[torch.dtype, float] = {
     torch.float16: 1e-2,
     torch.bfloat16: 3e-2,
 }
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_interpreter_overflow_checks() -> Iterator[None]:
+    """The interpreter's 32-bit overflow checks off for the session (see the module's docstring)."""
+    builder = None
+    if kernels.INTERPRETING and os.environ.get("KERNELS_TEST_OVERFLOW_CHECKS") != "1":
+        from triton.runtime import interpreter
+
+        builder = getattr(interpreter, "interpreter_builder", None)
+    options = getattr(builder, "options", None)
+    if options is None or not hasattr(options, "sanitize_overflow"):
+        yield
+        return
+    builder.options = dataclasses.replace(options, sanitize_overflow=False)
+    try:
+        yield
+    finally:
+        builder.options = options
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ..jit.epilogue import activation_backward_kernel
-from ..launch import KernelConfig, KernelSpace, VariantAxis, cdiv, launch, register_space
+from ..launch import KernelConfig, KernelSpace, VariantAxis, cdiv, kernel_strides, launch, register_space
 
 ACTIVATIONS = ("none", "relu", "leaky_relu", "gelu", "silu")
 # Activations whose derivative is piecewise constant: a second backward through them needs no new kernel.
@@ -166,7 +166,7 @@ def activation_backward(grad_out: torch.Tensor, saved: torch.Tensor, epilogue: E
     config = ACTIVATION_BACKWARD.for_dtype(saved.dtype, False)[0]
     _, C, H, W = saved.shape
     grid = (cdiv(numel, config["BLOCK"]),)
-    args = (grad_out, saved, grad_pre, numel, C, H, W, *grad_out.stride())
+    args = (grad_out, saved, grad_pre, numel, C, H, W, *kernel_strides(grad_out))
     launch(ACTIVATION_BACKWARD, grid, args, config, saved.dtype, ACTIVATION=epilogue.activation,
            NEGATIVE_SLOPE=epilogue.slope_constexpr,
            CHANNELS_LAST=channels_last, SAME_LAYOUT=grad_out.stride() == saved.stride())

@@ -33,6 +33,7 @@ from ..launch import (
     batch_rows,
     cdiv,
     closest_config,
+    kernel_strides,
     launch,
     pow2_at_least,
     register_space,
@@ -186,7 +187,7 @@ def max_pool2d_forward(x: torch.Tensor, g: PoolGeometry, out: torch.Tensor, indi
         ids = batch_rows(indices, n0, n1) if indices is not None else ys
         grid = _tile_grid((n1 - n0) * g.P * g.Q, g.C, config)
         args = (xs, ys, ids, n1 - n0, g.C, g.H, g.W, g.P, g.Q,
-                *xs.stride(), *ys.stride(), *ids.stride(),
+                *kernel_strides(xs), *kernel_strides(ys), *kernel_strides(ids),
                 g.kh, g.kw, *_window_params(g), g.dil_h, g.dil_w, g.window_extent[1])
         launch(MAX_FWD, grid, args, config, x.dtype, ADAPTIVE=g.adaptive, INDEX=index)
 
@@ -208,7 +209,7 @@ def max_pool2d_backward(grad_out: torch.Tensor, indices: torch.Tensor, g: PoolGe
         gys, ids, gxs = batch_rows(grad_out, n0, n1), batch_rows(indices, n0, n1), batch_rows(grad_in, n0, n1)
         grid = _tile_grid((n1 - n0) * g.H * g.W, g.C, config)
         args = (gys, ids, gxs, n1 - n0, g.C, g.H, g.W, g.P, g.Q,
-                *gys.stride(), *ids.stride(), *gxs.stride(),
+                *kernel_strides(gys), *kernel_strides(ids), *kernel_strides(gxs),
                 g.cover_h, g.cover_w, *_window_params(g), *g.window_extent)
         launch(MAX_BWD, grid, args, config, grad_in.dtype, **variant)
 
@@ -224,8 +225,8 @@ def max_pool2d_gather(src: torch.Tensor, indices: torch.Tensor, g: PoolGeometry,
     for n0, n1 in batch_chunks(g.N, g.P * g.Q):
         srcs, ids, outs = batch_rows(src, n0, n1), batch_rows(indices, n0, n1), batch_rows(out, n0, n1)
         grid = _tile_grid((n1 - n0) * g.P * g.Q, g.C, config)
-        args = (srcs, ids, outs, n1 - n0, g.C, g.H, g.W, g.P, g.Q, *srcs.stride(), *ids.stride(), *outs.stride(),
-                *_window_params(g), g.window_extent[1])
+        args = (srcs, ids, outs, n1 - n0, g.C, g.H, g.W, g.P, g.Q, *kernel_strides(srcs), *kernel_strides(ids),
+                *kernel_strides(outs), *_window_params(g), g.window_extent[1])
         launch(MAX_GATHER, grid, args, config, out.dtype, ADAPTIVE=g.adaptive and window, WINDOW_INDEX=window)
 
 
@@ -242,7 +243,7 @@ def avg_pool2d_forward(x: torch.Tensor, g: PoolGeometry, out: torch.Tensor) -> N
     for n0, n1 in batch_chunks(g.N, g.P * g.Q):
         xs, ys = batch_rows(x, n0, n1), batch_rows(out, n0, n1)
         grid = _tile_grid((n1 - n0) * g.P * g.Q, g.C, config)
-        args = (xs, ys, n1 - n0, g.C, g.H, g.W, g.P, g.Q, *xs.stride(), *ys.stride(),
+        args = (xs, ys, n1 - n0, g.C, g.H, g.W, g.P, g.Q, *kernel_strides(xs), *kernel_strides(ys),
                 g.kh, g.kw, *_window_params(g), g.divisor)
         launch(AVG_FWD, grid, args, config, x.dtype, ADAPTIVE=g.adaptive,
                COUNT_INCLUDE_PAD=g.count_include_pad)
@@ -256,7 +257,7 @@ def _global_avg(x: torch.Tensor, g: PoolGeometry, out: torch.Tensor) -> None:
         default = closest_config(configs, BLOCK_C=1, BLOCK_HW=64 if g.H * g.W <= 128 else 512)
     config = select_config(GLOBAL_AVG, x.dtype, layout_of(x), {"N": g.N, "HW": g.H * g.W, "C": g.C}, default)
     grid = (g.N * cdiv(g.C, config["BLOCK_C"]),)
-    args = (x, out, g.C, g.H, g.W, *x.stride(), out.stride(0), out.stride(1))
+    args = (x, out, g.C, g.H, g.W, *kernel_strides(x), out.stride(0), out.stride(1))
     launch(GLOBAL_AVG, grid, args, config, x.dtype)
 
 
@@ -273,7 +274,7 @@ def avg_pool2d_backward(grad_out: torch.Tensor, g: PoolGeometry, grad_in: torch.
     for n0, n1 in batch_chunks(g.N, g.H * g.W):
         gys, gxs = batch_rows(grad_out, n0, n1), batch_rows(grad_in, n0, n1)
         grid = _tile_grid((n1 - n0) * g.H * g.W, g.C, config)
-        args = (gys, gxs, n1 - n0, g.C, g.H, g.W, g.P, g.Q, *gys.stride(), *gxs.stride(),
+        args = (gys, gxs, n1 - n0, g.C, g.H, g.W, g.P, g.Q, *kernel_strides(gys), *kernel_strides(gxs),
                 g.cover_h, g.cover_w, g.kh, g.kw, *_window_params(g), g.divisor)
         launch(AVG_BWD, grid, args, config, grad_in.dtype, ADAPTIVE=g.adaptive,
                COUNT_INCLUDE_PAD=g.count_include_pad)

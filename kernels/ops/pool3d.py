@@ -33,6 +33,7 @@ from ..launch import (
     batch_rows,
     cdiv,
     closest_config,
+    kernel_strides,
     launch,
     pow2_at_least,
     register_space,
@@ -173,7 +174,7 @@ def max_pool3d_forward(x: torch.Tensor, g: PoolGeometry3d, out: torch.Tensor, in
         xs, ys = batch_rows(x, n0, n1), batch_rows(out, n0, n1)
         ids = batch_rows(indices, n0, n1) if indices is not None else ys
         grid = _tile_grid((n1 - n0) * g.T * g.P * g.Q, g.C, config)
-        args = (xs, ys, ids, *_sizes(g, n1 - n0), *xs.stride(), *ys.stride(), *ids.stride(),
+        args = (xs, ys, ids, *_sizes(g, n1 - n0), *kernel_strides(xs), *kernel_strides(ys), *kernel_strides(ids),
                 *g.kernel, *g.stride, *g.padding, *g.dilation)
         launch(MAX_FWD, grid, args, config, x.dtype, ADAPTIVE=g.adaptive, INDEX=index)
 
@@ -192,7 +193,7 @@ def max_pool3d_backward(grad_out: torch.Tensor, indices: torch.Tensor, g: PoolGe
     for n0, n1 in batch_chunks(g.N, g.D * g.H * g.W):
         gys, ids, gxs = batch_rows(grad_out, n0, n1), batch_rows(indices, n0, n1), batch_rows(grad_in, n0, n1)
         grid = _tile_grid((n1 - n0) * g.D * g.H * g.W, g.C, config)
-        args = (gys, ids, gxs, *_sizes(g, n1 - n0), *gys.stride(), *ids.stride(), *gxs.stride(),
+        args = (gys, ids, gxs, *_sizes(g, n1 - n0), *kernel_strides(gys), *kernel_strides(ids), *kernel_strides(gxs),
                 *g.cover, *g.stride, *g.padding, *g.window_extent)
         launch(MAX_BWD, grid, args, config, grad_in.dtype, ADAPTIVE=g.adaptive)
 
@@ -207,7 +208,8 @@ def max_pool3d_gather(src: torch.Tensor, indices: torch.Tensor, g: PoolGeometry3
     for n0, n1 in batch_chunks(g.N, g.T * g.P * g.Q):
         srcs, ids, outs = batch_rows(src, n0, n1), batch_rows(indices, n0, n1), batch_rows(out, n0, n1)
         grid = _tile_grid((n1 - n0) * g.T * g.P * g.Q, g.C, config)
-        args = (srcs, ids, outs, *_sizes(g, n1 - n0), *srcs.stride(), *ids.stride(), *outs.stride())
+        args = (srcs, ids, outs, *_sizes(g, n1 - n0), *kernel_strides(srcs), *kernel_strides(ids),
+                *kernel_strides(outs))
         launch(MAX_GATHER, grid, args, config, out.dtype)
 
 
@@ -225,7 +227,7 @@ def avg_pool3d_forward(x: torch.Tensor, g: PoolGeometry3d, out: torch.Tensor) ->
     for n0, n1 in batch_chunks(g.N, g.T * g.P * g.Q):
         xs, ys = batch_rows(x, n0, n1), batch_rows(out, n0, n1)
         grid = _tile_grid((n1 - n0) * g.T * g.P * g.Q, g.C, config)
-        args = (xs, ys, *_sizes(g, n1 - n0), *xs.stride(), *ys.stride(), *g.kernel, *g.stride, *g.padding,
+        args = (xs, ys, *_sizes(g, n1 - n0), *kernel_strides(xs), *kernel_strides(ys), *g.kernel, *g.stride, *g.padding,
                 g.divisor)
         launch(AVG_FWD, grid, args, config, x.dtype, **variant)
 
@@ -238,7 +240,7 @@ def _global_avg(x: torch.Tensor, g: PoolGeometry3d, out: torch.Tensor) -> None:
         default = closest_config(configs, BLOCK_C=1)
     config = select_config(GLOBAL_AVG, x.dtype, _layout(x), {"N": g.N, "DHW": g.D * g.H * g.W, "C": g.C}, default)
     grid = (g.N * cdiv(g.C, config["BLOCK_C"]),)
-    args = (x, out, g.C, g.D, g.H, g.W, *x.stride(), out.stride(0), out.stride(1))
+    args = (x, out, g.C, g.D, g.H, g.W, *kernel_strides(x), out.stride(0), out.stride(1))
     launch(GLOBAL_AVG, grid, args, config, x.dtype)
 
 
@@ -256,8 +258,8 @@ def avg_pool3d_backward(grad_out: torch.Tensor, g: PoolGeometry3d, grad_in: torc
     for n0, n1 in batch_chunks(g.N, g.D * g.H * g.W):
         gys, gxs = batch_rows(grad_out, n0, n1), batch_rows(grad_in, n0, n1)
         grid = _tile_grid((n1 - n0) * g.D * g.H * g.W, g.C, config)
-        args = (gys, gxs, *_sizes(g, n1 - n0), *gys.stride(), *gxs.stride(), *g.cover, *g.kernel, *g.stride,
-                *g.padding, g.divisor)
+        args = (gys, gxs, *_sizes(g, n1 - n0), *kernel_strides(gys), *kernel_strides(gxs), *g.cover, *g.kernel,
+                *g.stride, *g.padding, g.divisor)
         launch(AVG_BWD, grid, args, config, grad_in.dtype, **variant)
 
 

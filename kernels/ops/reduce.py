@@ -16,6 +16,7 @@ from ..launch import (
     batch_rows,
     cdiv,
     closest_config,
+    kernel_strides,
     launch,
     register_space,
 )
@@ -102,6 +103,6 @@ def channel_sum(x: torch.Tensor) -> torch.Tensor:
         npix = (n1 - n0) * H * W
         pix_per_split = cdiv(cdiv(max(npix, 1), split), config["BLOCK_PIX"]) * config["BLOCK_PIX"]
         launch(CHANNEL_SUM, (c_blocks, split),
-               (xs, partial[index * split:(index + 1) * split], n1 - n0, C, H, W, pix_per_split, *xs.stride()),
+               (xs, partial[index * split:(index + 1) * split], n1 - n0, C, H, W, pix_per_split, *kernel_strides(xs)),
                config, x.dtype, ACC_DTYPE=tl_acc_dtype(x.dtype))
     return sum_splits(partial, out)
