@@ -201,8 +201,16 @@ def conv3d_wgrad_kernel(
 
     GEMM view per (group, tap): rows are the group's KG filters, columns its CG channels, the reduction
     runs over output pixels. ``partial`` is a contiguous float32/float64 buffer ``(SPLIT, K, CG, T, R, S)``
-    that the launcher sums over splits.
+    that the launcher sums over splits; a split is ``PIX_PER_SPLIT`` consecutive flattened pixels (the last
+    split's run is cut at N*Z*P*Q, and a split past it stores zeros).
     Grid: ``(cdiv(KG, BLOCK_M) * cdiv(CG, BLOCK_N), T*R*S, groups*SPLIT)``.
+
+    Main loop, one trip per block of BLOCK_K pixels, with no division (as conv2d's): the block's pixels are
+    kept as ``[BLOCK_K]`` coordinate vectors ``(n, z, p, q)``, decomposed once from the split's first pixel,
+    and a trip advances them by BLOCK_K pixels written once in the radix (Z, P, Q) as scalars
+    ``(dn, dz, dp, dq)``, with a carry from q to p, from p to z and from z to n. Offsets into dy and x are
+    recomputed from the coordinates (products keep the divisibility the runtime gives a stride). Pixels past
+    the split's end are masked by a count of the pixels left.
     """
     pid_tile = tl.program_id(0)
     tap = tl.program_id(1)
@@ -223,32 +231,52 @@ def conv3d_wgrad_kernel(
     dy_cols = dy_ptr + (group * KG + offs_k).to(tl.int64) * sdyk
     x_cols = x_ptr + (group * CG + offs_c).to(tl.int64) * sxc
 
-    nzpq = N * Z * P * Q
-    pix_start = split * PIX_PER_SPLIT
+    # The split's pixels: [pix_start, pix_start + count), in 64-bit until count is known (count 0: no trip).
+    pix_start = split.to(tl.int64) * PIX_PER_SPLIT
+    count = tl.minimum(tl.maximum(N * Z * P * Q - pix_start, 0), PIX_PER_SPLIT).to(tl.int32)
+    offs = tl.arange(0, BLOCK_K)
+    pix = pix_start.to(tl.int32) + offs                     # [BLOCK_K] flattened pixels of the first block
+    n = pix // (Z * P * Q)
+    z = pix // (P * Q) % Z
+    p = pix // Q % P
+    q = pix % Q
+    dq = BLOCK_K % Q                                        # BLOCK_K pixels in the radix (Z, P, Q)
+    dp = BLOCK_K // Q % P
+    dz = BLOCK_K // (P * Q) % Z
+    dn = BLOCK_K // (Z * P * Q)
+    off_d = t * dil_d - pad_d                               # d = z * stride_d + off_d, h and w likewise
+    off_h = r * dil_h - pad_h
+    off_w = s * dil_w - pad_w
+    # A coordinate c is inside [0, L) when c, read as unsigned, is below L (one compare).
+    d_lim = tl.cast(D, tl.uint32)
+    h_lim = tl.cast(H, tl.uint32)
+    w_lim = tl.cast(W, tl.uint32)
+    left = count
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE)
-    for pix0 in range(pix_start, pix_start + PIX_PER_SPLIT, BLOCK_K):
-        offs_pix = pix0 + tl.arange(0, BLOCK_K)
-        pix_mask = offs_pix < nzpq
-        n_idx = offs_pix // (Z * P * Q)
-        zpq = offs_pix % (Z * P * Q)
-        z = zpq // (P * Q)
-        p = (zpq // Q) % P
-        q = zpq % Q
-        d = z * stride_d - pad_d + t * dil_d
-        h = p * stride_h - pad_h + r * dil_h
-        w = q * stride_w - pad_w + s * dil_w
-        x_ok = pix_mask & (d >= 0) & (d < D) & (h >= 0) & (h < H) & (w >= 0) & (w < W)
-        dy_tile = tl.load(
-            dy_cols[:, None] + (n_idx.to(tl.int64) * sdyn + z.to(tl.int64) * sdyz + p.to(tl.int64) * sdyp
-                                + q.to(tl.int64) * sdyq)[None, :],
-            mask=k_mask[:, None] & pix_mask[None, :], other=0.0,
-        )
-        x_tile = tl.load(
-            x_cols[None, :] + (n_idx.to(tl.int64) * sxn + d.to(tl.int64) * sxd + h.to(tl.int64) * sxh
-                               + w.to(tl.int64) * sxw)[:, None],
-            mask=x_ok[:, None] & c_mask[None, :], other=0.0,
-        )
+    for _ in range(0, count, BLOCK_K):
+        pix_ok = offs < left
+        d = z * stride_d + off_d
+        h = p * stride_h + off_h
+        w = q * stride_w + off_w
+        x_ok = (pix_ok & (d.to(tl.uint32, bitcast=True) < d_lim) & (h.to(tl.uint32, bitcast=True) < h_lim)
+                & (w.to(tl.uint32, bitcast=True) < w_lim))
+        n64 = n.to(tl.int64)
+        dy_pix = n64 * sdyn + z.to(tl.int64) * sdyz + p.to(tl.int64) * sdyp + q.to(tl.int64) * sdyq
+        x_pix = n64 * sxn + d.to(tl.int64) * sxd + h.to(tl.int64) * sxh + w.to(tl.int64) * sxw
+        dy_tile = tl.load(dy_cols[:, None] + dy_pix[None, :], mask=k_mask[:, None] & pix_ok[None, :], other=0.0)
+        x_tile = tl.load(x_cols[None, :] + x_pix[:, None], mask=x_ok[:, None] & c_mask[None, :], other=0.0)
         acc = tl.dot(dy_tile, x_tile, acc, input_precision=PRECISION, out_dtype=ACC_DTYPE)
+        left -= BLOCK_K
+        q += dq
+        carry_q = q >= Q
+        q = tl.where(carry_q, q - Q, q)
+        p += dp + carry_q.to(tl.int32)
+        carry_p = p >= P
+        p = tl.where(carry_p, p - P, p)
+        z += dz + carry_p.to(tl.int32)
+        carry_z = z >= Z
+        z = tl.where(carry_z, z - Z, z)
+        n += dn + carry_z.to(tl.int32)
 
     k_glob = (group * KG + offs_k).to(tl.int64)
     out_offs = ((split.to(tl.int64) * K + k_glob[:, None]) * CG + offs_c.to(tl.int64)[None, :]) * (T * R * S) + tap
