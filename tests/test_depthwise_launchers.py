@@ -192,8 +192,8 @@ def test_launches_use_configs_of_their_spaces(monkeypatch: pytest.MonkeyPatch) -
     assert names == [FWD_SPACE.name, DGRAD_SPACE.name, WGRAD_SPACE.name] * 9
     # each layout/width its own; the forward's channels_last tile differs for 16-bit and wide dtypes
     assert len({cfg for name, cfg in seen if name == FWD_SPACE.name}) == 4
-    for space in (DGRAD_SPACE, WGRAD_SPACE):
-        assert 1 <= len(space.configs) <= 4
+    for space in (DGRAD_SPACE, WGRAD_SPACE):  # (three tiles and the two one-row ones)
+        assert 1 <= len(space.configs) <= 5
     # two more channels_last tiles of several pixels per thread, and the one-row tiles
     assert 1 <= len(FWD_SPACE.configs) <= 7
 
@@ -202,8 +202,8 @@ def test_launches_use_configs_of_their_spaces(monkeypatch: pytest.MonkeyPatch) -
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 def test_one_row_outputs_take_one_row_tiles(dtype: torch.dtype, layout: str, monkeypatch: pytest.MonkeyPatch
                                             ) -> None:
-    """A one-row output (conv1d's ``(N, C, 1, L)`` view) gets a one-row forward tile, not a tile whose rows past
-    the first are all masked off; the result is still torch's."""
+    """A one-row output (conv1d's ``(N, C, 1, L)`` view) gets one-row tiles in the forward and both gradients,
+    not tiles whose rows past the first are all masked off; the results are still torch's."""
     import kernels.ops.depthwise as ops
 
     picked: list = []
@@ -214,10 +214,17 @@ def test_one_row_outputs_take_one_row_tiles(dtype: torch.dtype, layout: str, mon
         return real_launch(space, grid, args, config, dtype, tf32, **constexprs)
 
     monkeypatch.setattr(ops, "launch", watching_launch)
-    x = _tensor((2, 8, 1, 70), dtype, layout)
-    w = torch.randn(8, 1, 1, 3, dtype=dtype, device=DEVICE)
+    x = _tensor((2, 8, 1, 70), dtype, layout).requires_grad_()
+    w = torch.randn(8, 1, 1, 3, dtype=dtype, device=DEVICE, requires_grad=True)
     out = kernels.conv2d(x, w, None, 1, (0, 1), 1, 8)
-    torch.testing.assert_close(out.double(), F.conv2d(x.double(), w.double(), None, 1, (0, 1), 1, 8),
-                               rtol=1e-2, atol=1e-2)
-    (config,) = [cfg for name, cfg in picked if name == FWD_SPACE.name]
-    assert config["BLOCK_PIX"] == config["BLOCK_W"], config
+    x64, w64 = x.detach().double().requires_grad_(), w.detach().double().requires_grad_()
+    ref = F.conv2d(x64, w64, None, 1, (0, 1), 1, 8)
+    torch.testing.assert_close(out.double(), ref, rtol=1e-2, atol=1e-2)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    ref.backward(grad.double())
+    torch.testing.assert_close(x.grad.double(), x64.grad, rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(w.grad.double(), w64.grad, rtol=1e-2, atol=5e-2)
+    for space in (FWD_SPACE, DGRAD_SPACE, WGRAD_SPACE):
+        (config,) = [cfg for name, cfg in picked if name == space.name]
+        assert config["BLOCK_PIX"] == config["BLOCK_W"], (space.name, config)

@@ -120,8 +120,19 @@ def _space(kernel: object, counts, epilogue: bool = False, limits: tuple[Variant
 
 FWD_SPACE = _space(depthwise_fwd_kernel, _fwd_counts, epilogue=True, limits=(_WIDE_CURVED,),
                    configs=_TILE_CONFIGS_16BIT, wide_configs=_FWD_WIDE_CONFIGS)
-DGRAD_SPACE = _space(depthwise_dgrad_kernel, _dgrad_counts, epilogue=True)
-WGRAD_SPACE = _space(depthwise_wgrad_kernel, _wgrad_counts)
+# The gradients take the one-row tiles too: on a conv1d's (N, C, 1, L) view, the 4-row tiles above would leave
+# three of every four lanes masked off.
+_WITH_ONE_ROW = [*_TILE_CONFIGS, _ONE_ROW_NCHW, _ONE_ROW_CHANNELS_LAST]
+# float64's input gradient on the 32 x 32 one-row tile spills 8 bytes on sm_80: it keeps to the other tiles.
+_WIDE_ONE_ROW = VariantLimit(
+    "float64-one-row",
+    applies=lambda constexprs: True,
+    allows=lambda config: config != _ONE_ROW_CHANNELS_LAST,
+    dtypes=frozenset({torch.float64}),
+)
+DGRAD_SPACE = _space(depthwise_dgrad_kernel, _dgrad_counts, epilogue=True, limits=(_WIDE_ONE_ROW,),
+                     configs=_WITH_ONE_ROW)
+WGRAD_SPACE = _space(depthwise_wgrad_kernel, _wgrad_counts, configs=_WITH_ONE_ROW)
 
 # Weight gradient: aim for about this many programs, with at least _MIN_TILES pixel tiles per program.
 _WGRAD_PROGRAMS = 2048
@@ -215,7 +226,9 @@ def depthwise_dgrad(grad_out: torch.Tensor, w: torch.Tensor, g: ConvGeometry, gr
     if grad_in.numel() == 0:
         return
     rows, cols = cdiv(g.H, g.stride_h), cdiv(g.W, g.stride_w)
-    cfg = pick_tile(DGRAD_SPACE, grad_out.dtype, grad_in, cols, rows, g.C)
+    extra, fused = epilogue_arguments(epilogue, grad_in, residual, preact)
+    constexprs = {"HAS_BIAS": bias is not None, **fused}
+    cfg = pick_tile(DGRAD_SPACE, grad_out.dtype, grad_in, cols, rows, g.C, constexprs)
     w = narrow_weight_block(w, cfg["BLOCK_C"] * (g.K // g.C))
     block_h = cfg["BLOCK_PIX"] // cfg["BLOCK_W"]
     grid = (
@@ -225,14 +238,13 @@ def depthwise_dgrad(grad_out: torch.Tensor, w: torch.Tensor, g: ConvGeometry, gr
     )
     if grid[1] > _MAX_GRID_YZ or grid[2] > _MAX_GRID_YZ:
         raise ValueError(f"depthwise_dgrad: too many channels or stride phases for one launch: {g}")
-    extra, fused = epilogue_arguments(epilogue, grad_in, residual, preact)
     args = (
         grad_out, w, bias if bias is not None else w, grad_in, *extra,
         g.C, g.H, g.W, g.P, g.Q, g.R, g.S,
         g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w, g.K // g.C,
         *kernel_strides(grad_out), *_w_strides(w), *kernel_strides(grad_in), bias.stride(0) if bias is not None else 0,
     )
-    launch(DGRAD_SPACE, grid, args, cfg, grad_out.dtype, HAS_BIAS=bias is not None, **fused)
+    launch(DGRAD_SPACE, grid, args, cfg, grad_out.dtype, **constexprs)
 
 
 def depthwise_wgrad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry) -> torch.Tensor:
