@@ -538,6 +538,11 @@ def kernel_strides(t: torch.Tensor) -> tuple[int, ...]:
     return tuple(0 if size == 1 else stride for size, stride in zip(t.shape, t.stride(), strict=True))
 
 
+def bias_stride(bias: torch.Tensor | None) -> int:
+    """The element stride of a ``(K,)`` bias; 0 without one (the kernels then never read it)."""
+    return 0 if bias is None else bias.stride(0)
+
+
 def batch_chunks(batch: int, items_per_sample: int, limit: int = INDEX_LIMIT) -> list[tuple[int, int]]:
     """Split ``range(batch)`` into ``(start, stop)`` chunks whose flattened index ``batch * items_per_sample``
     stays below ``limit``, so kernels can keep 32-bit pixel indices (memory offsets are 64-bit anyway).

@@ -25,6 +25,7 @@ from ..launch import (
     VariantLimit,
     batch_chunks,
     batch_rows,
+    bias_stride,
     cdiv,
     dot_precision,
     kernel_strides,
@@ -44,7 +45,7 @@ from .epilogue import (
     epilogue_variant_valid,
     with_strides_of,
 )
-from .gemm_tiles import GEMM_TILES, WIDE_TILES, bias_stride, pick_tiles
+from .gemm_tiles import GEMM_TILES, WIDE_TILES, pick_tiles
 from .reduce import acc_dtype, choose_split, sum_splits, tl_acc_dtype
 
 # Large tiles, launched only by the aligned variant (VEC == 16, see kernels.jit.conv2d): with unit channel strides

@@ -21,6 +21,7 @@ from ..launch import (
     VariantLimit,
     batch_chunks,
     batch_rows,
+    bias_stride,
     cdiv,
     dot_precision,
     kernel_strides,
@@ -39,7 +40,7 @@ from .epilogue import (
     epilogue_variant_valid,
     with_strides_of,
 )
-from .gemm_tiles import GEMM_TILES, WIDE_TILES, bias_stride, pick_tiles
+from .gemm_tiles import GEMM_TILES, WIDE_TILES, pick_tiles
 from .reduce import acc_dtype, choose_split, sum_splits, tl_acc_dtype
 
 # With TF32, the 128x64 tile keeps too few registers for the three-dimensional index arithmetic: it spills 8-40

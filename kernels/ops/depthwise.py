@@ -24,6 +24,7 @@ from ..launch import (
     KernelSpace,
     VariantAxis,
     VariantLimit,
+    bias_stride,
     cdiv,
     closest_config,
     kernel_strides,
@@ -206,7 +207,7 @@ def depthwise_fwd(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, g
         x, w, bias if bias is not None else w, out, *extra,
         g.H, g.W, g.K, g.P, g.Q, g.R, g.S,
         g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w, g.K // g.C,
-        *kernel_strides(x), *_w_strides(w), *kernel_strides(out), bias.stride(0) if bias is not None else 0,
+        *kernel_strides(x), *_w_strides(w), *kernel_strides(out), bias_stride(bias),
     )
     launch(FWD_SPACE, grid, args, cfg, x.dtype, **constexprs)
 
@@ -242,7 +243,7 @@ def depthwise_dgrad(grad_out: torch.Tensor, w: torch.Tensor, g: ConvGeometry, gr
         grad_out, w, bias if bias is not None else w, grad_in, *extra,
         g.C, g.H, g.W, g.P, g.Q, g.R, g.S,
         g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.dil_h, g.dil_w, g.K // g.C,
-        *kernel_strides(grad_out), *_w_strides(w), *kernel_strides(grad_in), bias.stride(0) if bias is not None else 0,
+        *kernel_strides(grad_out), *_w_strides(w), *kernel_strides(grad_in), bias_stride(bias),
     )
     launch(DGRAD_SPACE, grid, args, cfg, grad_out.dtype, **constexprs)
 

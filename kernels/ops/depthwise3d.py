@@ -23,6 +23,7 @@ from ..launch import (
     KernelSpace,
     VariantAxis,
     VariantLimit,
+    bias_stride,
     cdiv,
     kernel_strides,
     launch,
@@ -142,7 +143,7 @@ def depthwise3d_fwd(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None,
     args = (
         x, w, bias if bias is not None else w, out, *extra,
         g.D, g.H, g.W, g.K, g.Z, g.P, g.Q, g.T, g.R, g.S, *_geometry_args(g),
-        *kernel_strides(x), *_w_strides(w), *kernel_strides(out), bias.stride(0) if bias is not None else 0,
+        *kernel_strides(x), *_w_strides(w), *kernel_strides(out), bias_stride(bias),
     )
     launch(FWD_SPACE, grid, args, cfg, x.dtype, **constexprs)
 
@@ -177,7 +178,7 @@ def depthwise3d_dgrad(grad_out: torch.Tensor, w: torch.Tensor, g: ConvGeometry3d
     args = (
         grad_out, w, bias if bias is not None else w, grad_in, *extra,
         g.C, g.D, g.H, g.W, g.Z, g.P, g.Q, g.T, g.R, g.S, *_geometry_args(g),
-        *kernel_strides(grad_out), *_w_strides(w), *kernel_strides(grad_in), bias.stride(0) if bias is not None else 0,
+        *kernel_strides(grad_out), *_w_strides(w), *kernel_strides(grad_in), bias_stride(bias),
     )
     launch(DGRAD_SPACE, grid, args, cfg, grad_out.dtype, **constexprs)
 

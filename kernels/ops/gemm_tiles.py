@@ -39,8 +39,3 @@ def pick_tiles(space: KernelSpace, dtype: torch.dtype, rows: int, cols: int, dep
         BLOCK_K=pow2_at_least(depth, 16, 32),
     )
     return select_config(space, dtype, layout, {"M": rows, "N": cols, "K": depth}, default, variant)
-
-
-def bias_stride(bias: torch.Tensor | None) -> int:
-    """The element stride of a ``(K,)`` bias; 0 without one (the kernels then never read it)."""
-    return 0 if bias is None else bias.stride(0)
