@@ -37,6 +37,11 @@ def coverage_of(kernel: str) -> tuple[str, ...]:
     return ("tests/test_coverage.py", "-k", kernel)
 
 
+# The flat reduction's cases (forward and weight gradient against torch, with the launches checked).
+FLAT_2D = ("tests/test_flat_reduction.py", "-k", "conv2d or conv_transpose2d or gradcheck")
+FLAT_3D = ("tests/test_flat_reduction.py", "-k", "conv3d")
+
+
 @dataclass(frozen=True)
 class Mutant:
     """Replace ``find`` (exactly one occurrence) by ``replace`` in ``path``; ``tests`` must then fail."""
@@ -101,6 +106,21 @@ MUTANTS: tuple[Mutant, ...] = (
            "dy_off += tl.where(carry_q, dy_step_q, dy_step)", coverage_of("conv2d_wgrad_kernel")),
     Mutant("wgrad: general variant's image carry dropped", JIT + "conv2d.py",
            "n += dn + carry_p.to(tl.int32)", "n += dn", coverage_of("conv2d_wgrad_kernel")),
+    Mutant("fwd flat: row tap decoded with the column count", JIT + "conv2d.py",
+           "            r = kk % (R * S) // S\n", "            r = kk % (R * S) % S\n", FLAT_2D),
+    Mutant("fwd flat: column tap's mask misses the dilation", JIT + "conv2d.py",
+           "w = w_base[:, None] + (s * dil_w)[None, :]", "w = w_base[:, None] + s[None, :]", FLAT_2D),
+    Mutant("fwd flat: the last partial reduction block dropped", JIT + "conv2d.py",
+           "for t in range(0, tl.cdiv(depth, BLOCK_K)):", "for t in range(0, depth // BLOCK_K):", FLAT_2D),
+    Mutant("wgrad flat: row tap's x offset misses the dilation", JIT + "conv2d.py",
+           "col_h = offs_c % (R * S) // S * dil_h - pad_h", "col_h = offs_c % (R * S) // S - pad_h", FLAT_2D),
+    Mutant("wgrad flat: column tap's x offset misses the padding", JIT + "conv2d.py",
+           "col_w = offs_c % S * dil_w - pad_w", "col_w = offs_c % S * dil_w", FLAT_2D),
+    Mutant("wgrad flat: partial rows a channel apart", JIT + "conv2d.py",
+           "out_rel = (tl.arange(0, BLOCK_M).to(tl.int64) * CG * (R * S))[:, None] + tl.arange(0, BLOCK_N)[None, :]",
+           "out_rel = (tl.arange(0, BLOCK_M).to(tl.int64) * CG)[:, None] + tl.arange(0, BLOCK_N)[None, :]", FLAT_2D),
+    Mutant("wgrad flat launcher: columns count the channels only", "kernels/ops/conv2d.py",
+           "cols, taps = (CG * g.R * g.S, 1) if flat", "cols, taps = (CG, 1) if flat", FLAT_2D),
     # --- kernels/jit/conv3d.py ------------------------------------------------------------------------
     Mutant("conv3d fwd: only the first channel block", JIT + "conv3d.py",
            "c_blocks = tl.cdiv(CG, BLOCK_K)", "c_blocks = 1", coverage_of("conv3d_fwd_kernel")),
@@ -147,6 +167,17 @@ MUTANTS: tuple[Mutant, ...] = (
            'pix_per_split = cdiv(cdiv(max(npix, 1), split), config["BLOCK_K"]) * config["BLOCK_K"]',
            'pix_per_split = cdiv(max(npix, 1), split) // config["BLOCK_K"] * config["BLOCK_K"]',
            coverage_of("conv3d_wgrad_kernel")),
+    Mutant("conv3d fwd flat: depth tap decoded without the plane", JIT + "conv3d.py",
+           "t = kk % (T * R * S) // (R * S)", "t = kk // (R * S)", FLAT_3D),
+    Mutant("conv3d fwd flat: row tap's x offset misses the dilation", JIT + "conv3d.py",
+           "(r * dil_h).to(tl.int64) * sxh\n                     + (s * dil_w)",
+           "r.to(tl.int64) * sxh\n                     + (s * dil_w)", FLAT_3D),
+    Mutant("conv3d wgrad flat: depth tap's x offset misses the padding", JIT + "conv3d.py",
+           "col_d = offs_c % (T * R * S) // (R * S) * dil_d - pad_d", "col_d = offs_c % (T * R * S) // (R * S) * dil_d",
+           FLAT_3D),
+    Mutant("conv3d wgrad flat: partial rows without the depth taps", JIT + "conv3d.py",
+           "* (CG * (T * R * S)) + offs_c.to(tl.int64)[None, :]", "* (CG * (R * S)) + offs_c.to(tl.int64)[None, :]",
+           FLAT_3D),
     # --- kernels/jit/depthwise.py ---------------------------------------------------------------------
     Mutant("depthwise fwd: weight not advanced along the row (unmasked path)", JIT + "depthwise.py",
            "                w_tap += sws\n            x_row += x_step_h\n", "            x_row += x_step_h\n",

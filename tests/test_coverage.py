@@ -253,11 +253,33 @@ def _square(pixels: int) -> int:
 # Cases, one builder per kernel
 
 
+def _flat_kernel(channels: int, lanes: int) -> tuple[int, int]:
+    """A kernel ``(R, R + 1)`` whose flattened (c, r, s) reduction over ``channels`` spans more than ``lanes``."""
+    r = 2
+    while channels * r * (r + 1) <= lanes:
+        r += 1
+    return r, r + 1
+
+
+def _case_conv2d_fwd_flat(target: Target, monkeypatch) -> list[LaunchRecord]:
+    """The flat reduction: 3 channels per group (groups 2), a kernel (R, R + 1) whose 3*R*(R + 1) weights per
+    filter span three reduction blocks, padding (1, 2) and dilation (1, 2); two tiles of rows and filters."""
+    cfg, dtype = target.config, target.dtype
+    kg, (r, s) = cfg["BLOCK_N"] + 1, _flat_kernel(3, 2 * cfg["BLOCK_K"])
+    side = _square(cfg["BLOCK_M"] // 2 + 1)
+    conv = dict(padding=(1, 2), dilation=(1, 2), groups=2)
+    h, w = side + r - 3, side + 1 + 2 * (s - 1) - 4  # the output is (side, side + 1)
+    return _epilogue_case(False, conv, _leaf((2, 6, h, w), dtype), _leaf((2 * kg, 3, r, s), dtype),
+                          (2, 2 * kg, side, side + 1), False, target, monkeypatch)
+
+
 def _case_conv2d_fwd(target: Target, monkeypatch) -> list[LaunchRecord]:
     """Dense grouped 3x3 conv2d with the target's epilogue: groups 2, two tiles of rows and filters, two
     channel blocks. Images are one column wider than tall in every case, so that rows and columns cannot be
     confused."""
     flags, cfg, dtype = target.flags, target.config, target.dtype
+    if flags["FLAT"]:
+        return _case_conv2d_fwd_flat(target, monkeypatch)
     unit = _unit(flags)
     cg, kg = _channels(cfg["BLOCK_K"], unit), _channels(cfg["BLOCK_N"], unit)
     side = _square(cfg["BLOCK_M"] // 2 + 1)
@@ -305,18 +327,23 @@ def _case_conv2d_wgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
     """conv2d forward and backward, groups 2, a (2, 2) kernel with padding 1, two tiles of filters and
     channels, and enough output pixels for the weight gradient to split its reduction (at least 8 blocks per
     split); then the weight gradient alone from a grad_out whose rows and images do not follow each other in
-    memory (a window of a larger tensor), so that the pixel loop's jumps to the next row and image count."""
+    memory (a window of a larger tensor), so that the pixel loop's jumps to the next row and image count.
+    The flat variant: 3 channels per group, a kernel (R, 3) whose 9*R columns span two tiles, dilation (2, 1)."""
     cfg, dtype, unit = target.config, target.dtype, _unit(target.flags)
     kg, cg = _channels(cfg["BLOCK_M"], unit), _channels(cfg["BLOCK_N"], unit)
+    (r, s), dilation = (2, 2), (1, 1)
+    if target.flags["FLAT"]:
+        cg, r, s, dilation = 3, -(-(cfg["BLOCK_N"] + 1) // 9), 3, (2, 1)
     side = _square((8 * cfg["BLOCK_K"]) // 2 + 1) + 1
     leaves = {"input": _leaf((2, 2 * cg, side, side + 1), dtype, unit > 1),
-              "weight": _leaf((2 * kg, cg, 2, 2), dtype, unit > 1), "bias": _leaf((2 * kg,), dtype)}
-    conv = dict(padding=1, groups=2)
+              "weight": _leaf((2 * kg, cg, r, s), dtype, unit > 1), "bias": _leaf((2 * kg,), dtype)}
+    conv = dict(padding=1, dilation=dilation, groups=2)
     launches = _forward_backward(lambda **a: kernels.conv2d(**a, **conv), lambda **a: F.conv2d(**a, **conv),
                                  leaves, ALL, target, monkeypatch)
     x = leaves["input"].detach()
-    grad_out = _leaf((2, 2 * kg, side + 2, side + 3), dtype, unit > 1)[:, :, 1:, :-1]  # (P, Q) = (side + 1, side + 2)
-    args = ((2 * kg, cg, 2, 2), (1, 1), (1, 1), (1, 1), 2)
+    p, q = side + 2 - dilation[0] * (r - 1), side + 3 - dilation[1] * (s - 1)  # the convolution's (P, Q)
+    grad_out = _leaf((2, 2 * kg, p + 1, q + 1), dtype, unit > 1)[:, :, 1:, :-1]
+    args = ((2 * kg, cg, r, s), (1, 1), (1, 1), dilation, 2)
     with _ours(target, monkeypatch) as alone:
         grad_w = torch.ops.kernels.conv2d_weight_grad(grad_out, x, *args)
     _compare([grad_w], [torch.nn.grad.conv2d_weight(x.double(), args[0], grad_out.double(), *args[1:])], dtype,
@@ -360,12 +387,17 @@ def _meta_shape(ref_op: Callable, input: torch.Tensor, weight: torch.Tensor, con
 def _case_conv3d_fwd(target: Target, monkeypatch) -> list[LaunchRecord]:
     """conv3d, groups 2, a (2, 2, 2) kernel with stride (1, 2, 1), padding (1, 0, 1) and dilation (1, 1, 2) (each
     axis its own parameters), two tiles of output pixels and of filters, two channel blocks; with the target's
-    epilogue (forward only unless it stores the pre-activation)."""
+    epilogue (forward only unless it stores the pre-activation). The flat variant: 3 channels per group and a
+    (2, R, R + 1) kernel."""
     cfg, dtype = target.config, target.dtype
     cg, kg = cfg["BLOCK_K"] + 1, cfg["BLOCK_N"] + 1
+    r, s = 2, 2
+    if target.flags["FLAT"]:  # 3 channels per group, a kernel (2, R, R + 1) spanning three reduction blocks
+        cg, (r, s) = 3, _flat_kernel(6, 2 * cfg["BLOCK_K"])
     z, p, q = _box(cfg["BLOCK_M"] // 2 + 1)
     conv = dict(stride=(1, 2, 1), padding=(1, 0, 1), dilation=(1, 1, 2), groups=2)
-    input, weight = _leaf_3d((2, 2 * cg, z - 1, 2 * p, q), dtype), _leaf_3d((2 * kg, cg, 2, 2, 2), dtype)
+    input = _leaf_3d((2, 2 * cg, z - 1, 2 * p + r - 2, q + 2 * s - 4), dtype)
+    weight = _leaf_3d((2 * kg, cg, 2, r, s), dtype)
     return _epilogue_case(False, conv, input, weight, _meta_shape(F.conv3d, input, weight, conv), False, target,
                           monkeypatch, _CONV3D)
 
@@ -387,13 +419,16 @@ def _case_conv3d_dgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
 def _case_conv3d_wgrad(target: Target, monkeypatch) -> list[LaunchRecord]:
     """conv3d forward and backward, groups 2, a (2, 2, 2) kernel with padding (1, 0, 1), two tiles of filters and
     channels, and enough output pixels for the weight gradient to split its reduction (at least 8 blocks per
-    split)."""
+    split). The flat variant: 3 channels per group, a (2, R, 3) kernel and dilation (1, 2, 1)."""
     cfg, dtype = target.config, target.dtype
     kg, cg = cfg["BLOCK_M"] + 1, cfg["BLOCK_N"] + 1
+    kernel, dilation = (2, 2, 2), (1, 1, 1)
+    if target.flags["FLAT"]:  # 3 channels per group, a kernel (2, R, 3) whose 18*R columns span two tiles
+        cg, kernel, dilation = 3, (2, -(-(cfg["BLOCK_N"] + 1) // 18), 3), (1, 2, 1)
     z, p, q = _box(4 * cfg["BLOCK_K"] + 1)
-    leaves = {"input": _leaf_3d((2, 2 * cg, z - 1, p + 1, q - 1), dtype),
-              "weight": _leaf_3d((2 * kg, cg, 2, 2, 2), dtype), "bias": _leaf((2 * kg,), dtype)}
-    conv = dict(padding=(1, 0, 1), groups=2)
+    leaves = {"input": _leaf_3d((2, 2 * cg, z - 1, p + dilation[1] * (kernel[1] - 1), q + kernel[2] - 3), dtype),
+              "weight": _leaf_3d((2 * kg, cg, *kernel), dtype), "bias": _leaf((2 * kg,), dtype)}
+    conv = dict(padding=(1, 0, 1), dilation=dilation, groups=2)
     return _forward_backward(lambda **a: conv3d_ops.conv3d(**a, **conv), lambda **a: F.conv3d(**a, **conv), leaves,
                              ("input", "weight", "bias"), target, monkeypatch)
 

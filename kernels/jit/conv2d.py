@@ -14,6 +14,15 @@ stride whatever the shape, so it vectorises the loads and stores and needs far f
 tiles of the space are launched only in this variant (they spill in the general one). ``VEC == 1`` is the
 general kernel: every argument as it is.
 
+Flat variant (``FLAT``, forward and weight gradient): with fewer channels per group than a channel block (an
+RGB stem's 3, a grouped convolution's 4), a reduction step per tap would fill a few of the BLOCK_K lanes of
+each matrix product (3 of 32: the 7x7 stem's forward made 49 such steps). The flat variant runs the
+reduction over the flattened ``(c, r, s)`` instead, ``c`` slowest as in the weight's ``(K, CG, R, S)``: the
+forward takes BLOCK_K of them per step (147 for the stem: 5 steps), each element of the input tile gathered
+at its own tap; the weight gradient makes them its GEMM's columns (one launch axis instead of one program per
+tap, so each program reads a grad_out tile once for every tap). Divisions are by ``R * S`` and ``S``:
+constants.
+
 The transposed convolution reuses these kernels: its forward is ``conv2d_dgrad_kernel``, its grad-input is
 ``conv2d_fwd_kernel`` and its grad-weight is ``conv2d_wgrad_kernel`` with the operands swapped.
 """
@@ -35,7 +44,7 @@ def conv2d_fwd_kernel(
     R: tl.constexpr, S: tl.constexpr,
     HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr,
     ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
-    RESIDUAL_BEFORE_ACT: tl.constexpr, STORE_PREACT: tl.constexpr, VEC: tl.constexpr,
+    RESIDUAL_BEFORE_ACT: tl.constexpr, STORE_PREACT: tl.constexpr, VEC: tl.constexpr, FLAT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """``y[n, k, p, q] = bias[k] + sum_{c, r, s} x[n, g*CG + c, p*sh - ph + r*dh, q*sw - pw + s*dw] * w[k, c, r, s]``,
@@ -43,7 +52,8 @@ def conv2d_fwd_kernel(
     pre-activation, which share y's strides).
 
     GEMM view per group g: rows are output pixels (N*P*Q), columns are the group's KG filters, the
-    reduction runs over (r, s, c) in one flat loop so that Triton can pipeline it.
+    reduction runs over (r, s, c) in one loop so that Triton can pipeline it: a trip per tap and channel
+    block, or with ``FLAT`` a trip per BLOCK_K of the flattened (c, r, s) (module docstring).
     Grid: ``(cdiv(N*P*Q, BLOCK_M), cdiv(KG, BLOCK_N), groups)``.
     """
     if VEC > 1:  # the aligned variant (module docstring)
@@ -69,27 +79,48 @@ def conv2d_fwd_kernel(
     k_idx = group * KG + offs_n
     w_cols = w_ptr + k_idx.to(tl.int64) * swk
 
-    c_blocks = tl.cdiv(CG, BLOCK_K)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE)
-    for t in range(0, R * S * c_blocks):
-        rs = t // c_blocks
-        r = rs // S
-        s = rs % S
-        offs_c = (t % c_blocks) * BLOCK_K + tl.arange(0, BLOCK_K)
-        c_mask = offs_c < CG
-        h = h_base + r * dil_h
-        w = w_base + s * dil_w
-        pix_ok = m_mask & (h >= 0) & (h < H) & (w >= 0) & (w < W)
-        x_tile = tl.load(
-            x_rows[:, None] + h.to(tl.int64)[:, None] * sxh + w.to(tl.int64)[:, None] * sxw
-            + offs_c.to(tl.int64)[None, :] * sxc,
-            mask=pix_ok[:, None] & c_mask[None, :], other=0.0,
-        )
-        w_tile = tl.load(
-            w_cols[None, :] + offs_c.to(tl.int64)[:, None] * swc + r * swr + s * sws,
-            mask=c_mask[:, None] & n_mask[None, :], other=0.0,
-        )
-        acc = tl.dot(x_tile, w_tile, acc, input_precision=PRECISION, out_dtype=ACC_DTYPE)
+    if FLAT:  # the reduction flattened over (c, r, s): a few channels per group (module docstring)
+        depth = CG * (R * S)
+        x_pix = x_rows + h_base.to(tl.int64) * sxh + w_base.to(tl.int64) * sxw
+        h_lim = tl.cast(H, tl.uint32)
+        w_lim = tl.cast(W, tl.uint32)
+        for t in range(0, tl.cdiv(depth, BLOCK_K)):
+            kk = t * BLOCK_K + tl.arange(0, BLOCK_K)
+            kk_ok = kk < depth
+            c = kk // (R * S)
+            r = kk % (R * S) // S
+            s = kk % S
+            h = h_base[:, None] + (r * dil_h)[None, :]
+            w = w_base[:, None] + (s * dil_w)[None, :]
+            x_ok = (m_mask[:, None] & kk_ok[None, :] & (h.to(tl.uint32, bitcast=True) < h_lim)
+                    & (w.to(tl.uint32, bitcast=True) < w_lim))
+            w_tap = c.to(tl.int64) * swc + r * swr + s * sws
+            w_tile = tl.load(w_cols[None, :] + w_tap[:, None], mask=kk_ok[:, None] & n_mask[None, :], other=0.0)
+            x_tap = c.to(tl.int64) * sxc + (r * dil_h).to(tl.int64) * sxh + (s * dil_w).to(tl.int64) * sxw
+            x_tile = tl.load(x_pix[:, None] + x_tap[None, :], mask=x_ok, other=0.0)
+            acc = tl.dot(x_tile, w_tile, acc, input_precision=PRECISION, out_dtype=ACC_DTYPE)
+    else:
+        c_blocks = tl.cdiv(CG, BLOCK_K)
+        for t in range(0, R * S * c_blocks):
+            rs = t // c_blocks
+            r = rs // S
+            s = rs % S
+            offs_c = (t % c_blocks) * BLOCK_K + tl.arange(0, BLOCK_K)
+            c_mask = offs_c < CG
+            h = h_base + r * dil_h
+            w = w_base + s * dil_w
+            pix_ok = m_mask & (h >= 0) & (h < H) & (w >= 0) & (w < W)
+            x_tile = tl.load(
+                x_rows[:, None] + h.to(tl.int64)[:, None] * sxh + w.to(tl.int64)[:, None] * sxw
+                + offs_c.to(tl.int64)[None, :] * sxc,
+                mask=pix_ok[:, None] & c_mask[None, :], other=0.0,
+            )
+            w_tile = tl.load(
+                w_cols[None, :] + offs_c.to(tl.int64)[:, None] * swc + r * swr + s * sws,
+                mask=c_mask[:, None] & n_mask[None, :], other=0.0,
+            )
+            acc = tl.dot(x_tile, w_tile, acc, input_precision=PRECISION, out_dtype=ACC_DTYPE)
 
     if HAS_BIAS:
         acc += tl.load(bias_ptr + k_idx * sb, mask=n_mask, other=0.0).to(ACC_DTYPE)[None, :]
@@ -195,7 +226,7 @@ def conv2d_wgrad_kernel(
     sxn, sxc, sxh, sxw,
     stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
     R: tl.constexpr, S: tl.constexpr,
-    PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr, VEC: tl.constexpr,
+    PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr, VEC: tl.constexpr, FLAT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """Partial weight gradient over one split of the N*P*Q output pixels:
@@ -205,7 +236,9 @@ def conv2d_wgrad_kernel(
     runs over output pixels. ``partial`` is a contiguous float32/float64 buffer ``(SPLIT, K, CG, R, S)``
     that the launcher sums over splits; a split is ``PIX_PER_SPLIT`` consecutive flattened pixels (any count:
     the launcher's are whole blocks; the last split's run is cut at N*P*Q, and a split past it stores zeros).
-    Grid: ``(cdiv(KG, BLOCK_M) * cdiv(CG, BLOCK_N), R*S, groups*SPLIT)``.
+    Grid: ``(cdiv(KG, BLOCK_M) * cdiv(CG, BLOCK_N), R*S, groups*SPLIT)``. With ``FLAT`` (module docstring) the
+    GEMM is per group, its columns the CG*R*S flattened (c, r, s), each read from x at its own tap offset:
+    grid ``(cdiv(KG, BLOCK_M) * cdiv(CG*R*S, BLOCK_N), SPLIT, groups)``.
 
     Main loop, one trip per block of BLOCK_K pixels, with no division: the block's pixels are kept as
     ``[BLOCK_K]`` coordinate vectors ``(p, q)`` (and ``n`` in the general variant), decomposed once from the
@@ -225,22 +258,37 @@ def conv2d_wgrad_kernel(
         sdyk, sxc = 1, 1
     CG, KG = CG * VEC, KG * VEC
     pid_tile = tl.program_id(0)
-    tap = tl.program_id(1)
-    pid_gs = tl.program_id(2)
-    group = pid_gs // SPLIT
-    split = pid_gs % SPLIT
-    n_tiles = tl.cdiv(CG, BLOCK_N)
+    if FLAT:  # columns are the flattened (c, r, s); grid axis 1 the splits
+        split = tl.program_id(1)
+        group = tl.program_id(2)
+        n_tiles = tl.cdiv(CG * (R * S), BLOCK_N)
+    else:
+        tap = tl.program_id(1)
+        pid_gs = tl.program_id(2)
+        group = pid_gs // SPLIT
+        split = pid_gs % SPLIT
+        n_tiles = tl.cdiv(CG, BLOCK_N)
     pid_m = pid_tile // n_tiles
     pid_n = pid_tile % n_tiles
-    r = tap // S
-    s = tap % S
+    if not FLAT:
+        r = tap // S
+        s = tap % S
 
     offs_k = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     k_mask = offs_k < KG
     offs_c = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    c_mask = offs_c < CG
-    dy_cols = dy_ptr + (group * KG + offs_k).to(tl.int64) * sdyk
-    x_cols = x_ptr + (group * CG + offs_c).to(tl.int64) * sxc
+    if FLAT:
+        # column (c, r, s) reads x at channel c, (h, w) = (p*sh + col_h, q*sw + col_w)
+        c_mask = offs_c < CG * (R * S)
+        col_h = offs_c % (R * S) // S * dil_h - pad_h
+        col_w = offs_c % S * dil_w - pad_w
+        dy_cols = dy_ptr + (group * KG + offs_k).to(tl.int64) * sdyk
+        x_cols = x_ptr + ((group * CG + offs_c // (R * S)).to(tl.int64) * sxc + col_h.to(tl.int64) * sxh
+                          + col_w.to(tl.int64) * sxw)
+    else:
+        c_mask = offs_c < CG
+        dy_cols = dy_ptr + (group * KG + offs_k).to(tl.int64) * sdyk
+        x_cols = x_ptr + (group * CG + offs_c).to(tl.int64) * sxc
 
     # The split's pixels: [pix_start, pix_start + count), in 64-bit until count is known (count 0: no trip).
     pix_start = split.to(tl.int64) * PIX_PER_SPLIT
@@ -253,8 +301,12 @@ def conv2d_wgrad_kernel(
     dq = BLOCK_K % Q                                        # BLOCK_K pixels in the radix (P, Q)
     dp = BLOCK_K // Q % P
     dn = BLOCK_K // (P * Q)
-    off_h = r * dil_h - pad_h                               # h = p * stride_h + off_h, w likewise
-    off_w = s * dil_w - pad_w
+    if FLAT:
+        off_h = 0                                           # h = p * stride_h + off_h, w likewise
+        off_w = 0
+    else:
+        off_h = r * dil_h - pad_h
+        off_w = s * dil_w - pad_w
     if VEC > 1:
         n64 = n.to(tl.int64)
         dy_off = n64 * sdyn + p.to(tl.int64) * sdyp + q.to(tl.int64) * sdyq
@@ -275,7 +327,13 @@ def conv2d_wgrad_kernel(
         pix_ok = offs < left
         h = p * stride_h + off_h
         w = q * stride_w + off_w
-        x_ok = pix_ok & (h.to(tl.uint32, bitcast=True) < h_lim) & (w.to(tl.uint32, bitcast=True) < w_lim)
+        if FLAT:
+            hh = h[:, None] + col_h[None, :]
+            ww = w[:, None] + col_w[None, :]
+            x_mask = (pix_ok[:, None] & c_mask[None, :] & (hh.to(tl.uint32, bitcast=True) < h_lim)
+                      & (ww.to(tl.uint32, bitcast=True) < w_lim))
+        else:
+            x_ok = pix_ok & (h.to(tl.uint32, bitcast=True) < h_lim) & (w.to(tl.uint32, bitcast=True) < w_lim)
         if VEC > 1:
             dy_pix = dy_off * VEC
             x_pix = x_off * VEC
@@ -284,7 +342,10 @@ def conv2d_wgrad_kernel(
             dy_pix = n64 * sdyn + p.to(tl.int64) * sdyp + q.to(tl.int64) * sdyq
             x_pix = n64 * sxn + h.to(tl.int64) * sxh + w.to(tl.int64) * sxw
         dy_tile = tl.load(dy_cols[:, None] + dy_pix[None, :], mask=k_mask[:, None] & pix_ok[None, :], other=0.0)
-        x_tile = tl.load(x_cols[None, :] + x_pix[:, None], mask=x_ok[:, None] & c_mask[None, :], other=0.0)
+        if FLAT:
+            x_tile = tl.load(x_cols[None, :] + x_pix[:, None], mask=x_mask, other=0.0)
+        else:
+            x_tile = tl.load(x_cols[None, :] + x_pix[:, None], mask=x_ok[:, None] & c_mask[None, :], other=0.0)
         acc = tl.dot(dy_tile, x_tile, acc, input_precision=PRECISION, out_dtype=ACC_DTYPE)
         left -= BLOCK_K
         q += dq
@@ -302,8 +363,13 @@ def conv2d_wgrad_kernel(
     # partial[split, k, c, tap] of the tile's first filter and channel; the others at small offsets from it
     # (their rows 64-bit, their columns a constant multiple of the position within the tile).
     first_k = split.to(tl.int64) * K + group * KG + pid_m * BLOCK_M
-    out_tile = partial_ptr + ((first_k * CG + pid_n * BLOCK_N) * (R * S) + tap)
-    out_rel = (tl.arange(0, BLOCK_M).to(tl.int64) * CG * (R * S))[:, None] + (tl.arange(0, BLOCK_N) * (R * S))[None, :]
+    if FLAT:  # the tile's columns are consecutive (c, r, s)
+        out_tile = partial_ptr + (first_k * CG * (R * S) + pid_n * BLOCK_N)
+        out_rel = (tl.arange(0, BLOCK_M).to(tl.int64) * CG * (R * S))[:, None] + tl.arange(0, BLOCK_N)[None, :]
+    else:
+        out_tile = partial_ptr + ((first_k * CG + pid_n * BLOCK_N) * (R * S) + tap)
+        out_rel = ((tl.arange(0, BLOCK_M).to(tl.int64) * CG * (R * S))[:, None]
+                   + (tl.arange(0, BLOCK_N) * (R * S))[None, :])
     tl.store(out_tile + out_rel, acc.to(partial_ptr.dtype.element_ty), mask=k_mask[:, None] & c_mask[None, :])
 
 

@@ -9,6 +9,10 @@ flattened index would pass 2**31).
 The transposed convolution reuses these kernels: its forward is ``conv3d_dgrad_kernel`` (with a bias per
 input channel), its grad-input is ``conv3d_fwd_kernel`` and its grad-weight is ``conv3d_wgrad_kernel`` with
 the operands swapped.
+
+Flat variant (``FLAT``, forward and weight gradient), as conv2d's (``kernels.jit.conv2d``): with fewer channels
+per group than a channel block (an RGB stem), the reduction runs over the flattened ``(c, t, r, s)``, ``c``
+slowest as in the weight's ``(K, CG, T, R, S)``; R3D's 3x7x7 stem takes 14 steps of 32 instead of 147.
 """
 
 import triton
@@ -28,7 +32,7 @@ def conv3d_fwd_kernel(
     T: tl.constexpr, R: tl.constexpr, S: tl.constexpr,
     HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr,
     ACTIVATION: tl.constexpr, NEGATIVE_SLOPE: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
-    RESIDUAL_BEFORE_ACT: tl.constexpr, STORE_PREACT: tl.constexpr,
+    RESIDUAL_BEFORE_ACT: tl.constexpr, STORE_PREACT: tl.constexpr, FLAT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """``y[n, k, z, p, q] = bias[k] + sum_{c, t, r, s} x[n, g*CG + c, z*sd - pd + t*dd, p*sh - ph + r*dh,
@@ -36,7 +40,8 @@ def conv3d_fwd_kernel(
     activation, residual and the pre-activation, which share y's strides).
 
     GEMM view per group g: rows are output pixels (N*Z*P*Q), columns are the group's KG filters, the
-    reduction runs over (t, r, s, c) in one flat loop so that Triton can pipeline it.
+    reduction runs over (t, r, s, c) in one loop so that Triton can pipeline it: a trip per tap and channel
+    block, or with ``FLAT`` a trip per BLOCK_K of the flattened (c, t, r, s) (module docstring).
     Grid: ``(cdiv(N*Z*P*Q, BLOCK_M), cdiv(KG, BLOCK_N), groups)``.
     """
     pid_m = tl.program_id(0)
@@ -60,29 +65,56 @@ def conv3d_fwd_kernel(
     k_idx = group * KG + offs_n
     w_cols = w_ptr + k_idx.to(tl.int64) * swk
 
-    c_blocks = tl.cdiv(CG, BLOCK_K)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=ACC_DTYPE)
-    for it in range(0, T * R * S * c_blocks):
-        trs = it // c_blocks
-        t = trs // (R * S)
-        r = (trs // S) % R
-        s = trs % S
-        offs_c = (it % c_blocks) * BLOCK_K + tl.arange(0, BLOCK_K)
-        c_mask = offs_c < CG
-        d = d_base + t * dil_d
-        h = h_base + r * dil_h
-        w = w_base + s * dil_w
-        pix_ok = m_mask & (d >= 0) & (d < D) & (h >= 0) & (h < H) & (w >= 0) & (w < W)
-        x_tile = tl.load(
-            (x_rows + d.to(tl.int64) * sxd + h.to(tl.int64) * sxh + w.to(tl.int64) * sxw)[:, None]
-            + offs_c.to(tl.int64)[None, :] * sxc,
-            mask=pix_ok[:, None] & c_mask[None, :], other=0.0,
-        )
-        w_tile = tl.load(
-            w_cols[None, :] + offs_c.to(tl.int64)[:, None] * swc + (t * swt + r * swr + s * sws),
-            mask=c_mask[:, None] & n_mask[None, :], other=0.0,
-        )
-        acc = tl.dot(x_tile, w_tile, acc, input_precision=PRECISION, out_dtype=ACC_DTYPE)
+    if FLAT:  # the reduction flattened over (c, t, r, s): a few channels per group (module docstring)
+        depth = CG * (T * R * S)
+        x_pix = x_rows + d_base.to(tl.int64) * sxd + h_base.to(tl.int64) * sxh + w_base.to(tl.int64) * sxw
+        d_lim = tl.cast(D, tl.uint32)
+        h_lim = tl.cast(H, tl.uint32)
+        w_lim = tl.cast(W, tl.uint32)
+        # rows past the pixels and lanes past the depth get a depth far below 0: the depth test masks them too
+        d_rows = tl.where(m_mask, d_base, -(1 << 30))
+        for it in range(0, tl.cdiv(depth, BLOCK_K)):
+            kk = it * BLOCK_K + tl.arange(0, BLOCK_K)
+            kk_ok = kk < depth
+            c = kk // (T * R * S)
+            t = kk % (T * R * S) // (R * S)
+            r = kk % (R * S) // S
+            s = kk % S
+            w_tap = c.to(tl.int64) * swc + t * swt + r * swr + s * sws
+            w_tile = tl.load(w_cols[None, :] + w_tap[:, None], mask=kk_ok[:, None] & n_mask[None, :], other=0.0)
+            d = d_rows[:, None] + tl.where(kk_ok, t * dil_d, -(1 << 30))[None, :]
+            h = h_base[:, None] + (r * dil_h)[None, :]
+            w = w_base[:, None] + (s * dil_w)[None, :]
+            x_ok = ((d.to(tl.uint32, bitcast=True) < d_lim) & (h.to(tl.uint32, bitcast=True) < h_lim)
+                    & (w.to(tl.uint32, bitcast=True) < w_lim))
+            x_tap = (c.to(tl.int64) * sxc + (t * dil_d).to(tl.int64) * sxd + (r * dil_h).to(tl.int64) * sxh
+                     + (s * dil_w).to(tl.int64) * sxw)
+            x_tile = tl.load(x_pix[:, None] + x_tap[None, :], mask=x_ok, other=0.0)
+            acc = tl.dot(x_tile, w_tile, acc, input_precision=PRECISION, out_dtype=ACC_DTYPE)
+    else:
+        c_blocks = tl.cdiv(CG, BLOCK_K)
+        for it in range(0, T * R * S * c_blocks):
+            trs = it // c_blocks
+            t = trs // (R * S)
+            r = (trs // S) % R
+            s = trs % S
+            offs_c = (it % c_blocks) * BLOCK_K + tl.arange(0, BLOCK_K)
+            c_mask = offs_c < CG
+            d = d_base + t * dil_d
+            h = h_base + r * dil_h
+            w = w_base + s * dil_w
+            pix_ok = m_mask & (d >= 0) & (d < D) & (h >= 0) & (h < H) & (w >= 0) & (w < W)
+            x_tile = tl.load(
+                (x_rows + d.to(tl.int64) * sxd + h.to(tl.int64) * sxh + w.to(tl.int64) * sxw)[:, None]
+                + offs_c.to(tl.int64)[None, :] * sxc,
+                mask=pix_ok[:, None] & c_mask[None, :], other=0.0,
+            )
+            w_tile = tl.load(
+                w_cols[None, :] + offs_c.to(tl.int64)[:, None] * swc + (t * swt + r * swr + s * sws),
+                mask=c_mask[:, None] & n_mask[None, :], other=0.0,
+            )
+            acc = tl.dot(x_tile, w_tile, acc, input_precision=PRECISION, out_dtype=ACC_DTYPE)
 
     if HAS_BIAS:
         acc += tl.load(bias_ptr + k_idx * sb, mask=n_mask, other=0.0).to(ACC_DTYPE)[None, :]
@@ -193,7 +225,7 @@ def conv3d_wgrad_kernel(
     sxn, sxc, sxd, sxh, sxw,
     stride_d, stride_h, stride_w, pad_d, pad_h, pad_w, dil_d, dil_h, dil_w,
     T: tl.constexpr, R: tl.constexpr, S: tl.constexpr,
-    PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr,
+    PRECISION: tl.constexpr, ACC_DTYPE: tl.constexpr, FLAT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """Partial weight gradient over one split of the N*Z*P*Q output pixels:
@@ -203,7 +235,9 @@ def conv3d_wgrad_kernel(
     runs over output pixels. ``partial`` is a contiguous float32/float64 buffer ``(SPLIT, K, CG, T, R, S)``
     that the launcher sums over splits; a split is ``PIX_PER_SPLIT`` consecutive flattened pixels (the last
     split's run is cut at N*Z*P*Q, and a split past it stores zeros).
-    Grid: ``(cdiv(KG, BLOCK_M) * cdiv(CG, BLOCK_N), T*R*S, groups*SPLIT)``.
+    Grid: ``(cdiv(KG, BLOCK_M) * cdiv(CG, BLOCK_N), T*R*S, groups*SPLIT)``. With ``FLAT`` the GEMM is per group,
+    its columns the CG*T*R*S flattened (c, t, r, s), each read from x at its own tap offset: grid
+    ``(cdiv(KG, BLOCK_M) * cdiv(CG*T*R*S, BLOCK_N), SPLIT, groups)``.
 
     Main loop, one trip per block of BLOCK_K pixels, with no division (as conv2d's): the block's pixels are
     kept as ``[BLOCK_K]`` coordinate vectors ``(n, z, p, q)``, decomposed once from the split's first pixel,
@@ -213,23 +247,40 @@ def conv3d_wgrad_kernel(
     the split's end are masked by a count of the pixels left.
     """
     pid_tile = tl.program_id(0)
-    tap = tl.program_id(1)
-    pid_gs = tl.program_id(2)
-    group = pid_gs // SPLIT
-    split = pid_gs % SPLIT
-    n_tiles = tl.cdiv(CG, BLOCK_N)
+    if FLAT:  # columns are the flattened (c, t, r, s); grid axis 1 the splits
+        split = tl.program_id(1)
+        group = tl.program_id(2)
+        n_tiles = tl.cdiv(CG * (T * R * S), BLOCK_N)
+    else:
+        tap = tl.program_id(1)
+        pid_gs = tl.program_id(2)
+        group = pid_gs // SPLIT
+        split = pid_gs % SPLIT
+        n_tiles = tl.cdiv(CG, BLOCK_N)
     pid_m = pid_tile // n_tiles
     pid_n = pid_tile % n_tiles
-    t = tap // (R * S)
-    r = (tap // S) % R
-    s = tap % S
+    if not FLAT:
+        t = tap // (R * S)
+        r = (tap // S) % R
+        s = tap % S
 
     offs_k = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     k_mask = offs_k < KG
     offs_c = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    c_mask = offs_c < CG
-    dy_cols = dy_ptr + (group * KG + offs_k).to(tl.int64) * sdyk
-    x_cols = x_ptr + (group * CG + offs_c).to(tl.int64) * sxc
+    if FLAT:
+        # column (c, t, r, s) reads x at channel c, (d, h, w) = (z*sd + col_d, p*sh + col_h, q*sw + col_w)
+        c_mask = offs_c < CG * (T * R * S)
+        col_d = offs_c % (T * R * S) // (R * S) * dil_d - pad_d
+        col_d_ok = tl.where(c_mask, col_d, -(1 << 30))      # columns past the last: a depth far below 0
+        col_h = offs_c % (R * S) // S * dil_h - pad_h
+        col_w = offs_c % S * dil_w - pad_w
+        dy_cols = dy_ptr + (group * KG + offs_k).to(tl.int64) * sdyk
+        x_cols = x_ptr + ((group * CG + offs_c // (T * R * S)).to(tl.int64) * sxc + col_d.to(tl.int64) * sxd
+                          + col_h.to(tl.int64) * sxh + col_w.to(tl.int64) * sxw)
+    else:
+        c_mask = offs_c < CG
+        dy_cols = dy_ptr + (group * KG + offs_k).to(tl.int64) * sdyk
+        x_cols = x_ptr + (group * CG + offs_c).to(tl.int64) * sxc
 
     # The split's pixels: [pix_start, pix_start + count), in 64-bit until count is known (count 0: no trip).
     pix_start = split.to(tl.int64) * PIX_PER_SPLIT
@@ -244,9 +295,14 @@ def conv3d_wgrad_kernel(
     dp = BLOCK_K // Q % P
     dz = BLOCK_K // (P * Q) % Z
     dn = BLOCK_K // (Z * P * Q)
-    off_d = t * dil_d - pad_d                               # d = z * stride_d + off_d, h and w likewise
-    off_h = r * dil_h - pad_h
-    off_w = s * dil_w - pad_w
+    if FLAT:
+        off_d = 0                                           # d = z * stride_d + off_d, h and w likewise
+        off_h = 0
+        off_w = 0
+    else:
+        off_d = t * dil_d - pad_d
+        off_h = r * dil_h - pad_h
+        off_w = s * dil_w - pad_w
     # A coordinate c is inside [0, L) when c, read as unsigned, is below L (one compare).
     d_lim = tl.cast(D, tl.uint32)
     h_lim = tl.cast(H, tl.uint32)
@@ -258,13 +314,23 @@ def conv3d_wgrad_kernel(
         d = z * stride_d + off_d
         h = p * stride_h + off_h
         w = q * stride_w + off_w
-        x_ok = (pix_ok & (d.to(tl.uint32, bitcast=True) < d_lim) & (h.to(tl.uint32, bitcast=True) < h_lim)
-                & (w.to(tl.uint32, bitcast=True) < w_lim))
+        if FLAT:  # pixels past the split's end and columns past the last get a depth far below 0
+            dd = tl.where(pix_ok, d, -(1 << 30))[:, None] + col_d_ok[None, :]
+            hh = h[:, None] + col_h[None, :]
+            ww = w[:, None] + col_w[None, :]
+            x_mask = ((dd.to(tl.uint32, bitcast=True) < d_lim) & (hh.to(tl.uint32, bitcast=True) < h_lim)
+                      & (ww.to(tl.uint32, bitcast=True) < w_lim))
+        else:
+            x_ok = (pix_ok & (d.to(tl.uint32, bitcast=True) < d_lim) & (h.to(tl.uint32, bitcast=True) < h_lim)
+                    & (w.to(tl.uint32, bitcast=True) < w_lim))
         n64 = n.to(tl.int64)
         dy_pix = n64 * sdyn + z.to(tl.int64) * sdyz + p.to(tl.int64) * sdyp + q.to(tl.int64) * sdyq
         x_pix = n64 * sxn + d.to(tl.int64) * sxd + h.to(tl.int64) * sxh + w.to(tl.int64) * sxw
         dy_tile = tl.load(dy_cols[:, None] + dy_pix[None, :], mask=k_mask[:, None] & pix_ok[None, :], other=0.0)
-        x_tile = tl.load(x_cols[None, :] + x_pix[:, None], mask=x_ok[:, None] & c_mask[None, :], other=0.0)
+        if FLAT:
+            x_tile = tl.load(x_cols[None, :] + x_pix[:, None], mask=x_mask, other=0.0)
+        else:
+            x_tile = tl.load(x_cols[None, :] + x_pix[:, None], mask=x_ok[:, None] & c_mask[None, :], other=0.0)
         acc = tl.dot(dy_tile, x_tile, acc, input_precision=PRECISION, out_dtype=ACC_DTYPE)
         left -= BLOCK_K
         q += dq
@@ -279,5 +345,8 @@ def conv3d_wgrad_kernel(
         n += dn + carry_z.to(tl.int32)
 
     k_glob = (group * KG + offs_k).to(tl.int64)
-    out_offs = ((split.to(tl.int64) * K + k_glob[:, None]) * CG + offs_c.to(tl.int64)[None, :]) * (T * R * S) + tap
+    if FLAT:  # the tile's columns are consecutive (c, t, r, s)
+        out_offs = (split.to(tl.int64) * K + k_glob[:, None]) * (CG * (T * R * S)) + offs_c.to(tl.int64)[None, :]
+    else:
+        out_offs = ((split.to(tl.int64) * K + k_glob[:, None]) * CG + offs_c.to(tl.int64)[None, :]) * (T * R * S) + tap
     tl.store(partial_ptr + out_offs, acc.to(partial_ptr.dtype.element_ty), mask=k_mask[:, None] & c_mask[None, :])

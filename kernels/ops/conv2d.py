@@ -45,7 +45,7 @@ from .epilogue import (
     epilogue_variant_valid,
     with_strides_of,
 )
-from .gemm_tiles import GEMM_TILES, WIDE_TILES, pick_tiles
+from .gemm_tiles import FLAT, GEMM_TILES, WIDE_TILES, flat_reduction, flat_valid, pick_tiles
 from .reduce import acc_dtype, choose_split, sum_splits, tl_acc_dtype
 
 # Large tiles, launched only by the aligned variant (VEC == 16, see kernels.jit.conv2d): with unit channel strides
@@ -72,9 +72,26 @@ _PREACT_AND_RESIDUAL = VariantLimit(
 )
 
 
+# The flat forward in float64 spills 8 bytes on sm_90 at 32x32 (the wide tiles' largest): it keeps to 32x16.
+_FLAT_FLOAT64 = VariantLimit(
+    "flat-float64",
+    applies=lambda constexprs: bool(constexprs.get("FLAT")),
+    allows=lambda config: config["BLOCK_M"] * config["BLOCK_N"] <= 32 * 16,
+    dtypes=frozenset({torch.float64}),
+)
+# The TF32 weight gradient of the general tap loop spills 8 bytes on sm_80 at 64x32 with a 1x1 kernel: it keeps
+# off that tile (found when the compile check first compiled a 1x1 TF32 weight gradient).
+_TF32_WGRAD = VariantLimit(
+    "tf32-wgrad",
+    applies=lambda constexprs: constexprs.get("VEC", 1) == 1 and not constexprs.get("FLAT"),
+    allows=lambda config: not (config["BLOCK_M"] == 64 and config["BLOCK_N"] == 32),
+    dtypes=frozenset({torch.float32}),
+)
+
 ALIGN = 16  # the unit of the aligned variant
 
-# Variant axes. VEC lists the aligned unit first: the general variant (VEC == 1) is the heavier one.
+# Variant axes. VEC lists the aligned unit first: the general variant (VEC == 1) is the heavier one. FLAT: the
+# reduction flattened over (c, r, s) for a few channels per group (kernels.jit.conv2d, ops.gemm_tiles).
 _VEC = VariantAxis("VEC", (ALIGN, 1))
 _EPILOGUE_AXES = (VariantAxis("HAS_BIAS", (False, True)), *EPILOGUE_AXES, _VEC)
 _GEMM_VALUES = ("R", "S", "PRECISION", "ACC_DTYPE")
@@ -89,6 +106,8 @@ def _epilogue_gemm_valid(variant: Mapping[str, Any], dtype: torch.dtype, tf32: b
 
 
 def _fwd_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]:
+    if a["FLAT"]:
+        return {"reduction blocks": cdiv(a["CG"] * a["R"] * a["S"], a["BLOCK_K"])}
     return {"taps": a["R"] * a["S"], "channel blocks": cdiv(a["CG"] * a["VEC"], a["BLOCK_K"])}
 
 
@@ -99,6 +118,10 @@ def _dgrad_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]
 
 
 def _wgrad_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]:
+    if a["FLAT"]:
+        return {"pixel blocks per split": a["PIX_PER_SPLIT"] // a["BLOCK_K"], "splits": a["SPLIT"],
+                "groups": grid[2], "filter tiles": cdiv(a["KG"], a["BLOCK_M"]),
+                "column tiles": cdiv(a["CG"] * a["R"] * a["S"], a["BLOCK_N"])}
     return {"pixel blocks per split": a["PIX_PER_SPLIT"] // a["BLOCK_K"], "splits": a["SPLIT"],
             "groups": grid[2] // a["SPLIT"], "filter tiles": cdiv(a["KG"] * a["VEC"], a["BLOCK_M"]),
             "channel tiles": cdiv(a["CG"] * a["VEC"], a["BLOCK_N"])}
@@ -130,13 +153,16 @@ def _gemm_space(name: str, kernel, limits: tuple[VariantLimit, ...], axes: tuple
                                       values=values, counts=counts))
 
 
-FWD = _gemm_space("conv2d_fwd_kernel", conv2d_fwd_kernel, (_UNALIGNED, _PREACT_AND_RESIDUAL), _EPILOGUE_AXES,
-                  _epilogue_gemm_valid, (*_GEMM_VALUES, *EPILOGUE_VALUES), _fwd_counts)
+FWD = _gemm_space("conv2d_fwd_kernel", conv2d_fwd_kernel, (_UNALIGNED, _PREACT_AND_RESIDUAL, _FLAT_FLOAT64),
+                  (*_EPILOGUE_AXES, FLAT),
+                  lambda variant, dtype, tf32: _epilogue_gemm_valid(variant, dtype, tf32) and flat_valid(variant),
+                  (*_GEMM_VALUES, *EPILOGUE_VALUES), _fwd_counts)
 DGRAD = _gemm_space("conv2d_dgrad_kernel", conv2d_dgrad_kernel,
                     (_UNALIGNED, _DGRAD_EPILOGUE, _DGRAD_HEAVY), _EPILOGUE_AXES, _epilogue_gemm_valid,
                     (*_GEMM_VALUES, *EPILOGUE_VALUES), _dgrad_counts)
-WGRAD = _gemm_space("conv2d_wgrad_kernel", conv2d_wgrad_kernel, (_UNALIGNED,), (_VEC,),
-                    lambda variant, dtype, tf32: _aligned_dtype_valid(variant, dtype), _GEMM_VALUES, _wgrad_counts)
+WGRAD = _gemm_space("conv2d_wgrad_kernel", conv2d_wgrad_kernel, (_UNALIGNED, _TF32_WGRAD), (_VEC, FLAT),
+                    lambda variant, dtype, tf32: _aligned_dtype_valid(variant, dtype) and flat_valid(variant),
+                    _GEMM_VALUES, _wgrad_counts)
 
 
 def _vector_unit(dtype: torch.dtype, counts: tuple[int, ...], *tensors: torch.Tensor) -> int:
@@ -212,7 +238,8 @@ def conv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         return out
     CG, KG = g.channels_per_group, g.filters_per_group
     unit = _vector_unit(x.dtype, (CG, KG), x, weight, out)
-    variant = {**epilogue_arguments(epilogue, out, residual, preact)[1], "VEC": unit}
+    flat = flat_reduction(CG, g.R * g.S, unit) and residual is None and preact is None
+    variant = {**epilogue_arguments(epilogue, out, residual, preact)[1], "VEC": unit, "FLAT": flat}
     config = pick_tiles(FWD, x.dtype, g.N * g.P * g.Q, KG, CG * g.R * g.S, layout_of(x), variant)
     tf32 = tf32_enabled(x.dtype)
     for n0, n1 in chunks:
@@ -227,7 +254,8 @@ def conv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         scalars = (n1 - n0, g.H, g.W, g.P, g.Q, CG // unit, KG // unit,
                    *_kernel_strides(xs, unit), *_kernel_strides(weight, unit), *_kernel_strides(ys, unit),
                    bias_stride(bias), *_conv_params(g))
-        constexprs = {"HAS_BIAS": bias is not None, **_common_constexprs(g, x.dtype), **fused, "VEC": unit}
+        constexprs = {"HAS_BIAS": bias is not None, **_common_constexprs(g, x.dtype), **fused, "VEC": unit,
+                      "FLAT": flat}
         launch(FWD, grid, (*tensors, *scalars), config, x.dtype, tf32, **constexprs)
         _FWD_PLANS.put(key, LaunchPlan(grid, scalars, config, tf32, constexprs))
     return out
@@ -292,25 +320,27 @@ def conv2d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry)
     key = _plan_key(chunks, g, PLAIN, grad_out, x)
     plan = _WGRAD_PLANS.get(key)
     if plan is not None:
-        split = plan.grid[2] // g.groups
+        split = plan.grid[1] if plan.constexprs["FLAT"] else plan.grid[2] // g.groups
         partial = torch.empty((split, *grad_w.shape), dtype=acc_dtype(x.dtype), device=x.device)
         launch(WGRAD, plan.grid, (grad_out, x, partial, *plan.scalars), plan.config, x.dtype, plan.tf32,
                **plan.constexprs)
         return sum_splits(partial.view(split, -1), grad_w)
     unit = _vector_unit(x.dtype, (CG, KG), grad_out, x)
-    config = pick_tiles(WGRAD, x.dtype, KG, CG, g.N * g.P * g.Q, layout_of(x), {"VEC": unit})
+    flat = flat_reduction(CG, g.R * g.S, unit)  # columns (c, r, s) in one launch axis, else (channel, tap) on two
+    cols, taps = (CG * g.R * g.S, 1) if flat else (CG, g.R * g.S)
+    config = pick_tiles(WGRAD, x.dtype, KG, cols, g.N * g.P * g.Q, layout_of(x), {"VEC": unit, "FLAT": flat})
     tf32 = tf32_enabled(x.dtype)
-    tiles = cdiv(KG, config["BLOCK_M"]) * cdiv(CG, config["BLOCK_N"])
-    split = choose_split(tiles * g.R * g.S * g.groups, g.N * g.P * g.Q, config["BLOCK_K"], x.device)
+    tiles = cdiv(KG, config["BLOCK_M"]) * cdiv(cols, config["BLOCK_N"])
+    split = choose_split(tiles * taps * g.groups, g.N * g.P * g.Q, config["BLOCK_K"], x.device)
     partial = torch.empty((len(chunks) * split, *grad_w.shape), dtype=acc_dtype(x.dtype), device=x.device)
     for index, (n0, n1) in enumerate(chunks):
         npq = (n1 - n0) * g.P * g.Q
         pix_per_split = cdiv(cdiv(max(npq, 1), split), config["BLOCK_K"]) * config["BLOCK_K"]
         dys, xs = batch_rows(grad_out, n0, n1), batch_rows(x, n0, n1)
-        grid = (tiles, g.R * g.S, g.groups * split)
+        grid = (tiles, split, g.groups) if flat else (tiles, taps, g.groups * split)
         scalars = (n1 - n0, g.H, g.W, g.P, g.Q, CG // unit, KG // unit, g.K, pix_per_split, split,
                    *_kernel_strides(dys, unit), *_kernel_strides(xs, unit), *_conv_params(g))
-        constexprs = {**_common_constexprs(g, x.dtype), "VEC": unit}
+        constexprs = {**_common_constexprs(g, x.dtype), "VEC": unit, "FLAT": flat}
         launch(WGRAD, grid, (dys, xs, partial[index * split:(index + 1) * split], *scalars), config, x.dtype, tf32,
                **constexprs)
         _WGRAD_PLANS.put(key, LaunchPlan(grid, scalars, config, tf32, constexprs))

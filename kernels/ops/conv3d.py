@@ -40,7 +40,7 @@ from .epilogue import (
     epilogue_variant_valid,
     with_strides_of,
 )
-from .gemm_tiles import GEMM_TILES, WIDE_TILES, pick_tiles
+from .gemm_tiles import FLAT, GEMM_TILES, WIDE_TILES, flat_reduction, flat_valid, pick_tiles
 from .reduce import acc_dtype, choose_split, sum_splits, tl_acc_dtype
 
 # With TF32, the 128x64 tile keeps too few registers for the three-dimensional index arithmetic: it spills 8-40
@@ -98,6 +98,8 @@ def _taps(a: Mapping[str, Any]) -> dict[str, int]:
 
 
 def _fwd_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]:
+    if a["FLAT"]:
+        return {"reduction blocks": cdiv(a["CG"] * a["T"] * a["R"] * a["S"], a["BLOCK_K"])}
     return {**_taps(a), "channel blocks": cdiv(a["CG"], a["BLOCK_K"])}
 
 
@@ -108,6 +110,10 @@ def _dgrad_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]
 
 
 def _wgrad_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]:
+    if a["FLAT"]:
+        return {"pixel blocks per split": a["PIX_PER_SPLIT"] // a["BLOCK_K"], "splits": a["SPLIT"],
+                "groups": grid[2], "filter tiles": cdiv(a["KG"], a["BLOCK_M"]),
+                "column tiles": cdiv(a["CG"] * a["T"] * a["R"] * a["S"], a["BLOCK_N"])}
     return {**_taps(a), "pixel blocks per split": a["PIX_PER_SPLIT"] // a["BLOCK_K"], "splits": a["SPLIT"],
             "groups": grid[2] // a["SPLIT"], "filter tiles": cdiv(a["KG"], a["BLOCK_M"]),
             "channel tiles": cdiv(a["CG"], a["BLOCK_N"])}
@@ -137,12 +143,22 @@ _WIDE_DGRAD_HEAVY = VariantLimit(
     dtypes=frozenset({torch.float64}),
 )
 
-FWD = _gemm_space("conv3d_fwd_kernel", conv3d_fwd_kernel, _EPILOGUE, _fwd_counts,
-                  (_PREACT_AND_RESIDUAL, _TF32_EPILOGUE), _epilogue_valid, _EPILOGUE_GEMM_VALUES)
+# The flat forward runs in 16-bit dtypes only: in float32 and float64 LLVM packs its 2-D masks into boolean
+# vectors whose shuffles leave an 8-byte stack frame in every sm_90 compile (the ahead-of-time check).
+_FLAT_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def _fwd_valid(variant: Mapping[str, Any], dtype: torch.dtype, tf32: bool) -> bool:
+    return (_epilogue_valid(variant, dtype, tf32) and flat_valid(variant)
+            and (not variant["FLAT"] or dtype in _FLAT_DTYPES))
+
+
+FWD = _gemm_space("conv3d_fwd_kernel", conv3d_fwd_kernel, (*_EPILOGUE, FLAT), _fwd_counts,
+                  (_PREACT_AND_RESIDUAL, _TF32_EPILOGUE), _fwd_valid, _EPILOGUE_GEMM_VALUES)
 DGRAD = _gemm_space("conv3d_dgrad_kernel", conv3d_dgrad_kernel, _EPILOGUE, _dgrad_counts,
                     (_DGRAD_BIAS, _DGRAD_EPILOGUE, _DGRAD_HEAVY, _WIDE_DGRAD_HEAVY), _epilogue_valid,
                     _EPILOGUE_GEMM_VALUES)
-WGRAD = _gemm_space("conv3d_wgrad_kernel", conv3d_wgrad_kernel, (), _wgrad_counts)
+WGRAD = _gemm_space("conv3d_wgrad_kernel", conv3d_wgrad_kernel, (FLAT,), _wgrad_counts)
 
 
 def _common_constexprs(g: ConvGeometry3d, dtype: torch.dtype) -> dict:
@@ -165,7 +181,9 @@ def conv3d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         return out
     CG, KG = g.channels_per_group, g.filters_per_group
     zpq = g.Z * g.P * g.Q
-    variant = {"HAS_BIAS": bias is not None, **epilogue_arguments(epilogue, out, residual, preact)[1]}
+    flat = (flat_reduction(CG, g.T * g.R * g.S) and residual is None and preact is None
+            and x.dtype in _FLAT_DTYPES)
+    variant = {"HAS_BIAS": bias is not None, **epilogue_arguments(epilogue, out, residual, preact)[1], "FLAT": flat}
     config = pick_tiles(FWD, x.dtype, g.N * zpq, KG, CG * g.T * g.R * g.S, layout_of(x), variant)
     tf32 = tf32_enabled(x.dtype)
     constexprs = {**variant, **_common_constexprs(g, x.dtype)}
@@ -232,17 +250,19 @@ def conv3d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry3
     zpq = g.Z * g.P * g.Q
     chunks = batch_chunks(g.N, zpq)
     taps = g.T * g.R * g.S
-    config = pick_tiles(WGRAD, x.dtype, KG, CG, g.N * zpq, layout_of(x), {})
+    flat = flat_reduction(CG, taps)  # columns (c, t, r, s) in one launch axis, else (channel, tap) on two
+    cols, taps = (CG * taps, 1) if flat else (CG, taps)
+    config = pick_tiles(WGRAD, x.dtype, KG, cols, g.N * zpq, layout_of(x), {"FLAT": flat})
     tf32 = tf32_enabled(x.dtype)
-    tiles = cdiv(KG, config["BLOCK_M"]) * cdiv(CG, config["BLOCK_N"])
+    tiles = cdiv(KG, config["BLOCK_M"]) * cdiv(cols, config["BLOCK_N"])
     split = choose_split(tiles * taps * g.groups, g.N * zpq, config["BLOCK_K"], x.device)
     partial = torch.empty((len(chunks) * split, *grad_w.shape), dtype=acc_dtype(x.dtype), device=x.device)
-    constexprs = _common_constexprs(g, x.dtype)
+    constexprs = {**_common_constexprs(g, x.dtype), "FLAT": flat}
     for index, (n0, n1) in enumerate(chunks):
         npix = (n1 - n0) * zpq
         pix_per_split = cdiv(cdiv(max(npix, 1), split), config["BLOCK_K"]) * config["BLOCK_K"]
         dys, xs = batch_rows(grad_out, n0, n1), batch_rows(x, n0, n1)
-        grid = (tiles, taps, g.groups * split)
+        grid = (tiles, split, g.groups) if flat else (tiles, taps, g.groups * split)
         scalars = (n1 - n0, g.D, g.H, g.W, g.Z, g.P, g.Q, CG, KG, g.K, pix_per_split, split, *kernel_strides(dys),
                    *kernel_strides(xs), *_conv_params(g))
         launch(WGRAD, grid, (dys, xs, partial[index * split:(index + 1) * split], *scalars), config, x.dtype,

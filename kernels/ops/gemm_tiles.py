@@ -7,10 +7,13 @@ and sm_80 with no integer specialisation (odd channel counts and strides): ``pyt
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 
 from ..autotune import select_config
-from ..launch import KernelConfig, KernelSpace, closest_config, pow2_at_least, tf32_enabled
+from ..launch import KernelConfig, KernelSpace, VariantAxis, closest_config, pow2_at_least, tf32_enabled
 
 # Tensor-core tiles for float16, bfloat16 and TF32.
 GEMM_TILES = [
@@ -39,3 +42,25 @@ def pick_tiles(space: KernelSpace, dtype: torch.dtype, rows: int, cols: int, dep
         BLOCK_K=pow2_at_least(depth, 16, 32),
     )
     return select_config(space, dtype, layout, {"M": rows, "N": cols, "K": depth}, default, variant)
+
+
+# The flat reduction (``FLAT`` of the forward and weight-gradient kernels, ``kernels.jit.conv2d``): below this
+# many channels per group (the smallest BLOCK_K), a reduction step per tap fills few of a block's lanes. A
+# crossed axis: each epilogue combination it allows is compiled and tested with both loops.
+FLAT_CHANNELS = 16
+FLAT = VariantAxis("FLAT", (False, True))
+
+
+def flat_valid(variant: Mapping[str, Any]) -> bool:
+    """The flat reduction runs in the general variant (``VEC == 1``), with an epilogue that reads no residual
+    and stores no pre-activation (those keep the tap loop: their extra tiles leave no registers for its 2-D
+    addresses)."""
+    return not variant["FLAT"] or (variant.get("VEC", 1) == 1 and not variant.get("HAS_RESIDUAL")
+                                   and not variant.get("STORE_PREACT"))
+
+
+def flat_reduction(channels_per_group: int, taps: int, unit: int = 1) -> bool:
+    """Whether a convolution's forward and weight gradient flatten their reduction over (c, taps): more than one
+    tap and fewer channels per group than the smallest channel block, in the general variant (an RGB stem: 3
+    channels, where the tap loop would fill 3 of each 16 or 32 reduction lanes)."""
+    return unit == 1 and channels_per_group < FLAT_CHANNELS and taps > 1
