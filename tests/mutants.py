@@ -438,8 +438,10 @@ def _first_failure(output: str, returncode: int) -> str:
     return tail[-1][:160] if tail else ""
 
 
-def run_mutant(mutant: Mutant, timeout: float = 1800.0) -> Outcome:
-    """Plant ``mutant`` in a fresh copy and run its tests there (stopping at the first failure)."""
+def run_mutant(mutant: Mutant, timeout: float = 300.0) -> Outcome:
+    """Plant ``mutant`` in a fresh copy and run its tests there (stopping at the first failure). The slowest
+    honest run takes about a minute; a mutant that corrupts memory (wrong pointers under the interpreter) can
+    crash or hang its run, and a run past ``timeout`` seconds counts as caught."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mutant-") as tmp:
         dest = Path(tmp)
