@@ -250,8 +250,8 @@ def test_heavy_epilogue_keeps_to_small_tiles() -> None:
         assert space.variant_tag(heavy) == tag
         assert space.variant_tag({"VEC": 16}) == "" and space.variant_tag({**heavy, "VEC": 16}) == ""
     large = max(FWD.configs, key=lambda c: c["BLOCK_M"] * c["BLOCK_N"])
-    launched = {**heavy, "HAS_BIAS": False, "ACTIVATION": "gelu", "RESIDUAL_BEFORE_ACT": False, "VEC": 1, "FLAT": False, "R": 3,
-                "S": 3, "PRECISION": "ieee", "ACC_DTYPE": None, "NEGATIVE_SLOPE": 0.0}
+    launched = {**heavy, "HAS_BIAS": False, "ACTIVATION": "gelu", "RESIDUAL_BEFORE_ACT": False, "VEC": 1,
+                "FLAT": False, "R": 3, "S": 3, "PRECISION": "ieee", "ACC_DTYPE": None, "NEGATIVE_SLOPE": 0.0}
     with pytest.raises(ValueError, match="not allowed"):
         launch(FWD, (1,), (), large, torch.float16, **launched)
 
