@@ -143,14 +143,18 @@ _WIDE_DGRAD_HEAVY = VariantLimit(
     dtypes=frozenset({torch.float64}),
 )
 
-# The flat forward runs in 16-bit dtypes only: in float32 and float64 LLVM packs its 2-D masks into boolean
-# vectors whose shuffles leave an 8-byte stack frame in every sm_90 compile (the ahead-of-time check).
+# The flat reduction runs in 16-bit dtypes only: in float32 and float64 LLVM packs the 2-D masks of the forward
+# and the weight gradient into boolean vectors whose shuffles leave an 8-byte stack frame in sm_90 compiles
+# (the ahead-of-time check); those dtypes keep the tap loop.
 _FLAT_DTYPES = (torch.float16, torch.bfloat16)
 
 
+def _flat_dtype_valid(variant: Mapping[str, Any], dtype: torch.dtype) -> bool:
+    return flat_valid(variant) and (not variant["FLAT"] or dtype in _FLAT_DTYPES)
+
+
 def _fwd_valid(variant: Mapping[str, Any], dtype: torch.dtype, tf32: bool) -> bool:
-    return (_epilogue_valid(variant, dtype, tf32) and flat_valid(variant)
-            and (not variant["FLAT"] or dtype in _FLAT_DTYPES))
+    return _epilogue_valid(variant, dtype, tf32) and _flat_dtype_valid(variant, dtype)
 
 
 FWD = _gemm_space("conv3d_fwd_kernel", conv3d_fwd_kernel, (*_EPILOGUE, FLAT), _fwd_counts,
@@ -158,7 +162,8 @@ FWD = _gemm_space("conv3d_fwd_kernel", conv3d_fwd_kernel, (*_EPILOGUE, FLAT), _f
 DGRAD = _gemm_space("conv3d_dgrad_kernel", conv3d_dgrad_kernel, _EPILOGUE, _dgrad_counts,
                     (_DGRAD_BIAS, _DGRAD_EPILOGUE, _DGRAD_HEAVY, _WIDE_DGRAD_HEAVY), _epilogue_valid,
                     _EPILOGUE_GEMM_VALUES)
-WGRAD = _gemm_space("conv3d_wgrad_kernel", conv3d_wgrad_kernel, (FLAT,), _wgrad_counts)
+WGRAD = _gemm_space("conv3d_wgrad_kernel", conv3d_wgrad_kernel, (FLAT,), _wgrad_counts,
+                    valid=lambda variant, dtype, tf32: _flat_dtype_valid(variant, dtype))
 
 
 def _common_constexprs(g: ConvGeometry3d, dtype: torch.dtype) -> dict:
@@ -250,7 +255,8 @@ def conv3d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry3
     zpq = g.Z * g.P * g.Q
     chunks = batch_chunks(g.N, zpq)
     taps = g.T * g.R * g.S
-    flat = flat_reduction(CG, taps)  # columns (c, t, r, s) in one launch axis, else (channel, tap) on two
+    # columns (c, t, r, s) in one launch axis, else (channel, tap) on two
+    flat = flat_reduction(CG, taps) and x.dtype in _FLAT_DTYPES
     cols, taps = (CG * taps, 1) if flat else (CG, taps)
     config = pick_tiles(WGRAD, x.dtype, KG, cols, g.N * zpq, layout_of(x), {"FLAT": flat})
     tf32 = tf32_enabled(x.dtype)
