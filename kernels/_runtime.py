@@ -48,6 +48,30 @@ def _patch_interpreter_bf16_dot() -> None:
     builder.create_dot = create_dot
 
 
+def _patch_interpreter_scalar_index() -> None:
+    """Triton 3.6's interpreter turns a scalar into a Python int (``range(n)`` over a kernel argument) with
+    ``int()`` of its one-element array, which numpy 2.4 refuses. Convert through ``squeeze()``, as later
+    Tritons do; a no-op where the interpreter already does."""
+    try:
+        from triton.runtime import interpreter
+    except ImportError:
+        return
+    original = getattr(interpreter, "_patch_lang_tensor", None)
+    if original is None or getattr(original, "_squeezes_index", False):
+        return
+    import inspect
+
+    if "int(self.handle.data))" not in inspect.getsource(original):
+        return
+
+    def patch_lang_tensor(tensor, scope):
+        original(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.squeeze()))
+
+    patch_lang_tensor._squeezes_index = True
+    interpreter._patch_lang_tensor = patch_lang_tensor
+
+
 def _interpret_preloaded_triton_language() -> None:
     """When triton was imported before this package switched the interpreter on, the jit functions of
     ``triton.language`` (``tl.cdiv``, ``tl.sum``, ``tl.max``...) were built for the compiler and cannot be
@@ -63,8 +87,11 @@ def _interpret_preloaded_triton_language() -> None:
 
 
 INTERPRETING: bool = _decide_interpreter()
+# torch's (major, minor): some argument checks are worded differently before and after a release
+TORCH_VERSION: tuple[int, int] = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
 if INTERPRETING:
     _patch_interpreter_bf16_dot()
+    _patch_interpreter_scalar_index()
     _interpret_preloaded_triton_language()
 
 

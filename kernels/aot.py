@@ -21,9 +21,10 @@ spills, shared memory or tensor cores. This check closes that gap:
    the instruction mix of one trip of its main loop (``kernels/sass.py``: matrix instructions, TMA loads,
    asynchronous copies, global loads and their vector width, integer/address instructions). The other
    compiles are judged from their PTX, whose matrix and TMA instructions map one to one onto SASS opcodes
-   (:func:`ptx_opcodes`); every compile whose SASS is read checks that map. ``--all-sass`` reads every
-   SASS. These compiles are the worst case (no integer specialised); the benchmark layers as a GPU
-   specialises them are compiled for the committed report by ``python -m bench.sass``.
+   (:func:`ptx_opcodes`); every compile whose SASS is read checks that map. ``--sass all`` reads every
+   SASS; ``--sass kernel`` reads it once per kernel and dtype on every arch. These compiles are the worst
+   case (no integer specialised); the benchmark layers as a GPU specialises them are compiled for the
+   committed report by ``python -m bench.sass``.
 4. The variants come from the kernels' spaces, not from the cases: every variant a space declares
    (:meth:`~kernels.launch.KernelSpace.covering_variants`: each combination of its flags with the heaviest
    activation, and each activation with the heaviest flags; per dtype) is compiled too, with its largest
@@ -37,7 +38,7 @@ with TF32 on (TF32 dots compile to ``HGMMA.*.TF32`` on sm_90 and ``HMMA.*.TF32``
 covers them). float32 without TF32 and float64 have no tensor-core requirement. A ``hopper_path`` kernel
 compiled for sm_90 fails without a TMA load (``UTMALDG``) or an ``HGMMA``.
 
-Command line: ``python -m kernels.aot [--arch 90 --arch 80] [--kernel NAME] [--workers N] [--all-sass]``;
+Command line: ``python -m kernels.aot [--arch 90 --arch 80] [--kernel NAME] [--workers N] [--sass all|variant|kernel]``;
 it prints one row per compile and exits non-zero when any row fails.
 """
 
@@ -767,16 +768,17 @@ def _run_jobs(jobs: Sequence[CompileJob], workers: int) -> list[dict[str, Any]]:
 # The check
 
 
-def sass_once_per_variant(planned: Sequence[_Planned]) -> list[_Planned]:
-    """Which compiles have their SASS read (the disassembler costs about as much CPU as the compile): on
-    sm_90 the first configuration of each variant, on other archs the first of each kernel and dtype. The
-    others are judged from their PTX (:func:`ptx_opcodes`), and every compile whose SASS is read checks
-    that rule against it."""
+def sass_once_per_variant(planned: Sequence[_Planned], per: str = "variant") -> list[_Planned]:
+    """Which compiles have their SASS read (the disassembler costs about as much CPU as the compile): with
+    ``per="variant"``, on sm_90 the first configuration of each variant, on other archs the first of each
+    kernel and dtype; with ``per="kernel"``, the first of each kernel and dtype on every arch. The others are
+    judged from their PTX (:func:`ptx_opcodes`), and every compile whose SASS is read checks that rule
+    against it."""
     seen: set[tuple] = set()
     out = []
     for entry in planned:
         job = entry.job
-        key = ((job.kernel, job.arch, job.signature) if job.arch == 90
+        key = ((job.kernel, job.arch, job.signature) if job.arch == 90 and per == "variant"
                else (job.kernel, job.arch, frozenset(entry.dtypes)))
         out.append(_Planned(replace(job, read_sass=key not in seen), entry.space, entry.dtypes))
         seen.add(key)
@@ -784,17 +786,19 @@ def sass_once_per_variant(planned: Sequence[_Planned]) -> list[_Planned]:
 
 
 def check(archs: Sequence[int] = (90, 80), kernels: Sequence[str] | None = None, workers: int | None = None,
-          all_sass: bool = False) -> list[Row]:
+          sass: str = "variant", recorded: Recorded | None = None) -> list[Row]:
     """Record every op, compile every kernel and configuration for ``archs``; one row per compile plus one
     per case that raised and per registered space never launched. Failures have ``row.failed``.
 
     ``kernels``: only these registered spaces. ``workers``: compile processes (default: CPU count).
-    ``all_sass``: read the SASS of every compile, not once per variant (:func:`sass_once_per_variant`).
+    ``sass``: ``"all"`` reads the SASS of every compile; ``"variant"`` and ``"kernel"`` once per variant or per
+    kernel and dtype (:func:`sass_once_per_variant`). ``recorded``: the op cases' launches, when already
+    recorded (:func:`collect_records`).
     """
     for arch in archs:
         if arch not in SHARED_LIMIT:
             raise ValueError(f"unsupported arch {arch}; known: {sorted(SHARED_LIMIT)}")
-    recorded = collect_records()
+    recorded = recorded or collect_records()
     rows: list[Row] = [
         Row("(op case)", "", where, None, problems=["op raised under recording"], error=error)
         for where, error in recorded.errors
@@ -808,8 +812,8 @@ def check(archs: Sequence[int] = (90, 80), kernels: Sequence[str] | None = None,
                 rows.append(Row(name, "", "", None, problems=["no such registered space"]))
     planned, bad_rows = plan(recorded.records, archs, kernels)
     rows.extend(bad_rows)
-    if not all_sass:
-        planned = sass_once_per_variant(planned)
+    if sass != "all":
+        planned = sass_once_per_variant(planned, sass)
     results = _run_jobs([p.job for p in planned], workers or os.cpu_count() or 1)
     compiled = [_judge(entry, result) for entry, result in zip(planned, results, strict=True)]
     order = {name: i for i, name in enumerate(SPACES)}
@@ -861,11 +865,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="compute capability, e.g. 90 or 80 (repeatable; default: 90 and 80)")
     parser.add_argument("--kernel", action="append", help="only this registered space (repeatable)")
     parser.add_argument("--workers", type=int, default=None, help="compile processes (default: CPU count)")
-    parser.add_argument("--all-sass", action="store_true",
-                        help="read the SASS of every compile (default: once per variant; the rest from PTX)")
+    parser.add_argument("--sass", choices=("all", "variant", "kernel"), default="variant",
+                        help="whose SASS is read: every compile, the first of each variant (sm_90; default) or of "
+                             "each kernel and dtype; the rest are judged from their PTX")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    rows = check(tuple(args.arch or (90, 80)), args.kernel, args.workers, args.all_sass)
+    rows = check(tuple(args.arch or (90, 80)), args.kernel, args.workers, args.sass)
     elapsed = time.perf_counter() - start
     print(format_table(rows))
     failures = [r for r in rows if r.failed]

@@ -19,7 +19,10 @@ from dataclasses import dataclass
 
 import torch
 
+from ._runtime import TORCH_VERSION
 from .shapes import FLOAT_DTYPES, memoised_check
+
+_INT_MAX = 2**31 - 1
 
 IntPair = int | Sequence[int]
 
@@ -265,6 +268,9 @@ def _window_geometry(shape: Sequence[int], op: str, args: WindowArgs, ceil_mode:
     p = _as_pool_pair(args[2], "padding", op)
     d = _as_pool_pair(args[3], "dilation", op)
     assert k is not None and s is not None and p is not None and d is not None
+    if op == "avg_pool2d" and TORCH_VERSION < (2, 13) and not (
+            all(0 < v <= _INT_MAX for v in k) and all(0 <= v <= _INT_MAX for v in s)):
+        raise RuntimeError("integer out of range")  # (torch 2.11 and 2.12 check the int casts first)
     _check_window_input(shape, op)
     if s[0] == 0 or s[1] == 0:
         raise RuntimeError("stride should not be zero")

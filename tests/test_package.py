@@ -21,6 +21,12 @@ def test_every_package_is_listed_in_pyproject() -> None:
     assert "kernels.autotune_configs" in listed
 
 
+def test_the_distribution_name_is_our_own() -> None:
+    """``kernels`` on the package index is another project: ours is distributed as ``triton-convpool``."""
+    tomllib = pytest.importorskip("tomllib")
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"] == "triton-convpool"
+
+
 CHECK = """
 import pathlib, torch, torch.nn.functional as F
 import kernels
@@ -39,7 +45,7 @@ def test_the_wheel_installs_and_ships_the_tuned_configurations(tmp_path: Path) -
     wheels, site = tmp_path / "wheels", tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
                    check=True, capture_output=True, text=True)
-    (wheel,) = wheels.glob("kernels-*.whl")
+    (wheel,) = wheels.glob("triton_convpool-*.whl")
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
                    check=True, capture_output=True, text=True)
     env = {**os.environ, "PYTHONPATH": str(site)}
@@ -48,3 +54,15 @@ def test_the_wheel_installs_and_ships_the_tuned_configurations(tmp_path: Path) -
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "installed package ok" in done.stdout
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    """``.ci/run`` runs the README's test command verbatim (after its venv lines), so what a newcomer runs is
+    what CI checks; each README command has one ``pip install``."""
+    readme = (ROOT / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("python3 -m venv .venv")]
+    assert len(commands) == 2, commands
+    assert all(line.count("pip install") == 1 for line in commands), commands
+    (test_command,) = [line for line in commands if "pytest" in line]
+    after_venv = test_command.split(". .venv/bin/activate && ", 1)[1]
+    assert after_venv in (ROOT / ".ci" / "run").read_text().splitlines()

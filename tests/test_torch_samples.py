@@ -17,6 +17,8 @@ from op_samples import op_samples
 
 import kernels
 
+pytest.importorskip("expecttest", reason="torch's op database imports expecttest (the test extra)")
+
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel lengths")
 
 OPS = (

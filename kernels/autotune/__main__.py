@@ -105,13 +105,10 @@ def _bar(done: int, total: int, width: int = 24) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {done:>{len(str(total))}}/{total}"
 
 
-def tune(suites: Sequence[str], dtypes: Sequence[str], layouts: Sequence[str], out: Path | None) -> int:
-    """Tune every kernel over the suites' layers; write the GPU's file. Returns the exit status."""
-    if kernels.INTERPRETING or not torch.cuda.is_available():
-        print("kernels.autotune tune: no CUDA GPU here (the kernels run through Triton's interpreter), and "
-              "tuning measures GPU timings. Run it on the GPU to tune; `python -m kernels.autotune check` "
-              "works without one.", file=sys.stderr)
-        return 2
+def tune(suites: Sequence[str], dtypes: Sequence[str], layouts: Sequence[str], out: Path | None,
+         dry_run: bool = False) -> int:
+    """Tune every kernel over the suites' layers; write the GPU's file. Returns the exit status. ``dry_run``:
+    check the arguments and list the layer runs, tune nothing (no GPU needed)."""
     table = _suites()
     unknown = [s for s in suites if s not in table]
     if unknown:
@@ -119,6 +116,16 @@ def tune(suites: Sequence[str], dtypes: Sequence[str], layouts: Sequence[str], o
         print(f"kernels.autotune tune: unknown suite(s) {unknown}; known: {known}", file=sys.stderr)
         return 2
     jobs = [(suite, layer, d, lay) for suite in suites for layer in table[suite] for d in dtypes for lay in layouts]
+    if dry_run:
+        for suite, layer, dname, layout in jobs:
+            print(f"{suite}/{layer.name} {dname} {layout}")
+        print(f"dry run: {len(jobs)} layer runs would be tuned; the file would go to {out or config_dir()}")
+        return 0
+    if kernels.INTERPRETING or not torch.cuda.is_available():
+        print("kernels.autotune tune: no CUDA GPU here (the kernels run through Triton's interpreter), and "
+              "tuning measures GPU timings. Run it on the GPU to tune; `python -m kernels.autotune check` "
+              "works without one.", file=sys.stderr)
+        return 2
     gpu = torch.cuda.get_device_name()
     print(f"tuning {len(jobs)} layer runs on {gpu}")
     enable_tuning(True)
@@ -170,8 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dtype", action="append", choices=sorted(DTYPES), help="repeatable; default bf16")
     p.add_argument("--layout", action="append", choices=LAYOUTS, help="repeatable; default both")
     p.add_argument("--out", type=Path, help="directory of the per-GPU files (default: autotune_configs/)")
+    p.add_argument("--dry-run", action="store_true", help="check the arguments, list the layer runs, tune nothing")
     args = parser.parse_args(argv)
-    return tune(args.suite, args.dtype or ["bf16"], args.layout or list(LAYOUTS), args.out)
+    return tune(args.suite, args.dtype or ["bf16"], args.layout or list(LAYOUTS), args.out, args.dry_run)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
+from .._runtime import TORCH_VERSION
 from ..autocast import autocast_inputs
 from ..autograd.pool3d import AvgPool3dFunction, MaxPool3dFunction, registered_avg_pool3d, registered_max_pool3d
 from ..call_plans import apply_function, planned
@@ -90,7 +91,7 @@ def max_pool3d(
     maxima.
     """
     return_indices = bool(return_indices)
-    if return_indices and not isinstance(input, torch.Tensor):
+    if return_indices and not isinstance(input, torch.Tensor) and TORCH_VERSION >= (2, 13):
         raise AttributeError(f"'{type(input).__name__}' object has no attribute 'is_cuda'")
     check_pool_input(input, "max_pool3d_with_indices" if return_indices else "max_pool3d")
     g = max_pool3d_geometry(input.shape, kernel_size, stride, padding, dilation, ceil_mode, return_indices)

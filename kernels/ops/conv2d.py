@@ -79,12 +79,29 @@ _FLAT_FLOAT64 = VariantLimit(
     allows=lambda config: config["BLOCK_M"] * config["BLOCK_N"] <= 32 * 16,
     dtypes=frozenset({torch.float64}),
 )
-# The TF32 weight gradient of the general tap loop spills 8 bytes on sm_80 at 64x32 with a 1x1 kernel: it keeps
-# off that tile (found when the compile check first compiled a 1x1 TF32 weight gradient).
+# The flat forward with TF32 leaves an 8-byte stack frame on sm_90 with Triton 3.8 on the 64x32 and 64x16 tiles
+# (3x3 kernels): it keeps to the 64x64 and 128x64 ones.
+_FLAT_TF32 = VariantLimit(
+    "flat-tf32",
+    applies=lambda constexprs: bool(constexprs.get("FLAT")) and constexprs.get("PRECISION") == "tf32",
+    allows=lambda config: config["BLOCK_M"] * config["BLOCK_N"] >= 64 * 64,
+    dtypes=frozenset({torch.float32}),
+)
+# The TF32 forward reading a residual leaves an 8-byte stack frame on sm_80 with Triton 3.8 on the 64x32 tile:
+# it keeps off that tile.
+_TF32_RESIDUAL = VariantLimit(
+    "tf32-residual",
+    applies=lambda constexprs: bool(constexprs.get("HAS_RESIDUAL")) and constexprs.get("PRECISION") == "tf32",
+    allows=lambda config: not (config["BLOCK_M"] == 64 and config["BLOCK_N"] == 32),
+    dtypes=frozenset({torch.float32}),
+)
+# The TF32 weight gradient of the general tap loop spills 8 bytes on sm_80 at 64x32 with a 1x1 kernel (Triton
+# 3.9), and 16 bytes at 64x64 (Triton 3.8): it keeps off those tiles (found when the compile check first
+# compiled a 1x1 TF32 weight gradient).
 _TF32_WGRAD = VariantLimit(
     "tf32-wgrad",
     applies=lambda constexprs: constexprs.get("VEC", 1) == 1 and not constexprs.get("FLAT"),
-    allows=lambda config: not (config["BLOCK_M"] == 64 and config["BLOCK_N"] == 32),
+    allows=lambda config: not (config["BLOCK_M"] == 64 and config["BLOCK_N"] in (32, 64)),
     dtypes=frozenset({torch.float32}),
 )
 
@@ -153,7 +170,8 @@ def _gemm_space(name: str, kernel, limits: tuple[VariantLimit, ...], axes: tuple
                                       values=values, counts=counts))
 
 
-FWD = _gemm_space("conv2d_fwd_kernel", conv2d_fwd_kernel, (_UNALIGNED, _PREACT_AND_RESIDUAL, _FLAT_FLOAT64),
+FWD = _gemm_space("conv2d_fwd_kernel", conv2d_fwd_kernel,
+                  (_UNALIGNED, _PREACT_AND_RESIDUAL, _FLAT_FLOAT64, _FLAT_TF32, _TF32_RESIDUAL),
                   (*_EPILOGUE_AXES, FLAT),
                   lambda variant, dtype, tf32: _epilogue_gemm_valid(variant, dtype, tf32) and flat_valid(variant),
                   (*_GEMM_VALUES, *EPILOGUE_VALUES), _fwd_counts)
@@ -239,7 +257,8 @@ def conv2d_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     CG, KG = g.channels_per_group, g.filters_per_group
     unit = _vector_unit(x.dtype, (CG, KG), x, weight, out)
     flat = flat_reduction(CG, g.R * g.S, unit) and residual is None and preact is None
-    variant = {**epilogue_arguments(epilogue, out, residual, preact)[1], "VEC": unit, "FLAT": flat}
+    variant = {**epilogue_arguments(epilogue, out, residual, preact)[1], "VEC": unit, "FLAT": flat,
+               "PRECISION": dot_precision(x.dtype)}
     config = pick_tiles(FWD, x.dtype, g.N * g.P * g.Q, KG, CG * g.R * g.S, layout_of(x), variant)
     tf32 = tf32_enabled(x.dtype)
     for n0, n1 in chunks:

@@ -143,6 +143,29 @@ _WIDE_DGRAD_HEAVY = VariantLimit(
     dtypes=frozenset({torch.float64}),
 )
 
+# gelu and silu in the forward's epilogue: the 16-bit 128x64 and 64x64 tiles spill 8-16 bytes on sm_90 with
+# Triton 3.8, and float64's 32x32 tile with Triton 3.6; the forward keeps to 64x32 (16-bit) and 32x16 (float64)
+# there.
+_CURVED = VariantLimit(
+    "curved",
+    applies=lambda constexprs: constexprs.get("ACTIVATION") in ("gelu", "silu"),
+    allows=lambda config: config["BLOCK_M"] * config["BLOCK_N"] <= 64 * 32,
+    dtypes=frozenset({torch.float16, torch.bfloat16}),
+)
+_WIDE_CURVED = VariantLimit(
+    "float64-curved",
+    applies=lambda constexprs: constexprs.get("ACTIVATION") in ("gelu", "silu"),
+    allows=lambda config: config["BLOCK_M"] * config["BLOCK_N"] <= 32 * 16,
+    dtypes=frozenset({torch.float64}),
+)
+# float64's weight gradient spills 8 bytes at 32x32 on sm_90 with Triton 3.6: it keeps to 32x16.
+_WIDE_WGRAD = VariantLimit(
+    "float64",
+    applies=lambda constexprs: True,
+    allows=lambda config: config["BLOCK_M"] * config["BLOCK_N"] <= 32 * 16,
+    dtypes=frozenset({torch.float64}),
+)
+
 # The flat reduction runs in 16-bit dtypes only: in float32 and float64 LLVM packs the 2-D masks of the forward
 # and the weight gradient into boolean vectors whose shuffles leave an 8-byte stack frame in sm_90 compiles
 # (the ahead-of-time check); those dtypes keep the tap loop.
@@ -158,11 +181,11 @@ def _fwd_valid(variant: Mapping[str, Any], dtype: torch.dtype, tf32: bool) -> bo
 
 
 FWD = _gemm_space("conv3d_fwd_kernel", conv3d_fwd_kernel, (*_EPILOGUE, FLAT), _fwd_counts,
-                  (_PREACT_AND_RESIDUAL, _TF32_EPILOGUE), _fwd_valid, _EPILOGUE_GEMM_VALUES)
+                  (_PREACT_AND_RESIDUAL, _TF32_EPILOGUE, _CURVED, _WIDE_CURVED), _fwd_valid, _EPILOGUE_GEMM_VALUES)
 DGRAD = _gemm_space("conv3d_dgrad_kernel", conv3d_dgrad_kernel, _EPILOGUE, _dgrad_counts,
                     (_DGRAD_BIAS, _DGRAD_EPILOGUE, _DGRAD_HEAVY, _WIDE_DGRAD_HEAVY), _epilogue_valid,
                     _EPILOGUE_GEMM_VALUES)
-WGRAD = _gemm_space("conv3d_wgrad_kernel", conv3d_wgrad_kernel, (FLAT,), _wgrad_counts,
+WGRAD = _gemm_space("conv3d_wgrad_kernel", conv3d_wgrad_kernel, (FLAT,), _wgrad_counts, (_WIDE_WGRAD,),
                     valid=lambda variant, dtype, tf32: _flat_dtype_valid(variant, dtype))
 
 

@@ -39,10 +39,11 @@ _NCDHW_WIDE = KernelConfig.of(BLOCK_PIX=128, BLOCK_W=32, BLOCK_C=4)     # NCDHW,
 _NCDHW_NARROW = KernelConfig.of(BLOCK_PIX=64, BLOCK_W=8, BLOCK_C=8)     # NCDHW, narrow images
 _CHANNELS_LAST = KernelConfig.of(BLOCK_PIX=32, BLOCK_W=8, BLOCK_C=32)   # channels_last_3d
 _TILE_CONFIGS = [_NCDHW_WIDE, _NCDHW_NARROW, _CHANNELS_LAST]
-# The forward's 16-bit channels_last_3d tile gives each thread four pixels of eight channels (16-byte loads),
+# The forward's 16-bit channels_last_3d tile gives each thread two pixels of eight channels (16-byte loads),
 # sharing the per-tap scalar work and weight loads; float32 and float64 keep the tiles above (32 elements a
-# thread of them spill).
-_CHANNELS_LAST_16BIT = KernelConfig.of(num_warps=2, BLOCK_PIX=64, BLOCK_W=8, BLOCK_C=32)
+# thread of them spill). Four pixels a thread (2 warps), and the 32 x 32 tile in 16-bit, leave an 8-16 byte
+# stack frame on sm_90 with Triton 3.6: 16-bit problems keep to this tile and the NCDHW ones.
+_CHANNELS_LAST_16BIT = KernelConfig.of(num_warps=4, BLOCK_PIX=64, BLOCK_W=8, BLOCK_C=32)
 
 
 def _pixel_tiles(a: Mapping[str, Any], slices: int, rows: int, cols: int, tiles: int) -> dict[str, int]:
@@ -83,18 +84,16 @@ def _wgrad_counts(a: Mapping[str, Any], grid: tuple[int, ...]) -> dict[str, int]
 _EPILOGUE_VARIANTS = dict(axes=(VariantAxis("HAS_BIAS", (False, True)), *EPILOGUE_AXES), values=EPILOGUE_VALUES,
                           valid=lambda variant, dtype, tf32: epilogue_variant_valid(variant))
 
-# The 16-bit tile's four pixels a thread leave too few registers for gelu or silu with a residual and the stored
-# pre-activation (8 bytes spilled on sm_80/sm_90): that variant keeps to the other tiles.
-_HEAVY_EPILOGUE_16BIT = VariantLimit(
-    "curved+preact+residual",
-    applies=lambda constexprs: (bool(constexprs.get("STORE_PREACT")) and bool(constexprs.get("HAS_RESIDUAL"))
-                                and constexprs.get("ACTIVATION") in ("gelu", "silu")),
-    allows=lambda config: config != _CHANNELS_LAST_16BIT,
+_16BIT = VariantLimit(
+    "16-bit",
+    applies=lambda constexprs: True,
+    allows=lambda config: config != _CHANNELS_LAST,
+    dtypes=frozenset({torch.float16, torch.bfloat16}),
 )
 
 FWD_SPACE = register_space(KernelSpace(
     depthwise3d_fwd_kernel.__name__, depthwise3d_fwd_kernel, [*_TILE_CONFIGS, _CHANNELS_LAST_16BIT],
-    wide_configs=list(_TILE_CONFIGS), counts=_fwd_counts, limits=(_HEAVY_EPILOGUE_16BIT,), **_EPILOGUE_VARIANTS))
+    wide_configs=list(_TILE_CONFIGS), counts=_fwd_counts, limits=(_16BIT,), **_EPILOGUE_VARIANTS))
 DGRAD_SPACE = register_space(KernelSpace(
     depthwise3d_dgrad_kernel.__name__, depthwise3d_dgrad_kernel, list(_TILE_CONFIGS), counts=_dgrad_counts,
     **_EPILOGUE_VARIANTS))

@@ -123,8 +123,15 @@ MAX_BWD = _space("max_pool2d_bwd_kernel", max_pool2d_bwd_kernel, _WINDOW_TILES,
                  limits=(_ADAPTIVE_WINDOW_INDEX,))
 MAX_GATHER = _space("max_pool2d_gather_kernel", max_pool2d_gather_kernel, _WINDOW_TILES, _tile_counts("P*Q"),
                     (_ADAPTIVE, _WINDOW_INDEX), _gather_valid)
+# float64 averages on the 16 x 64 tile spill 8 bytes on sm_90 with Triton 3.8: they keep to the smaller tiles.
+_WIDE_AVG = VariantLimit(
+    "float64-avg",
+    applies=lambda constexprs: True,
+    allows=lambda config: config["BLOCK_PIX"] * config["BLOCK_C"] <= 512,
+    dtypes=frozenset({torch.float64}),
+)
 AVG_FWD = _space("avg_pool2d_fwd_kernel", avg_pool2d_fwd_kernel, _WINDOW_TILES, _tile_counts("P*Q", ("KH", "KW")),
-                 _AVG_AXES, _avg_valid)
+                 _AVG_AXES, _avg_valid, limits=(_WIDE_AVG,))
 AVG_BWD = _space("avg_pool2d_bwd_kernel", avg_pool2d_bwd_kernel, _WINDOW_TILES,
                  _tile_counts("H*W", ("COVER_H", "COVER_W")), _AVG_AXES, _avg_valid)
 GLOBAL_AVG = _space("global_avg_pool2d_kernel", global_avg_pool2d_kernel, _GLOBAL_TILES,

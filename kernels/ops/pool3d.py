@@ -96,17 +96,28 @@ _WIDE_FLAT_INDEX = VariantLimit(
 )
 
 # Averages that leave the padding out of the divisor keep the window's in-bounds extents live across the tap
-# loop: on the 16 x 64 tile they spill 8 bytes on sm_90 (the ahead-of-time check), so they keep to the smaller
-# tiles. The float64 backward on the 256 x 1 tile spills as much; float64 NCDHW gradients take the 32 x 16 one.
+# loop: on the 16 x 64 tile they spill 8 bytes on sm_90 (the ahead-of-time check; the backward with Triton 3.8),
+# so they keep to the smaller tiles.
 _EXCLUDE_PAD = VariantLimit(
     "exclude-pad",
     applies=lambda constexprs: constexprs.get("COUNT_INCLUDE_PAD") is False,
     allows=lambda config: config["BLOCK_PIX"] * config["BLOCK_C"] <= 512,
 )
+# The average backward's NCDHW tile runs on 8 warps (a voxel a thread): on 4 warps Triton 3.8 spills 8 bytes
+# there on sm_90 for adaptive windows and for averages that leave the padding out. Triton 3.6 fails to compile
+# the float64 backward on the 32 x 16 tile (an MLIR pass error), and Triton 3.8 spills 8 bytes in the float64
+# forward on the 16 x 64 tile (adaptive windows): float64 keeps off those.
+_AVG_BWD_TILES = [KernelConfig.of(BLOCK_PIX=256, BLOCK_C=1, num_warps=8), *_WINDOW_TILES[1:]]
 _WIDE_AVG_BWD = VariantLimit(
     "float64-avg-backward",
     applies=lambda constexprs: True,
-    allows=lambda config: config["BLOCK_C"] > 1,
+    allows=lambda config: config != _WINDOW_TILES[1],
+    dtypes=frozenset({torch.float64}),
+)
+_WIDE_AVG_FWD = VariantLimit(
+    "float64-avg",
+    applies=lambda constexprs: True,
+    allows=lambda config: config["BLOCK_PIX"] * config["BLOCK_C"] <= 512,
     dtypes=frozenset({torch.float64}),
 )
 
@@ -117,10 +128,10 @@ MAX_BWD = _space("max_pool3d_bwd_kernel", max_pool3d_bwd_kernel, _WINDOW_TILES,
                  _tile_counts("D*H*W", ("COVER_D", "COVER_H", "COVER_W")), (_ADAPTIVE,))
 MAX_GATHER = _space("max_pool3d_gather_kernel", max_pool3d_gather_kernel, _WINDOW_TILES, _tile_counts("T*P*Q"))
 AVG_FWD = _space("avg_pool3d_fwd_kernel", avg_pool3d_fwd_kernel, _WINDOW_TILES,
-                 _tile_counts("T*P*Q", ("KD", "KH", "KW")), _AVG_AXES, _avg_valid, limits=(_EXCLUDE_PAD,))
-AVG_BWD = _space("avg_pool3d_bwd_kernel", avg_pool3d_bwd_kernel, _WINDOW_TILES,
+                 _tile_counts("T*P*Q", ("KD", "KH", "KW")), _AVG_AXES, _avg_valid, limits=(_EXCLUDE_PAD, _WIDE_AVG_FWD))
+AVG_BWD = _space("avg_pool3d_bwd_kernel", avg_pool3d_bwd_kernel, _AVG_BWD_TILES,
                  _tile_counts("D*H*W", ("COVER_D", "COVER_H", "COVER_W")), _AVG_AXES, _avg_valid,
-                 limits=(_WIDE_AVG_BWD,))
+                 limits=(_EXCLUDE_PAD, _WIDE_AVG_BWD))
 GLOBAL_AVG = _space("global_avg_pool3d_kernel", global_avg_pool3d_kernel, _GLOBAL_TILES,
                     lambda a, grid: {"images": grid[0] // cdiv(a["C"], a["BLOCK_C"]),
                                      "channel blocks": cdiv(a["C"], a["BLOCK_C"]),
