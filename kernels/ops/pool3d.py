@@ -40,7 +40,7 @@ from ..launch import (
 )
 from ..pool_shapes3d import PoolGeometry3d
 from ..shapes3d import empty_5d
-from .pool2d import _channels_contiguous
+from .pool2d import _WIDE_AVG, _channels_contiguous
 
 # Tiles are [BLOCK_PIX, BLOCK_C]: voxel-wide for NCDHW tensors (one channel, consecutive voxels), channel-wide
 # for channels_last_3d ones. 16 x 64 over 128 threads gives each thread 8 consecutive channels: 16-byte
@@ -106,18 +106,12 @@ _EXCLUDE_PAD = VariantLimit(
 # The average backward's NCDHW tile runs on 8 warps (a voxel a thread): on 4 warps Triton 3.8 spills 8 bytes
 # there on sm_90 for adaptive windows and for averages that leave the padding out. Triton 3.6 fails to compile
 # the float64 backward on the 32 x 16 tile (an MLIR pass error), and Triton 3.8 spills 8 bytes in the float64
-# forward on the 16 x 64 tile (adaptive windows): float64 keeps off those.
+# forward on the 16 x 64 tile (adaptive windows, as in 2-D: pool2d's limit): float64 keeps off those.
 _AVG_BWD_TILES = [KernelConfig.of(BLOCK_PIX=256, BLOCK_C=1, num_warps=8), *_WINDOW_TILES[1:]]
 _WIDE_AVG_BWD = VariantLimit(
     "float64-avg-backward",
     applies=lambda constexprs: True,
     allows=lambda config: config != _WINDOW_TILES[1],
-    dtypes=frozenset({torch.float64}),
-)
-_WIDE_AVG_FWD = VariantLimit(
-    "float64-avg",
-    applies=lambda constexprs: True,
-    allows=lambda config: config["BLOCK_PIX"] * config["BLOCK_C"] <= 512,
     dtypes=frozenset({torch.float64}),
 )
 
@@ -128,7 +122,7 @@ MAX_BWD = _space("max_pool3d_bwd_kernel", max_pool3d_bwd_kernel, _WINDOW_TILES,
                  _tile_counts("D*H*W", ("COVER_D", "COVER_H", "COVER_W")), (_ADAPTIVE,))
 MAX_GATHER = _space("max_pool3d_gather_kernel", max_pool3d_gather_kernel, _WINDOW_TILES, _tile_counts("T*P*Q"))
 AVG_FWD = _space("avg_pool3d_fwd_kernel", avg_pool3d_fwd_kernel, _WINDOW_TILES,
-                 _tile_counts("T*P*Q", ("KD", "KH", "KW")), _AVG_AXES, _avg_valid, limits=(_EXCLUDE_PAD, _WIDE_AVG_FWD))
+                 _tile_counts("T*P*Q", ("KD", "KH", "KW")), _AVG_AXES, _avg_valid, limits=(_EXCLUDE_PAD, _WIDE_AVG))
 AVG_BWD = _space("avg_pool3d_bwd_kernel", avg_pool3d_bwd_kernel, _AVG_BWD_TILES,
                  _tile_counts("D*H*W", ("COVER_D", "COVER_H", "COVER_W")), _AVG_AXES, _avg_valid,
                  limits=(_EXCLUDE_PAD, _WIDE_AVG_BWD))
