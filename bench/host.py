@@ -6,9 +6,11 @@ Each case is a layer of the suites, bf16 channels_last, called as a user calls i
 * **recorded** (any machine): the call's median wall time with our kernel launches recorded instead of run,
   the best of several trials — the package's own Python per call once the call is planned (the first calls
   are made before timing). On the CPU this runs without a GPU: nothing is launched.
-* beside them, ``autograd_floor_us``: a forward and backward through a Python autograd Function that only
-  allocates its output and its gradient — torch's own cost for any such call on this machine, which every
-  training call of ours (one Function) pays too.
+* beside each, ``floor_us``: the same call's floor with the same tensors — inference: allocating the
+  output; training: a forward and backward through a Python autograd Function that saves the call's inputs,
+  allocates an output like ours and, in backward, a gradient like each input (torch's own cost for any such
+  call, which every training call of ours, one Function, pays too); ``vs_floor``: recorded / floor. (The
+  older ``autograd_floor_us`` of one 12.8 MB tensor stays in the metadata.)
 * **on a GPU**, for ours and for torch (cuDNN) alike: the call as made (``triton.testing.do_bench``) minus
   the same call replayed from a CUDA graph — the host's cost as the GPU sees it.
 
@@ -102,6 +104,29 @@ class _AllocateOnly(torch.autograd.Function):
         return torch.empty_like(x)
 
 
+class _AllocateLike(torch.autograd.Function):
+    """Saves its inputs, allocates an output like ``like`` and, in backward, a gradient like each input: the
+    floor of a training call through a Python autograd Function with a given call's tensors."""
+
+    @staticmethod
+    def forward(ctx, like: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(*inputs)
+        return torch.empty_like(like)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return (None, *(torch.empty_like(t) for t in ctx.saved_tensors))
+
+
+def floor_call(tensors: tuple[torch.Tensor, ...], out: torch.Tensor, mode: str) -> Callable[[], object]:
+    """The floor of a call with ``tensors`` whose output is like ``out``: allocating the output (inference), or
+    a forward and backward through :class:`_AllocateLike` (training, as ``bench.run._call`` makes it)."""
+    like = out.detach()
+    if mode == "fwd":
+        return lambda: torch.empty_like(like)
+    return _call(lambda *inputs: _AllocateLike.apply(like, *inputs), tensors, {}, mode)
+
+
 def autograd_floor_us() -> float:
     """µs of ``torch.autograd.grad(_AllocateOnly.apply(x), x, grad)``: torch's own floor for a training call
     through a Python autograd Function, on this machine."""
@@ -116,9 +141,13 @@ def measure(case: HostCase, mode: str) -> dict:
     device = "cuda" if on_gpu() else "cpu"
     tensors = _tensors(case, device)
     ours = call_of(getattr(kernels, case.op), tensors, case.kwargs, mode)
+    with torch.no_grad(), recording(run=on_gpu()):
+        out = getattr(kernels, case.op)(*tensors, **case.kwargs)
     target = case.targets.get(mode)
     row: dict = {"case": case.name, "op": case.op, "mode": mode, "shapes": [list(s) for s in case.shapes],
-                 "kwargs": case.kwargs, "recorded_us": recorded_us(ours), "target_us": target}
+                 "kwargs": case.kwargs, "recorded_us": recorded_us(ours), "target_us": target,
+                 "floor_us": recorded_us(floor_call(tensors, out, mode))}
+    row["vs_floor"] = row["recorded_us"] / row["floor_us"]
     row["meets_target"] = None if target is None else row["recorded_us"] <= target
     if on_gpu():
         for impl, fn in (("ours", getattr(kernels, case.op)), ("eager", getattr(F, case.op))):
@@ -157,7 +186,8 @@ def run(out: Path | None = None, cases: tuple[HostCase, ...] = CASES) -> Path:
             target = "" if row["target_us"] is None else f"  (target {row['target_us']:.0f} µs)"
             gpu = (f"  GPU: as called - graph {row['ours_overhead_us']:.1f} µs ours, "
                    f"{row['eager_overhead_us']:.1f} µs torch") if "ours_overhead_us" in row else ""
-            print(f"{case.name:36s} {mode:8s} recorded {row['recorded_us']:7.1f} µs{target}{gpu}", flush=True)
+            print(f"{case.name:36s} {mode:8s} recorded {row['recorded_us']:7.1f} µs, floor {row['floor_us']:6.1f} µs "
+                  f"(x{row['vs_floor']:.2f}){target}{gpu}", flush=True)
     name = _slug(meta["gpu"]) if on_gpu() else _slug(meta["cpu"])
     out = out or HOST_RESULTS / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

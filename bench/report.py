@@ -168,20 +168,24 @@ def host_markdown(datasets: list[dict]) -> str:
     parts = ["# Host time per call", "",
              "`python -m bench.host`: bf16 channels_last, the call as a user makes it. *recorded*: its wall time "
              "with our launches recorded instead of run (the package's Python; median, best of 5 trials), judged "
-             "against the host-path targets. *autograd floor*: a forward and backward through a Python "
-             "`torch.autograd.Function` that only allocates, on the same machine. On a GPU: the call as made "
-             "minus the same call replayed from a CUDA graph, for ours and torch (cuDNN).", ""]
+             "against the host-path targets. *floor*: the same call's floor with the same tensors (inference: the "
+             "output's allocation; training: a forward and backward through a Python `torch.autograd.Function` "
+             "that saves the inputs and allocates the output and the gradients), on the same machine. On a GPU: "
+             "the call as made minus the same call replayed from a CUDA graph, for ours and torch (cuDNN).", ""]
     for data in datasets:
         meta = data["meta"]
         parts += [f"## {meta['cpu']}, {meta['gpu']} ({meta['date'][:10]}, torch {meta['torch']}, triton "
                   f"{meta['triton']})", "", f"autograd floor (fwd+bwd): {meta['autograd_floor_us']:.1f} µs", "",
-                  "| call | mode | recorded (µs) | target (µs) | verdict | GPU: ours as called − graph (µs) | "
-                  "GPU: torch as called − graph (µs) |", "|---|---|---|---|---|---|---|"]
+                  "| call | mode | recorded (µs) | floor (µs) | recorded / floor | target (µs) | verdict | "
+                  "GPU: ours as called − graph (µs) | GPU: torch as called − graph (µs) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in data["rows"]:
             target = "-" if r["target_us"] is None else f"≤ {r['target_us']:.0f}"
             verdict = "-" if r["meets_target"] is None else ("PASS" if r["meets_target"] else "FALL SHORT")
             gpu = [f"{r[k]:.1f}" if r.get(k) is not None else "-" for k in ("ours_overhead_us", "eager_overhead_us")]
-            parts.append(f"| {r['case']} | {r['mode']} | {r['recorded_us']:.1f} | {target} | {verdict} | "
+            floor = (f"{r['floor_us']:.1f} | {r['vs_floor']:.2f}x" if r.get("floor_us") is not None
+                     else "- | -")  # (data from before the per-call floor)
+            parts.append(f"| {r['case']} | {r['mode']} | {r['recorded_us']:.1f} | {floor} | {target} | {verdict} | "
                          f"{gpu[0]} | {gpu[1]} |")
         parts.append("")
     return "\n".join(parts)

@@ -315,6 +315,7 @@ def test_host_times_are_measured_and_reported(tmp_path: Path, monkeypatch) -> No
     data = json.loads(out.read_text())
     assert [(r["case"], r["mode"]) for r in data["rows"]] == [(c.name, m) for c in cases for m in host.MODES]
     assert all(r["recorded_us"] > 0 for r in data["rows"]) and data["meta"]["autograd_floor_us"] > 0
+    assert all(r["floor_us"] > 0 and r["vs_floor"] == r["recorded_us"] / r["floor_us"] for r in data["rows"])
     assert [r["meets_target"] for r in data["rows"][:2]] == [True, False]
     table = report.main(["--results-dir", str(tmp_path), "--plots-dir", str(tmp_path / "plots")]).read_text()
     assert "| tiny conv | fwd+bwd |" in table and "FALL SHORT" in table and "PASS" in table
