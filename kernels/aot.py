@@ -798,7 +798,8 @@ def check(archs: Sequence[int] = (90, 80), kernels: Sequence[str] | None = None,
     for arch in archs:
         if arch not in SHARED_LIMIT:
             raise ValueError(f"unsupported arch {arch}; known: {sorted(SHARED_LIMIT)}")
-    recorded = recorded or collect_records()
+    if recorded is None:
+        recorded = collect_records()
     rows: list[Row] = [
         Row("(op case)", "", where, None, problems=["op raised under recording"], error=error)
         for where, error in recorded.errors

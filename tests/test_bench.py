@@ -238,31 +238,6 @@ def test_the_shared_loop_writes_partial_rows_when_interrupted(tmp_path: Path, ea
     assert [len(rows) for rows in seen] == ([1, 3] if each_row else [0, 2])
 
 
-def test_the_gpu_session_fits_its_deadline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The default step limits fit in the session's deadline, the 2-D and the 1-D/3-D benchmark steps each
-    pick their family, and every step's reserve leaves the later steps their limits."""
-    from bench import gpu_session
-
-    steps: list[tuple[str, list[str], float, float]] = []
-
-    def step(self, name, argv, limit, reserve_s=0.0, raw_log=None):
-        steps.append((name, argv, limit, reserve_s))
-        return gpu_session.StepResult(name, "ok")
-
-    monkeypatch.setattr(gpu_session.Session, "step", step)
-    args = gpu_session.parse_args([])
-    assert gpu_session.run_session(args, tmp_path, {"gpu": "test", "torch": "-", "triton": "-", "python": "-"}) == 0
-    limits = {name: limit for name, _, limit, _ in steps}
-    assert sum(limits.values()) <= gpu_session.DEADLINE_S == args.deadline_s
-    names = list(limits)
-    for i, (_, _, limit, reserve) in enumerate(steps):
-        assert reserve <= sum(limits[n] for n in names[i + 1:]) and limit + reserve <= gpu_session.DEADLINE_S
-    argv = {name: " ".join(cmd) for name, cmd, _, _ in steps}
-    assert "--family 2d" in argv["bench"] and "--family 1d --family 3d" in argv["bench_nd"]
-    assert "--tag nd" in argv["bench_nd"]
-    assert (tmp_path / gpu_session.SUMMARY).is_file()
-
-
 def test_targets_take_worst_layers_and_filter_by_size() -> None:
     """A ``worst`` target is judged on its slowest layer, ``min_mbytes`` keeps the big layers only and
     ``global_pool`` / ``not_global`` split global pooling from windowed pooling."""

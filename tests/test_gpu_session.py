@@ -15,10 +15,29 @@ from bench import gpu_session
 STEPS = ["tests", "tune", "bench", "bench_nd", "hopper", "host", "models", "models_compile", "plots"]
 
 
-def test_steps_are_the_documented_ones_in_order() -> None:
+def test_the_gpu_session_fits_its_deadline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The documented steps run in order, their default limits fit in the session's deadline, the 2-D and the
+    1-D/3-D benchmark steps each pick their family, and every step's reserve leaves the later steps their
+    limits."""
+    steps: list[tuple[str, list[str], float, float]] = []
+
+    def step(self, name, argv, limit, reserve_s=0.0, raw_log=None):
+        steps.append((name, argv, limit, reserve_s))
+        return gpu_session.StepResult(name, "ok")
+
+    monkeypatch.setattr(gpu_session.Session, "step", step)
     args = gpu_session.parse_args([])
-    assert list(gpu_session.steps(args)) == STEPS
-    assert sum(limit for _, limit in gpu_session.steps(args).values()) <= args.deadline_s
+    assert gpu_session.run_session(args, tmp_path, {"gpu": "test", "torch": "-", "triton": "-", "python": "-"}) == 0
+    limits = {name: limit for name, _, limit, _ in steps}
+    assert sum(limits.values()) <= gpu_session.DEADLINE_S == args.deadline_s
+    names = list(limits)
+    assert names == STEPS
+    for i, (_, _, limit, reserve) in enumerate(steps):
+        assert reserve <= sum(limits[n] for n in names[i + 1:]) and limit + reserve <= gpu_session.DEADLINE_S
+    argv = {name: " ".join(cmd) for name, cmd, _, _ in steps}
+    assert "--family 2d" in argv["bench"] and "--family 1d --family 3d" in argv["bench_nd"]
+    assert "--tag nd" in argv["bench_nd"]
+    assert (tmp_path / gpu_session.SUMMARY).is_file()
 
 
 def test_a_dry_run_stubs_only_the_gpu_parts() -> None:
