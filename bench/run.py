@@ -28,6 +28,20 @@ import torch.nn.functional as F
 import triton
 
 import kernels
+from kernels.autotune.suites import (
+    FAMILIES,
+    POOL_SMOKE,
+    POOL_SUITES,
+    SCALING,
+    SCALING_SMOKE,
+    SMOKE,
+    SMOKE_1D,
+    SMOKE_3D,
+    SUITES,
+    SUITES_1D,
+    SUITES_3D,
+    Layer,
+)
 from kernels.launch import recording
 from kernels.ops.conv2d_hopper import hopper_tma_enabled
 from kernels.pool_shapes import (
@@ -42,20 +56,6 @@ from kernels.shapes import ConvGeometry, conv2d_geometry, conv_transpose2d_geome
 from kernels.shapes3d import ConvGeometry3d, conv3d_geometry, conv_transpose3d_geometry
 
 from .loop import stream_rows
-from .suites import (
-    FAMILIES,
-    POOL_SMOKE,
-    POOL_SUITES,
-    SCALING,
-    SCALING_SMOKE,
-    SMOKE,
-    SMOKE_1D,
-    SMOKE_3D,
-    SUITES,
-    SUITES_1D,
-    SUITES_3D,
-    Layer,
-)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PLOTS = Path(__file__).resolve().parent / "plots"
@@ -79,7 +79,7 @@ def missing_ops(layers: list[Layer]) -> list[str]:
 
 
 def runnable_suites(smoke: bool = False, families: list[str] | None = None) -> list[str]:
-    """The suites of :func:`registry` (of ``families`` of :data:`~bench.suites.FAMILIES`, default all) whose
+    """The suites of :func:`registry` (of ``families`` of :data:`~kernels.autotune.suites.FAMILIES`, default all) whose
     every op ``kernels`` has: the default set of a run."""
     chosen = {s for f in (families or FAMILIES) for s in FAMILIES[f]}
     return [name for name, layers in registry(smoke).items() if name in chosen and not missing_ops(layers)]

@@ -24,12 +24,12 @@ from pathlib import Path
 import torch
 
 from kernels import aot
+from kernels.autotune.suites import POOL_SUITES, SUITES, SUITES_1D, SUITES_3D, Layer
 from kernels.launch import LaunchRecord, recording
 from kernels.ops.conv2d_hopper import hopper_tma
 from kernels.sass import LoopMix
 
 from .run import RESULTS, _call, _functions, in_layout
-from .suites import POOL_SUITES, SUITES, SUITES_1D, SUITES_3D, Layer
 
 REPORT = RESULTS / "sass.md"
 ARCH = 90

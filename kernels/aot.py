@@ -67,7 +67,7 @@ from typing import Any
 
 import torch
 
-from .launch import SPACES, KernelConfig, KernelSpace, LaunchRecord, recording
+from .launch import SHARED_LIMIT, SPACES, KernelConfig, KernelSpace, LaunchRecord, recording
 from .ops.conv2d_hopper import hopper_tma
 from .sass import LoopMix, main_loop
 from .sass import parse as parse_sass
@@ -213,9 +213,6 @@ DTYPE_VARIANTS: tuple[DtypeVariant, ...] = (
     DtypeVariant("float32", torch.float32, tf32=False, declared=False),
     DtypeVariant("float64", torch.float64),
 )
-
-# Largest dynamic shared memory per block (the opt-in limit Triton checks at load time).
-SHARED_LIMIT: dict[int, int] = {80: 163 * 1024, 86: 99 * 1024, 89: 99 * 1024, 90: 227 * 1024}
 
 TENSOR_CORE_DTYPES = (torch.float16, torch.bfloat16)
 

@@ -216,6 +216,10 @@ class KernelSpace:
 
 SPACES: dict[str, KernelSpace] = {}
 
+# Largest dynamic shared memory per block, per compute capability (the opt-in limit Triton checks at load time):
+# what the autotuner prunes tiles by, and what the ahead-of-time compile check holds every tile to.
+SHARED_LIMIT: dict[int, int] = {80: 163 * 1024, 86: 99 * 1024, 89: 99 * 1024, 90: 227 * 1024}
+
 
 def register_space(space: KernelSpace) -> KernelSpace:
     SPACES[space.name] = space

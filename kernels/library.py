@@ -9,40 +9,14 @@ functional entry points route through them while compiling (``torch.compiler.is_
 
 from __future__ import annotations
 
-from .autograd.conv2d import conv2d_input_grad_op, conv2d_op, conv2d_weight_grad_op
-from .autograd.conv3d import conv3d_input_grad_op, conv3d_op, conv3d_weight_grad_op, conv_transpose3d_op
-from .autograd.conv_transpose2d import conv_transpose2d_op
+from .autograd.conv import CONV_OPS
 from .autograd.epilogue import activation_backward_op
-from .autograd.pool2d import (
-    adaptive_avg_pool2d_backward_op,
-    adaptive_avg_pool2d_op,
-    adaptive_max_pool2d_backward_op,
-    adaptive_max_pool2d_op,
-    avg_pool2d_backward_op,
-    avg_pool2d_op,
-    max_pool2d_backward_op,
-    max_pool2d_op,
-)
-from .autograd.pool3d import (
-    adaptive_avg_pool3d_backward_op,
-    adaptive_avg_pool3d_op,
-    adaptive_max_pool3d_backward_op,
-    adaptive_max_pool3d_op,
-    avg_pool3d_backward_op,
-    avg_pool3d_op,
-    max_pool3d_backward_op,
-    max_pool3d_op,
-)
+from .autograd.pool import POOL_OPS
 from .autograd.reduce import channel_sum_op
 
 __all__ = ["OPS"]
 
 OPS = (
-    conv2d_op, conv2d_input_grad_op, conv2d_weight_grad_op, channel_sum_op, activation_backward_op,
-    conv_transpose2d_op,
-    conv3d_op, conv3d_input_grad_op, conv3d_weight_grad_op, conv_transpose3d_op,
-    max_pool2d_op, max_pool2d_backward_op, adaptive_max_pool2d_op, adaptive_max_pool2d_backward_op,
-    avg_pool2d_op, avg_pool2d_backward_op, adaptive_avg_pool2d_op, adaptive_avg_pool2d_backward_op,
-    max_pool3d_op, max_pool3d_backward_op, adaptive_max_pool3d_op, adaptive_max_pool3d_backward_op,
-    avg_pool3d_op, avg_pool3d_backward_op, adaptive_avg_pool3d_op, adaptive_avg_pool3d_backward_op,
+    *CONV_OPS[2].all(), channel_sum_op, activation_backward_op, *CONV_OPS[3].all(),
+    *POOL_OPS[2].all(), *POOL_OPS[3].all(),
 )

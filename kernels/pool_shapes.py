@@ -16,6 +16,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -98,6 +99,23 @@ class PoolGeometry:
     count_include_pad: bool = True
     divisor: int = 0
     adaptive: bool = False
+    rank: ClassVar[int] = 2  # (spatial axes)
+
+    @property
+    def kernel(self) -> tuple[int, int]:
+        return self.kh, self.kw
+
+    @property
+    def stride(self) -> tuple[int, int]:
+        return self.stride_h, self.stride_w
+
+    @property
+    def padding(self) -> tuple[int, int]:
+        return self.pad_h, self.pad_w
+
+    @property
+    def dilation(self) -> tuple[int, int]:
+        return self.dil_h, self.dil_w
 
     @property
     def cover_h(self) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -63,6 +64,7 @@ class PoolGeometry3d:
     count_include_pad: bool = True
     divisor: int = 0
     adaptive: bool = False
+    rank: ClassVar[int] = 3  # (spatial axes)
 
     @property
     def cover(self) -> tuple[int, int, int]:
@@ -96,6 +98,11 @@ class PoolGeometry3d:
     @property
     def dilation(self) -> tuple[int, int, int]:
         return self.dil_d, self.dil_h, self.dil_w
+
+    def saved_index_dtype(self, return_indices: bool) -> torch.dtype:
+        """The dtype of max pooling's saved maxima: torch's int64 flat indices ``(d*H + h)*W + w`` (the 3-D
+        kernels have no in-window positions)."""
+        return torch.int64
 
     @property
     def is_global(self) -> bool:

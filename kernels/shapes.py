@@ -11,7 +11,7 @@ import functools
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import torch
 
@@ -186,6 +186,32 @@ class ConvGeometry(GroupedChannels):
     dil_h: int
     dil_w: int
     groups: int
+    rank: ClassVar[int] = 2  # (spatial axes)
+
+    @property
+    def stride(self) -> tuple[int, int]:
+        return self.stride_h, self.stride_w
+
+    @property
+    def padding(self) -> tuple[int, int]:
+        return self.pad_h, self.pad_w
+
+    @property
+    def dilation(self) -> tuple[int, int]:
+        return self.dil_h, self.dil_w
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        return self.N, self.C, self.H, self.W
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        return self.K, self.channels_per_group, self.R, self.S
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """The output's spatial size ``(P, Q)``."""
+        return self.P, self.Q
 
     @property
     def flops(self) -> int:
@@ -469,13 +495,14 @@ def conv_transpose2d_geometry(
     return ConvGeometry(N, Cout_g * groups, Hout, Wout, Cin, R, S, H, W, s[0], s[1], p[0], p[1], d[0], d[1], groups)
 
 
-def _strides_like_channels_last(t: torch.Tensor) -> bool:
-    """Torch's test of whether a 4-D tensor's strides order its dimensions as N, H, W, C (innermost C)."""
+def strides_like_channels_last(t: torch.Tensor) -> bool:
+    """Torch's test of whether a 4-D or 5-D tensor's strides order its dimensions as N, (D,) H, W, C (innermost
+    C): channels_last or channels_last_3d."""
     sizes, strides = t.shape, t.stride()
     if strides[1] == 0:
         return False
     bound = 0
-    for dim in (1, 3, 2, 0):
+    for dim in (1, *range(t.dim() - 1, 1, -1), 0):
         if sizes[dim] == 0 or strides[dim] < bound:
             return False
         if dim == 0 and bound == strides[1]:
@@ -485,8 +512,8 @@ def _strides_like_channels_last(t: torch.Tensor) -> bool:
 
 
 def prefers_channels_last(*tensors: torch.Tensor | None) -> bool:
-    """Torch's rule for a convolution's output layout: channels_last when an operand's strides are."""
-    return any(t is not None and t.dim() == 4 and _strides_like_channels_last(t) for t in tensors)
+    """Torch's rule for a convolution's output layout: channels_last when a 4-D operand's strides are."""
+    return any(t is not None and t.dim() == 4 and strides_like_channels_last(t) for t in tensors)
 
 
 def conv_output_channels_last(x: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -497,8 +524,11 @@ def conv_output_channels_last(x: torch.Tensor, weight: torch.Tensor) -> bool:
     return prefers_channels_last(x, weight)
 
 
-def empty_4d(shape: Sequence[int], like: torch.Tensor, channels_last: bool, dtype: torch.dtype | None = None
+def empty_nd(shape: Sequence[int], like: torch.Tensor, channels_last: bool, dtype: torch.dtype | None = None
              ) -> torch.Tensor:
-    """An uninitialised ``(N, C, H, W)`` tensor on ``like``'s device in the requested layout."""
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    """An uninitialised ``(N, C, *spatial)`` tensor on ``like``'s device in the requested layout (channels_last
+    for 4-D shapes, channels_last_3d for 5-D ones)."""
+    fmt = torch.contiguous_format
+    if channels_last:
+        fmt = torch.channels_last if len(shape) == 4 else torch.channels_last_3d
     return torch.empty(tuple(shape), dtype=dtype or like.dtype, device=like.device, memory_format=fmt)

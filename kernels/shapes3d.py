@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -25,6 +26,7 @@ from .shapes import (
     int_arg,
     int_list,
     memoised_check,
+    strides_like_channels_last,
 )
 
 
@@ -59,6 +61,20 @@ class ConvGeometry3d(GroupedChannels):
     dil_h: int
     dil_w: int
     groups: int
+    rank: ClassVar[int] = 3  # (spatial axes)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int, int]:
+        return self.N, self.C, self.D, self.H, self.W
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int, int]:
+        return self.K, self.channels_per_group, self.T, self.R, self.S
+
+    @property
+    def output_size(self) -> tuple[int, int, int]:
+        """The output's spatial size ``(Z, P, Q)``."""
+        return self.Z, self.P, self.Q
 
     @property
     def stride(self) -> tuple[int, int, int]:
@@ -199,24 +215,9 @@ def conv_transpose3d_geometry(
     return ConvGeometry3d(N, Cout_g * groups, Dout, Hout, Wout, Cin, T, R, S, D, H, W, *s, *p, *d, groups)
 
 
-def _strides_like_channels_last_3d(t: torch.Tensor) -> bool:
-    """Torch's test of whether a 5-D tensor's strides order its dimensions as N, D, H, W, C (innermost C)."""
-    sizes, strides = t.shape, t.stride()
-    if strides[1] == 0:
-        return False
-    bound = 0
-    for dim in (1, 4, 3, 2, 0):
-        if sizes[dim] == 0 or strides[dim] < bound:
-            return False
-        if dim == 0 and bound == strides[1]:
-            return False
-        bound = strides[dim] * (sizes[dim] if sizes[dim] > 1 else 1)
-    return True
-
-
 def prefers_channels_last_3d(*tensors: torch.Tensor | None) -> bool:
     """Torch's rule for a 3-D convolution's output layout: channels_last_3d when an operand's strides are."""
-    return any(t is not None and t.dim() == 5 and _strides_like_channels_last_3d(t) for t in tensors)
+    return any(t is not None and t.dim() == 5 and strides_like_channels_last(t) for t in tensors)
 
 
 def conv3d_output_channels_last(x: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -226,10 +227,3 @@ def conv3d_output_channels_last(x: torch.Tensor, weight: torch.Tensor) -> bool:
     if torch.float64 in (x.dtype, weight.dtype):
         return False
     return prefers_channels_last_3d(x, weight)
-
-
-def empty_5d(shape: Sequence[int], like: torch.Tensor, channels_last: bool, dtype: torch.dtype | None = None
-             ) -> torch.Tensor:
-    """An uninitialised ``(N, C, D, H, W)`` tensor on ``like``'s device in the requested layout."""
-    fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
-    return torch.empty(tuple(shape), dtype=dtype or like.dtype, device=like.device, memory_format=fmt)

@@ -328,7 +328,7 @@ def test_online_tuning_times_the_pruned_candidates_and_saves(tuned_dir: Path, mo
 
 
 def test_suites_name_real_ops_and_the_pooling_smoke_layers_run() -> None:
-    from bench.suites import POOL_SMOKE, POOL_SUITES, SMOKE, SUITES
+    from kernels.autotune.suites import POOL_SMOKE, POOL_SUITES, SMOKE, SUITES
 
     for table in (SUITES, POOL_SUITES, SMOKE, POOL_SMOKE):
         for layers in table.values():

@@ -16,7 +16,7 @@ pytest.importorskip("matplotlib")
 import kernels  # noqa: E402
 from bench import plot, report, run  # noqa: E402
 from bench.loop import stream_rows  # noqa: E402
-from bench.suites import SMOKE_3D, SUITES_1D, SUITES_3D, Layer  # noqa: E402
+from kernels.autotune.suites import SMOKE_3D, SUITES_1D, SUITES_3D, Layer  # noqa: E402
 
 META_FIELDS = {"date", "torch", "triton", "gpu", "driver", "timings", "smoke", "ceilings", "skipped"}
 ROW_FIELDS = {"suite", "layer", "op", "kind", "dtype", "layout", "mode", "flop", "bytes", "intensity",

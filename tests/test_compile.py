@@ -15,6 +15,9 @@ from torch._dynamo.backends.common import aot_autograd
 import kernels
 from kernels import library
 
+P2 = library.POOL_OPS[2]  # (the registered 2-D pooling ops)
+C2 = library.CONV_OPS[2]  # (the registered 2-D convolution ops)
+
 F64 = torch.float64
 
 
@@ -32,38 +35,38 @@ def _cases() -> list[tuple[object, tuple]]:
     conv = ([1, 1], [0, 0], [1, 1], 1)
     plain = ("none", 0.01, False, False)  # activation, negative_slope, residual_before_activation, store_preact
     return [
-        (library.conv2d_op, (x, w, b, None, [2, 1], [1, 0], [1, 1], 1, [3, 3], False, *plain)),
-        (library.conv2d_op, (x_cl, w, None, None, *conv, [3, 3], True, *plain)),
-        (library.conv2d_op, (x, dw, None, None, [1, 1], [1, 1], [1, 1], 2, [5, 5], False, *plain)),
-        (library.conv2d_op, (x, w, b, _t(1, 3, 3, 3), *conv, [3, 3], False, "gelu", 0.01, False, True)),
-        (library.conv2d_op, (x_cl, w, None, None, *conv, [3, 3], True, "relu", 0.01, False, True)),
-        (library.conv2d_op, (x, dw, _t(4), _t(1, 4, 3, 3), [1, 1], [0, 0], [1, 1], 2, [3, 3], False,
+        (C2.conv, (x, w, b, None, [2, 1], [1, 0], [1, 1], 1, [3, 3], False, *plain)),
+        (C2.conv, (x_cl, w, None, None, *conv, [3, 3], True, *plain)),
+        (C2.conv, (x, dw, None, None, [1, 1], [1, 1], [1, 1], 2, [5, 5], False, *plain)),
+        (C2.conv, (x, w, b, _t(1, 3, 3, 3), *conv, [3, 3], False, "gelu", 0.01, False, True)),
+        (C2.conv, (x_cl, w, None, None, *conv, [3, 3], True, "relu", 0.01, False, True)),
+        (C2.conv, (x, dw, _t(4), _t(1, 4, 3, 3), [1, 1], [0, 0], [1, 1], 2, [3, 3], False,
                              "leaky_relu", 0.2, True, True)),
-        (library.conv2d_input_grad_op, (gy, w.detach(), [1, 2, 5, 5], *conv, False)),
-        (library.conv2d_weight_grad_op, (gy, x.detach(), [3, 2, 3, 3], *conv)),
+        (C2.input_grad, (gy, w.detach(), [1, 2, 5, 5], *conv, False)),
+        (C2.weight_grad, (gy, x.detach(), [3, 2, 3, 3], *conv)),
         (library.channel_sum_op, (gy,)),
         (library.activation_backward_op, (gy, _t(1, 3, 3, 3, grad=False), "gelu", 0.01)),
-        (library.conv_transpose2d_op, (x, _t(2, 3, 3, 3), _t(6), None, [2, 2], [1, 1], [1, 1], 2, [10, 10], False,
+        (C2.conv_transpose, (x, _t(2, 3, 3, 3), _t(6), None, [2, 2], [1, 1], [1, 1], 2, [10, 10], False,
                                        *plain)),
-        (library.conv_transpose2d_op, (x_cl, _t(2, 1, 2, 2), None, None, [2, 2], [0, 0], [1, 1], 2, [10, 10], True,
+        (C2.conv_transpose, (x_cl, _t(2, 1, 2, 2), None, None, [2, 2], [0, 0], [1, 1], 2, [10, 10], True,
                                        *plain)),
-        (library.conv_transpose2d_op, (x, _t(2, 3, 3, 3), _t(6), _t(1, 6, 10, 10), [2, 2], [1, 1], [1, 1], 2,
+        (C2.conv_transpose, (x, _t(2, 3, 3, 3), _t(6), _t(1, 6, 10, 10), [2, 2], [1, 1], [1, 1], 2,
                                        [10, 10], False, "silu", 0.01, True, True)),
-        (library.max_pool2d_op, (x, [2, 2], [2, 2], [0, 0], [1, 1], False, True, False)),     # int64 indices
-        (library.max_pool2d_op, (x_cl, [3, 3], [2, 2], [1, 1], [1, 1], True, False, True)),  # uint8 in-window
-        (library.max_pool2d_backward_op, (_t(1, 2, 2, 2, grad=False), idx, [1, 2, 5, 5], [2, 2], [2, 2], [0, 0],
+        (P2.max_pool, (x, [2, 2], [2, 2], [0, 0], [1, 1], False, True, False, False)),     # int64 indices
+        (P2.max_pool, (x_cl, [3, 3], [2, 2], [1, 1], [1, 1], True, False, True, True)),  # uint8 in-window
+        (P2.max_pool_backward, (_t(1, 2, 2, 2, grad=False), idx, [1, 2, 5, 5], [2, 2], [2, 2], [0, 0],
                                           [1, 1], False, False)),
-        (library.max_pool2d_backward_op, (_t(1, 2, 2, 2, grad=False), window_idx, [1, 2, 5, 5], [2, 2], [2, 2],
+        (P2.max_pool_backward, (_t(1, 2, 2, 2, grad=False), window_idx, [1, 2, 5, 5], [2, 2], [2, 2],
                                           [0, 0], [1, 1], False, False)),
-        (library.avg_pool2d_op, (x, [3, 3], [2, 2], [1, 1], True, False, 0, False)),
-        (library.avg_pool2d_backward_op, (_t(1, 2, 3, 3, grad=False), [1, 2, 5, 5], [3, 3], [2, 2], [1, 1], True,
+        (P2.avg_pool, (x, [3, 3], [2, 2], [1, 1], True, False, 0, False, False)),
+        (P2.avg_pool_backward, (_t(1, 2, 3, 3, grad=False), [1, 2, 5, 5], [3, 3], [2, 2], [1, 1], True,
                                           False, 0, False)),
-        (library.adaptive_avg_pool2d_op, (x, [2, 3], False)),
-        (library.adaptive_avg_pool2d_op, (x_cl, [1, 1], True)),
-        (library.adaptive_avg_pool2d_backward_op, (_t(1, 2, 2, 3, grad=False), [1, 2, 5, 5], False)),
-        (library.adaptive_max_pool2d_op, (x, [2, 3], True, False)),
-        (library.adaptive_max_pool2d_op, (x_cl, [3, 2], False, True)),
-        (library.adaptive_max_pool2d_backward_op, (_t(1, 2, 2, 2, grad=False), idx, [1, 2, 5, 5], False)),
+        (P2.adaptive_avg_pool, (x, [2, 3], False, False)),
+        (P2.adaptive_avg_pool, (x_cl, [1, 1], True, True)),
+        (P2.adaptive_avg_pool_backward, (_t(1, 2, 2, 3, grad=False), [1, 2, 5, 5], False)),
+        (P2.adaptive_max_pool, (x, [2, 3], True, False, False)),
+        (P2.adaptive_max_pool, (x_cl, [3, 2], False, True, True)),
+        (P2.adaptive_max_pool_backward, (_t(1, 2, 2, 2, grad=False), idx, [1, 2, 5, 5], False)),
     ]
 
 

@@ -17,11 +17,13 @@ from torch._dynamo.backends.common import aot_autograd
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch_errors import assert_raises_like_torch
 
-from kernels.autograd import conv3d as conv3d_autograd
+from kernels.autograd.conv import CONV_OPS
 from kernels.functional.conv3d import conv3d, conv_transpose3d
 from kernels.launch import batch_chunks, recording
 from kernels.ops import conv3d as conv3d_ops
 from kernels.shapes3d import conv3d_geometry
+
+C3 = CONV_OPS[3]  # (the registered 3-D convolution ops)
 
 F64 = torch.float64
 CL3 = torch.channels_last_3d
@@ -406,17 +408,17 @@ def _opcheck_cases() -> list[tuple[object, tuple]]:
     conv = ([1, 1, 1], [0, 0, 0], [1, 1, 1], 1)
     plain = ("none", 0.01, False, False)
     return [
-        (conv3d_autograd.conv3d_op, (x, w, b, None, [1, 2, 1], [1, 1, 0], [1, 1, 1], 1, [4, 3, 2], False, *plain)),
-        (conv3d_autograd.conv3d_op, (x_cl, w, None, None, *conv, [2, 3, 2], True, *plain)),
-        (conv3d_autograd.conv3d_op, (x, w, b, _t(1, 3, 2, 3, 2, grad=True), *conv, [2, 3, 2], False, "gelu", 0.01,
+        (C3.conv, (x, w, b, None, [1, 2, 1], [1, 1, 0], [1, 1, 1], 1, [4, 3, 2], False, *plain)),
+        (C3.conv, (x_cl, w, None, None, *conv, [2, 3, 2], True, *plain)),
+        (C3.conv, (x, w, b, _t(1, 3, 2, 3, 2, grad=True), *conv, [2, 3, 2], False, "gelu", 0.01,
                                      False, True)),
-        (conv3d_autograd.conv3d_input_grad_op, (gy, w.detach(), [1, 2, 3, 4, 4], *conv, False)),
-        (conv3d_autograd.conv3d_weight_grad_op, (gy, x.detach(), [3, 2, 2, 2, 3], *conv)),
-        (conv3d_autograd.conv_transpose3d_op, (x, _t(2, 2, 2, 2, 2, grad=True), _t(4, grad=True), None, [2, 2, 2],
+        (C3.input_grad, (gy, w.detach(), [1, 2, 3, 4, 4], *conv, False)),
+        (C3.weight_grad, (gy, x.detach(), [3, 2, 2, 2, 3], *conv)),
+        (C3.conv_transpose, (x, _t(2, 2, 2, 2, 2, grad=True), _t(4, grad=True), None, [2, 2, 2],
                                                [1, 0, 1], [1, 1, 1], 2, [6, 8, 7], False, *plain)),
-        (conv3d_autograd.conv_transpose3d_op, (x_cl, _t(2, 3, 1, 2, 2, grad=True), None, None, [1, 2, 1],
+        (C3.conv_transpose, (x_cl, _t(2, 3, 1, 2, 2, grad=True), None, None, [1, 2, 1],
                                                [0, 0, 0], [1, 1, 1], 1, [3, 8, 5], True, *plain)),
-        (conv3d_autograd.conv_transpose3d_op, (x, _t(2, 3, 1, 2, 2, grad=True), None, _t(1, 3, 3, 8, 5, grad=True),
+        (C3.conv_transpose, (x, _t(2, 3, 1, 2, 2, grad=True), None, _t(1, 3, 3, 8, 5, grad=True),
                                                [1, 2, 1], [0, 0, 0], [1, 1, 1], 1, [3, 8, 5], False, "leaky_relu",
                                                0.2, True, True)),
     ]

@@ -36,7 +36,8 @@ from kernels.ops import reduce as reduce_ops
 from kernels.ops.conv2d_hopper import hopper_tma
 from kernels.ops.depthwise3d import depthwise3d_dgrad, depthwise3d_fwd, depthwise3d_wgrad
 from kernels.ops.epilogue import Epilogue, activation_backward
-from kernels.shapes3d import conv3d_geometry, conv_transpose3d_geometry, empty_5d, prefers_channels_last_3d
+from kernels.shapes import empty_nd
+from kernels.shapes3d import conv3d_geometry, conv_transpose3d_geometry, prefers_channels_last_3d
 
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in exp")  # silu of large negatives
 
@@ -496,7 +497,7 @@ class _DepthwiseConv3d(torch.autograd.Function):
     def forward(ctx, input, weight, bias, stride, padding, dilation):
         g = conv3d_geometry(input.shape, weight.shape, None if bias is None else bias.shape, stride, padding,
                             dilation, input.shape[1])
-        out = empty_5d((g.N, g.K, g.Z, g.P, g.Q), input, prefers_channels_last_3d(input))
+        out = empty_nd((g.N, g.K, g.Z, g.P, g.Q), input, prefers_channels_last_3d(input))
         depthwise3d_fwd(input, weight, bias, g, out)
         ctx.save_for_backward(input, weight)
         ctx.geometry, ctx.has_bias = g, bias is not None
@@ -506,7 +507,7 @@ class _DepthwiseConv3d(torch.autograd.Function):
     def backward(ctx, grad_out):
         input, weight = ctx.saved_tensors
         g = ctx.geometry
-        grad_in = empty_5d(input.shape, input, prefers_channels_last_3d(input))
+        grad_in = empty_nd(input.shape, input, prefers_channels_last_3d(input))
         depthwise3d_dgrad(grad_out, weight, g, grad_in)
         grad_weight = depthwise3d_wgrad(grad_out, input, g)
         grad_bias = grad_out.sum((0, 2, 3, 4)) if ctx.has_bias else None
@@ -518,7 +519,7 @@ def _depthwise_conv_transpose3d(input: torch.Tensor, weight: torch.Tensor, bias:
                                 groups: int) -> torch.Tensor:
     """Depthwise ``conv_transpose3d`` (forward only): the input-gradient launcher with the bias."""
     g = conv_transpose3d_geometry(input.shape, weight.shape, None, stride, padding, output_padding, groups)
-    out = empty_5d((g.N, g.C, g.D, g.H, g.W), input, prefers_channels_last_3d(input))
+    out = empty_nd((g.N, g.C, g.D, g.H, g.W), input, prefers_channels_last_3d(input))
     depthwise3d_dgrad(input, weight, g, out, bias)
     return out
 

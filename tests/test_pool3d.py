@@ -25,6 +25,8 @@ from kernels.launch import recording
 from kernels.ops.pool3d import AVG_BWD, AVG_FWD, GLOBAL_AVG, MAX_BWD, MAX_FWD, MAX_GATHER
 from kernels.pool_shapes3d import adaptive_pool3d_geometry, max_pool3d_geometry, pool3d_bytes
 
+P3 = library.POOL_OPS[3]  # (the registered 3-D pooling ops)
+
 F64 = torch.float64
 CL3 = torch.channels_last_3d
 
@@ -441,17 +443,17 @@ def _opcheck_cases() -> list[tuple[object, tuple]]:
     gy = _t(1, 2, 1, 2, 1, grad=False)
     shape = [1, 2, 3, 4, 3]
     return [
-        (library.max_pool3d_op, (x, [2, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1], False, False, False)),
-        (library.max_pool3d_op, (x_cl, [3, 3, 3], [2, 2, 2], [1, 1, 1], [1, 1, 1], True, True, True)),
-        (library.max_pool3d_backward_op, (gy, idx, shape, [2, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1], False, False)),
-        (library.avg_pool3d_op, (x, [3, 3, 3], [2, 2, 2], [1, 1, 1], True, False, 0, False, False)),
-        (library.avg_pool3d_backward_op, (_t(1, 2, 2, 3, 2, grad=False), shape, [3, 3, 3], [2, 2, 2], [1, 1, 1],
+        (P3.max_pool, (x, [2, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1], False, False, False, False)),
+        (P3.max_pool, (x_cl, [3, 3, 3], [2, 2, 2], [1, 1, 1], [1, 1, 1], True, True, True, True)),
+        (P3.max_pool_backward, (gy, idx, shape, [2, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1], False, False)),
+        (P3.avg_pool, (x, [3, 3, 3], [2, 2, 2], [1, 1, 1], True, False, 0, False, False)),
+        (P3.avg_pool_backward, (_t(1, 2, 2, 3, 2, grad=False), shape, [3, 3, 3], [2, 2, 2], [1, 1, 1],
                                           True, False, 0, False)),
-        (library.adaptive_avg_pool3d_op, (x, [2, 3, 2], False, False)),
-        (library.adaptive_avg_pool3d_op, (x_cl, [1, 1, 1], True, True)),
-        (library.adaptive_avg_pool3d_backward_op, (_t(1, 2, 2, 3, 2, grad=False), shape, True)),
-        (library.adaptive_max_pool3d_op, (x_cl, [2, 3, 2], False, True)),
-        (library.adaptive_max_pool3d_backward_op, (gy, idx, shape, False)),
+        (P3.adaptive_avg_pool, (x, [2, 3, 2], False, False)),
+        (P3.adaptive_avg_pool, (x_cl, [1, 1, 1], True, True)),
+        (P3.adaptive_avg_pool_backward, (_t(1, 2, 2, 3, 2, grad=False), shape, True)),
+        (P3.adaptive_max_pool, (x_cl, [2, 3, 2], True, False, True)),
+        (P3.adaptive_max_pool_backward, (gy, idx, shape, False)),
     ]
 
 

@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 import torch
 
 from .._runtime import INTERPRETING
-from ..launch import KernelConfig, KernelSpace, tf32_enabled
+from ..launch import SHARED_LIMIT, KernelConfig, KernelSpace, tf32_enabled
 from . import store
 from .store import AutotuneWarning
 
@@ -262,8 +262,6 @@ def _smem_budget(device: int) -> int | None:
             props = torch.cuda.get_device_properties(device)
             budget = getattr(props, "shared_memory_per_block_optin", None)
             if not budget:
-                from ..aot import SHARED_LIMIT
-
                 budget = SHARED_LIMIT.get(props.major * 10 + props.minor)
         _state.budgets[device] = budget
     return _state.budgets[device]

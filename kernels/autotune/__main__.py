@@ -1,7 +1,7 @@
 """Command line of the autotuner.
 
 ``python -m kernels.autotune tune --suite resnet50 [--suite pooling] [--dtype bf16] [--layout nchw] [--out DIR]``
-    runs every layer of the suites (``bench/suites.py``) forward and backward with online tuning on, so each
+    runs every layer of the suites (``kernels/autotune/suites.py``) forward and backward with online tuning on, so each
     kernel they launch is timed with every configuration of its pruned space on the real shapes; prints a
     progress line per layer and a summary table, and merges the timings into the GPU's file. Needs a GPU.
 
@@ -25,6 +25,7 @@ import kernels
 
 from . import TuneResult, config_dir, enable_tuning, results, save
 from .store import config_id, file_name
+from .suites import POOL_SUITES, SUITES
 
 DTYPES: dict[str, tuple[torch.dtype, bool]] = {
     "bf16": (torch.bfloat16, False),
@@ -36,11 +37,7 @@ LAYOUTS = ("channels_last", "nchw")
 
 
 def _suites() -> dict[str, list]:
-    """The layer suites of ``bench/suites.py`` (convolutions and pooling); empty when not importable."""
-    try:
-        from bench.suites import POOL_SUITES, SUITES
-    except ImportError:
-        return {}
+    """The layer suites (``kernels/autotune/suites.py``: convolutions and pooling)."""
     return {**SUITES, **POOL_SUITES}
 
 
@@ -112,7 +109,7 @@ def tune(suites: Sequence[str], dtypes: Sequence[str], layouts: Sequence[str], o
     table = _suites()
     unknown = [s for s in suites if s not in table]
     if unknown:
-        known = sorted(table) or "none (bench.suites not importable: run from the repository root)"
+        known = sorted(table)
         print(f"kernels.autotune tune: unknown suite(s) {unknown}; known: {known}", file=sys.stderr)
         return 2
     jobs = [(suite, layer, d, lay) for suite in suites for layer in table[suite] for d in dtypes for lay in layouts]
@@ -173,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check", help="compile every kernel x configuration for sm_90/sm_80 (no GPU)")
     p = commands.add_parser("tune", help="tune every kernel over a suite of network layers (needs a GPU)")
-    p.add_argument("--suite", action="append", required=True, help="suite of bench/suites.py (repeatable)")
+    p.add_argument("--suite", action="append", required=True, help="suite of kernels/autotune/suites.py (repeatable)")
     p.add_argument("--dtype", action="append", choices=sorted(DTYPES), help="repeatable; default bf16")
     p.add_argument("--layout", action="append", choices=LAYOUTS, help="repeatable; default both")
     p.add_argument("--out", type=Path, help="directory of the per-GPU files (default: autotune_configs/)")

@@ -2,7 +2,7 @@
 
 Checks the arguments as torch does, then runs the op one of three ways: the autograd Function when gradients
 are wanted, the launchers directly when not, the registered op while ``torch.compile`` traces (all three from
-``kernels.autograd.conv2d`` and ``kernels.ops.conv2d``).
+``kernels.autograd.conv`` and ``kernels.ops.conv2d``).
 """
 
 from __future__ import annotations
@@ -12,28 +12,16 @@ from collections.abc import Sequence
 import torch
 
 from ..autocast import autocast_inputs
-from ..autograd.conv2d import Conv2dFunction, registered_conv2d
-from ..call_plans import apply_function, planned
-from ..ops.conv2d import conv2d_output
-from ..ops.epilogue import check_residual, make_epilogue, wants_grad
+from ..call_plans import planned
+from ..ops.epilogue import check_residual, make_epilogue
 from ..shapes import (
     ConvBackendError,
-    ConvGeometry,
     PaddingArg,
     check_conv2d_arguments,
     check_conv_tensors,
     conv2d_geometry,
-    conv_output_channels_last,
 )
-
-
-def _without_channels(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                      residual: torch.Tensor | None, g: ConvGeometry) -> torch.Tensor:
-    """torch's result for an input with zero channels: an ``(N, 0, P, Q)`` output (whatever the weight's count of
-    filters), and zero gradients for input, weight, bias and residual."""
-    out = x.new_zeros((g.N, 0, g.P, g.Q))
-    anchors = [t.sum() * 0 for t in (x, weight, bias, residual) if t is not None and t.requires_grad]
-    return out + sum(anchors) if anchors and torch.is_grad_enabled() else out
+from .conv import run_conv, without_channels
 
 
 @planned
@@ -78,12 +66,7 @@ def conv2d(
                        x)
         residual = residual.unsqueeze(0) if unbatched else residual
     if not out_channels:
-        out = _without_channels(x, weight, bias, residual, g)
-    elif torch.compiler.is_compiling():
-        out = registered_conv2d(x, weight, bias, residual, g, epilogue, conv_output_channels_last(x, weight),
-                                wants_grad(x, weight, bias, residual))
-    elif wants_grad(x, weight, bias, residual):
-        out = apply_function(Conv2dFunction, x, weight, bias, residual, g, epilogue)
-    else:  # nothing to differentiate: the kernels without autograd's bookkeeping
-        out = conv2d_output(x, weight, bias, residual, g, epilogue)[0]
+        out = without_channels(x, weight, bias, residual, g)
+    else:
+        out = run_conv(x, weight, bias, residual, g, epilogue)
     return out.squeeze(0) if unbatched else out

@@ -2,7 +2,7 @@
 
 Each checks its arguments as torch does, then runs the op one of three ways: the autograd Function when
 gradients are wanted, the launchers directly when not, the registered op while ``torch.compile`` traces (all
-three from ``kernels.autograd.conv3d`` and ``kernels.ops.conv3d``).
+three from ``kernels.autograd.conv`` and ``kernels.ops.conv3d``).
 """
 
 from __future__ import annotations
@@ -12,15 +12,8 @@ from collections.abc import Sequence
 import torch
 
 from ..autocast import autocast_inputs
-from ..autograd.conv3d import (
-    Conv3dFunction,
-    ConvTranspose3dFunction,
-    registered_conv3d,
-    registered_conv_transpose3d,
-)
-from ..call_plans import apply_function, planned
-from ..ops.conv3d import conv3d_output, conv_transpose3d_output
-from ..ops.epilogue import check_residual, make_epilogue, wants_grad
+from ..call_plans import planned
+from ..ops.epilogue import check_residual, make_epilogue
 from ..shapes import (
     ConvBackendError,
     PaddingArg,
@@ -30,12 +23,11 @@ from ..shapes import (
     int_arg,
 )
 from ..shapes3d import (
-    ConvGeometry3d,
     conv3d_geometry,
-    conv3d_output_channels_last,
     conv_transpose3d_geometry,
     int_triple_list,
 )
+from .conv import run_conv, without_channels
 
 __all__ = ["conv3d", "conv_transpose3d"]
 
@@ -45,15 +37,6 @@ def _parse_parameters(stride: object, padding: object, dilation: object, groups:
     for value, name in ((stride, "stride"), (padding, "padding"), (dilation, "dilation")):
         int_triple_list(value, name, "conv3d")
     int_arg(groups, "groups", "conv3d")
-
-
-def _without_channels(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                      residual: torch.Tensor | None, g: ConvGeometry3d) -> torch.Tensor:
-    """torch's result for an input with zero channels: an ``(N, 0, Z, P, Q)`` output, and zero gradients for
-    input, weight, bias and residual."""
-    out = x.new_zeros((g.N, 0, g.Z, g.P, g.Q))
-    anchors = [t.sum() * 0 for t in (x, weight, bias, residual) if t is not None and t.requires_grad]
-    return out + sum(anchors) if anchors and torch.is_grad_enabled() else out
 
 
 @planned
@@ -99,14 +82,9 @@ def conv3d(
                        else (g.N, out_channels, g.Z, g.P, g.Q), x)
         residual = residual.unsqueeze(0) if unbatched else residual
     if not out_channels:
-        out = _without_channels(x, weight, bias, residual, g)
-    elif torch.compiler.is_compiling():
-        out = registered_conv3d(x, weight, bias, residual, g, epilogue, conv3d_output_channels_last(x, weight),
-                                wants_grad(x, weight, bias, residual))
-    elif wants_grad(x, weight, bias, residual):
-        out = apply_function(Conv3dFunction, x, weight, bias, residual, g, epilogue)
-    else:  # nothing to differentiate: the kernels without autograd's bookkeeping
-        out = conv3d_output(x, weight, bias, g, None, epilogue, residual)[0]
+        out = without_channels(x, weight, bias, residual, g)
+    else:
+        out = run_conv(x, weight, bias, residual, g, epilogue)
     return out.squeeze(0) if unbatched else out
 
 
@@ -151,12 +129,5 @@ def conv_transpose3d(
         check_residual("conv_transpose3d", residual, (g.C, g.D, g.H, g.W) if unbatched
                        else (g.N, g.C, g.D, g.H, g.W), x)
         residual = residual.unsqueeze(0) if unbatched else residual
-    if torch.compiler.is_compiling():
-        out = registered_conv_transpose3d(x, weight, bias, residual, g, epilogue,
-                                          conv3d_output_channels_last(x, weight),
-                                          wants_grad(x, weight, bias, residual))
-    elif wants_grad(x, weight, bias, residual):
-        out = apply_function(ConvTranspose3dFunction, x, weight, bias, residual, g, epilogue)
-    else:  # nothing to differentiate: the kernels without autograd's bookkeeping
-        out = conv_transpose3d_output(x, weight, bias, g, None, epilogue, residual)[0]
+    out = run_conv(x, weight, bias, residual, g, epilogue, transposed=True)
     return out.squeeze(0) if unbatched else out

@@ -1,5 +1,5 @@
 """``kernels.conv_transpose2d``: the drop-in for ``torch.nn.functional.conv_transpose2d``, with an optional
-fused epilogue. Checks the arguments as torch does, then runs the op through ``kernels.autograd.conv_transpose2d``
+fused epilogue. Checks the arguments as torch does, then runs the op through ``kernels.autograd.conv``
 (the autograd Function, or the registered op while compiling) or, with nothing to differentiate, the launcher
 of ``kernels.ops.conv_transpose2d`` directly.
 """
@@ -11,17 +11,15 @@ from collections.abc import Sequence
 import torch
 
 from ..autocast import autocast_inputs
-from ..autograd.conv_transpose2d import ConvTranspose2dFunction, registered_conv_transpose2d
-from ..call_plans import apply_function, planned
-from ..ops.conv_transpose2d import conv_transpose2d_output
-from ..ops.epilogue import check_residual, make_epilogue, wants_grad
+from ..call_plans import planned
+from ..ops.epilogue import check_residual, make_epilogue
 from ..shapes import (
     ConvBackendError,
     check_conv_tensors,
     check_tensor_arguments,
-    conv_output_channels_last,
     conv_transpose2d_geometry,
 )
+from .conv import run_conv
 
 
 @planned
@@ -64,11 +62,5 @@ def conv_transpose2d(
     if residual is not None:
         check_residual("conv_transpose2d", residual, (g.C, g.H, g.W) if unbatched else (g.N, g.C, g.H, g.W), x)
         residual = residual.unsqueeze(0) if unbatched else residual
-    if torch.compiler.is_compiling():
-        out = registered_conv_transpose2d(x, weight, bias, residual, g, epilogue, conv_output_channels_last(x, weight),
-                                          wants_grad(x, weight, bias, residual))
-    elif wants_grad(x, weight, bias, residual):
-        out = apply_function(ConvTranspose2dFunction, x, weight, bias, residual, g, epilogue)
-    else:  # nothing to differentiate: the kernels without autograd's bookkeeping
-        out = conv_transpose2d_output(x, weight, bias, residual, g, epilogue)[0]
+    out = run_conv(x, weight, bias, residual, g, epilogue, transposed=True)
     return out.squeeze(0) if unbatched else out

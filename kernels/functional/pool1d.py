@@ -25,7 +25,7 @@ from ..pool_shapes import (
     check_pool_input,
     max_pool2d_geometry,
 )
-from .pool2d import _avg_pool, _max_pool
+from .pool import avg_pool, max_pool
 
 __all__ = ["adaptive_avg_pool1d", "adaptive_max_pool1d", "avg_pool1d", "max_pool1d"]
 
@@ -95,7 +95,7 @@ def max_pool1d(
         raise _torch_error(F.max_pool1d, input, (kernel_size, stride, padding, dilation, ceil_mode, return_indices),
                            {}, exc) from None
     plain = not return_indices and not (torch.is_grad_enabled() and input.requires_grad)
-    result = _max_pool(_lift(input, plain), g, return_indices)
+    result = max_pool(_lift(input, plain), g, return_indices)
     if return_indices:
         return result[0].squeeze(-2), result[1].squeeze(-2)
     return result.squeeze(-2)
@@ -122,7 +122,7 @@ def avg_pool1d(
     except Exception as exc:  # noqa: BLE001
         raise _torch_error(F.avg_pool1d, input, (kernel_size, stride, padding, ceil_mode, count_include_pad), {},
                            exc) from None
-    return _avg_pool(_lift(input, False), g).squeeze(-2)
+    return avg_pool(_lift(input, False), g).squeeze(-2)
 
 
 def _adaptive_size(output_size: object) -> int:
@@ -149,7 +149,7 @@ def adaptive_avg_pool1d(input: torch.Tensor, output_size: IntArg) -> torch.Tenso
         g = adaptive_pool2d_geometry(_shape4(input), (1, _adaptive_size(output_size)), "adaptive_avg_pool2d")
     except Exception as exc:  # noqa: BLE001
         raise _torch_error(F.adaptive_avg_pool1d, input, (output_size,), {}, exc) from None
-    return _avg_pool(_lift(input, False), g).squeeze(-2)
+    return avg_pool(_lift(input, False), g).squeeze(-2)
 
 
 def adaptive_max_pool1d(input: torch.Tensor, output_size: IntArg, return_indices: bool = False
@@ -168,7 +168,7 @@ def adaptive_max_pool1d(input: torch.Tensor, output_size: IntArg, return_indices
         g = adaptive_pool2d_geometry(_shape4(input), (1, _adaptive_size(output_size)), "adaptive_max_pool2d")
     except Exception as exc:  # noqa: BLE001
         raise _torch_error(F.adaptive_max_pool1d, input, (output_size, return_indices), {}, exc) from None
-    result = _max_pool(_lift(input, False), g, return_indices)
+    result = max_pool(_lift(input, False), g, return_indices)
     if return_indices:
         return result[0].squeeze(-2), result[1].squeeze(-2)
     return result.squeeze(-2)

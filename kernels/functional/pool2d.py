@@ -1,6 +1,6 @@
 """``kernels.max_pool2d``, ``avg_pool2d``, ``adaptive_avg_pool2d`` and ``adaptive_max_pool2d``: the drop-ins for
 torch.nn.functional's 2-D pooling. Each checks its arguments as torch does (``kernels.pool_shapes``), then runs
-through ``kernels.autograd.pool2d`` (the autograd Function, or the registered op while compiling) or, with
+through ``kernels.autograd.pool`` (the autograd Function, or the registered op while compiling) or, with
 nothing to differentiate, the launchers of ``kernels.ops.pool2d`` directly.
 """
 
@@ -10,53 +10,17 @@ from collections.abc import Sequence
 
 import torch
 
-from ..autograd.pool2d import AvgPool2dFunction, MaxPool2dFunction, registered_avg_pool2d, registered_max_pool2d
-from ..call_plans import apply_function, planned
-from ..ops.pool2d import avg_pool2d_output, max_pool2d_output
+from ..call_plans import planned
 from ..pool_shapes import (
     IntPair,
-    PoolGeometry,
     adaptive_pool2d_geometry,
     avg_pool2d_geometry,
     check_pool_input,
     max_pool2d_geometry,
 )
-from ..shapes import prefers_channels_last
+from .pool import avg_pool, check_tensor, max_pool
 
 __all__ = ["adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool2d", "max_pool2d"]
-
-
-def _batched(input: torch.Tensor) -> tuple[torch.Tensor, bool, bool]:
-    """The 4-D view of ``input``, whether it was unbatched, and whether outputs are channels_last (torch's
-    ``suggest_memory_format`` of the input; an unbatched input gives contiguous outputs)."""
-    if input.dim() == 3:
-        return input.unsqueeze(0), True, False
-    return input, False, prefers_channels_last(input)
-
-
-def _max_pool(input: torch.Tensor, g: PoolGeometry, return_indices: bool
-              ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    x, unbatched, channels_last = _batched(input)
-    if torch.compiler.is_compiling():
-        out, indices = registered_max_pool2d(x, g, return_indices, channels_last)
-    elif torch.is_grad_enabled() and x.requires_grad:
-        out, indices = apply_function(MaxPool2dFunction, x, g, return_indices, channels_last)
-    else:  # nothing to differentiate: the kernel without autograd's bookkeeping
-        out, indices = max_pool2d_output(x, g, torch.int64 if return_indices else None, channels_last)
-    if unbatched:
-        out, indices = out.squeeze(0), indices.squeeze(0)
-    return (out, indices) if return_indices else out
-
-
-def _avg_pool(input: torch.Tensor, g: PoolGeometry) -> torch.Tensor:
-    x, unbatched, channels_last = _batched(input)
-    if torch.compiler.is_compiling():
-        out = registered_avg_pool2d(x, g, channels_last)
-    elif torch.is_grad_enabled() and x.requires_grad:
-        out = apply_function(AvgPool2dFunction, x, g, channels_last)
-    else:  # nothing to differentiate: the kernel without autograd's bookkeeping
-        out = avg_pool2d_output(x, g, channels_last)
-    return out.squeeze(0) if unbatched else out
 
 
 @planned
@@ -77,7 +41,7 @@ def max_pool2d(
     return_indices = bool(return_indices)
     check_pool_input(input, "max_pool2d_with_indices" if return_indices else "max_pool2d")
     g = max_pool2d_geometry(input.shape, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
-    return _max_pool(input, g, return_indices)
+    return max_pool(input, g, return_indices)
 
 
 @planned
@@ -98,7 +62,7 @@ def avg_pool2d(
     check_pool_input(input, "avg_pool2d")
     g = avg_pool2d_geometry(input.shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
                             divisor_override)
-    return _avg_pool(input, g)
+    return avg_pool(input, g)
 
 
 @planned
@@ -109,11 +73,10 @@ def adaptive_avg_pool2d(input: torch.Tensor, output_size: int | Sequence[int | N
     input's size. Output row ``p`` averages rows ``[floor(p*H/P), ceil((p+1)*H/P))``. Output size 1 (global
     average pooling) is one reduction per plane.
     """
-    if not isinstance(input, torch.Tensor):
-        raise AttributeError(f"'{type(input).__name__}' object has no attribute 'size'")
+    check_tensor(input)
     check_pool_input(input, "adaptive_avg_pool2d")
     g = adaptive_pool2d_geometry(input.shape, output_size, "adaptive_avg_pool2d")
-    return _avg_pool(input, g)
+    return avg_pool(input, g)
 
 
 @planned
@@ -125,8 +88,7 @@ def adaptive_max_pool2d(
     input ``(N, C, H, W)`` or ``(C, H, W)``; returns ``(N, C, P, Q)`` (or ``(C, P, Q)``), and with
     ``return_indices`` the int64 flat indices ``h*W + w`` of the maxima.
     """
-    if not isinstance(input, torch.Tensor):
-        raise AttributeError(f"'{type(input).__name__}' object has no attribute 'size'")
+    check_tensor(input)
     check_pool_input(input, "adaptive_max_pool2d")
     g = adaptive_pool2d_geometry(input.shape, output_size, "adaptive_max_pool2d")
-    return _max_pool(input, g, bool(return_indices))
+    return max_pool(input, g, bool(return_indices))

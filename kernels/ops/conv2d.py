@@ -1,7 +1,7 @@
 """conv2d: the launchers of the implicit-GEMM kernels (forward, input gradient, weight gradient).
 
 Layers: ``kernels.jit.conv2d`` holds the Triton kernels; this module picks block configurations, allocates
-outputs and launches; ``kernels.autograd.conv2d`` builds the autograd Functions and the registered op from
+outputs and launches; ``kernels.autograd.conv`` builds the autograd Functions and the registered op from
 these launchers, and ``kernels.functional.conv2d`` is the public entry point. Depthwise problems (one input
 channel per group) go to the direct kernels of ``kernels.ops.depthwise``; stride-1 16-bit NHWC forwards, when
 the Hopper path is on, to ``kernels.ops.conv2d_hopper``.
@@ -33,7 +33,7 @@ from ..launch import (
     register_space,
     tf32_enabled,
 )
-from ..shapes import ConvGeometry, conv_output_channels_last, empty_4d
+from ..shapes import ConvGeometry, conv_output_channels_last, empty_nd
 from . import conv2d_hopper as hopper
 from .depthwise import depthwise_dgrad, depthwise_fwd, depthwise_wgrad
 from .epilogue import (
@@ -373,7 +373,7 @@ def conv2d_output(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     torch's rule), and the pre-activation beside it when ``store_preact`` (else None)."""
     if channels_last is None:
         channels_last = conv_output_channels_last(x, weight)
-    out = empty_4d((g.N, g.K, g.P, g.Q), x, channels_last)
+    out = empty_nd((g.N, g.K, g.P, g.Q), x, channels_last)
     preact = torch.empty_like(out) if store_preact else None
     residual = None if residual is None else with_strides_of(residual, out)
     conv2d_forward(x, weight, bias, g, out, epilogue, residual, preact)
@@ -382,5 +382,5 @@ def conv2d_output(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
 
 def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeometry, channels_last: bool) -> torch.Tensor:
     """A new ``(N, C, H, W)`` tensor (channels_last or contiguous): the input gradient of a conv2d."""
-    grad_in = empty_4d((g.N, g.C, g.H, g.W), grad_out, channels_last)
+    grad_in = empty_nd((g.N, g.C, g.H, g.W), grad_out, channels_last)
     return conv2d_input_grad(grad_out, weight, g, grad_in)

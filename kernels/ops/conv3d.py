@@ -1,7 +1,7 @@
 """conv3d: the launchers of the implicit-GEMM kernels (forward, input gradient, weight gradient).
 
 Layers, as for conv2d: ``kernels.jit.conv3d`` holds the Triton kernels; this module picks block
-configurations, allocates outputs and launches; ``kernels.autograd.conv3d`` builds the autograd Functions and
+configurations, allocates outputs and launches; ``kernels.autograd.conv`` builds the autograd Functions and
 the registered ops from these launchers, and ``kernels.functional.conv3d`` is the public entry point.
 Depthwise problems (one input channel per group) go to the direct kernels of ``kernels.ops.depthwise3d``.
 """
@@ -29,7 +29,8 @@ from ..launch import (
     register_space,
     tf32_enabled,
 )
-from ..shapes3d import ConvGeometry3d, conv3d_output_channels_last, empty_5d
+from ..shapes import empty_nd
+from ..shapes3d import ConvGeometry3d, conv3d_output_channels_last
 from .depthwise3d import depthwise3d_dgrad, depthwise3d_fwd, depthwise3d_wgrad
 from .epilogue import (
     EPILOGUE_AXES,
@@ -299,16 +300,16 @@ def conv3d_weight_grad(grad_out: torch.Tensor, x: torch.Tensor, g: ConvGeometry3
     return sum_splits(partial.view(partial.shape[0], -1), grad_w)
 
 
-def conv3d_output(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: ConvGeometry3d,
-                  channels_last: bool | None = None, epilogue: Epilogue = PLAIN,
-                  residual: torch.Tensor | None = None, store_preact: bool = False
+def conv3d_output(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                  residual: torch.Tensor | None, g: ConvGeometry3d, epilogue: Epilogue = PLAIN,
+                  channels_last: bool | None = None, store_preact: bool = False
                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """A new ``(N, K, Z, P, Q)`` output of conv3d with its fused epilogue (layout: ``channels_last``
     (channels_last_3d), None for torch's rule), and the pre-activation beside it when ``store_preact`` (else
     None)."""
     if channels_last is None:
         channels_last = conv3d_output_channels_last(x, weight)
-    out = empty_5d((g.N, g.K, g.Z, g.P, g.Q), x, channels_last)
+    out = empty_nd((g.N, g.K, g.Z, g.P, g.Q), x, channels_last)
     preact = torch.empty_like(out) if store_preact else None
     residual = None if residual is None else with_strides_of(residual, out)
     conv3d_forward(x, weight, bias, g, out, epilogue, residual, preact)
@@ -318,13 +319,13 @@ def conv3d_output(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
 def input_grad(grad_out: torch.Tensor, weight: torch.Tensor, g: ConvGeometry3d, channels_last: bool
                ) -> torch.Tensor:
     """A new ``(N, C, D, H, W)`` tensor (channels_last_3d or contiguous): the input gradient of a conv3d."""
-    grad_in = empty_5d((g.N, g.C, g.D, g.H, g.W), grad_out, channels_last)
+    grad_in = empty_nd((g.N, g.C, g.D, g.H, g.W), grad_out, channels_last)
     return conv3d_input_grad(grad_out, weight, g, grad_in)
 
 
-def conv_transpose3d_output(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: ConvGeometry3d,
-                            channels_last: bool | None = None, epilogue: Epilogue = PLAIN,
-                            residual: torch.Tensor | None = None, store_preact: bool = False
+def conv_transpose3d_output(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                            residual: torch.Tensor | None, g: ConvGeometry3d, epilogue: Epilogue = PLAIN,
+                            channels_last: bool | None = None, store_preact: bool = False
                             ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """A new ``(N, C_out, D_out, H_out, W_out)`` output of conv_transpose3d of ``x (N, C_in, D, H, W)`` by
     ``weight (C_in, C_out/groups, T, R, S)``: the input gradient of the convolution ``g`` that it transposes,
@@ -332,7 +333,7 @@ def conv_transpose3d_output(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
     pre-activation beside it when ``store_preact`` (else None)."""
     if channels_last is None:
         channels_last = conv3d_output_channels_last(x, weight)
-    out = empty_5d((g.N, g.C, g.D, g.H, g.W), x, channels_last)
+    out = empty_nd((g.N, g.C, g.D, g.H, g.W), x, channels_last)
     preact = torch.empty_like(out) if store_preact else None
     residual = None if residual is None else with_strides_of(residual, out)
     conv3d_input_grad(x, weight, g, out, bias, epilogue, residual, preact)

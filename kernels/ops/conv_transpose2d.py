@@ -10,14 +10,14 @@ convolution that the transposed one transposes (``kernels.shapes.conv_transpose2
 * grad-bias   = the per-channel sum of the output gradient.
 
 The input-gradient kernel works by stride phase, so no zeros are ever inserted between input pixels. The
-backward passes are conv2d's launchers (``kernels.autograd.conv_transpose2d`` puts them together).
+backward passes are conv2d's launchers (``kernels.autograd.conv`` puts them together).
 """
 
 from __future__ import annotations
 
 import torch
 
-from ..shapes import ConvGeometry, conv_output_channels_last, empty_4d
+from ..shapes import ConvGeometry, conv_output_channels_last, empty_nd
 from .conv2d import conv2d_input_grad
 from .epilogue import PLAIN, Epilogue, with_strides_of
 
@@ -31,7 +31,7 @@ def conv_transpose2d_output(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
     None)."""
     if channels_last is None:
         channels_last = conv_output_channels_last(x, weight)
-    out = empty_4d((g.N, g.C, g.H, g.W), x, channels_last)
+    out = empty_nd((g.N, g.C, g.H, g.W), x, channels_last)
     preact = torch.empty_like(out) if store_preact else None
     residual = None if residual is None else with_strides_of(residual, out)
     conv2d_input_grad(x, weight, g, out, bias, epilogue, residual, preact)

@@ -1,8 +1,8 @@
 """2-D pooling: the launchers of the pooling kernels.
 
-Layers: ``kernels.jit.pool2d`` holds the Triton kernels; this module picks block configurations, allocates
-outputs in the requested memory format and launches; ``kernels.autograd.pool2d`` builds the autograd
-Functions and the registered ops from these launchers, ``kernels.functional.pool2d`` checks the arguments
+Layers: ``kernels.jit.pool2d`` holds the Triton kernels; this module picks block configurations and launches;
+``kernels.ops.pool`` allocates outputs in the requested memory format (every rank), ``kernels.autograd.pool``
+builds the autograd Functions and the registered ops, ``kernels.functional.pool2d`` checks the arguments
 (through ``kernels.pool_shapes``) and is the public entry point, and ``kernels.nn.pooling`` wraps it in
 modules. Every kernel reads its input once and writes its output once; :func:`kernels.pool_shapes.pool2d_bytes`
 gives the bytes moved by each pass.
@@ -39,7 +39,6 @@ from ..launch import (
     register_space,
 )
 from ..pool_shapes import PoolGeometry
-from ..shapes import empty_4d
 
 # Tiles are [BLOCK_PIX, BLOCK_C]: pixel-wide for NCHW tensors (one channel, consecutive pixels), channel-wide
 # for channels_last ones. 16 x 64 over 128 threads gives each thread 8 consecutive channels: 16-byte vectors
@@ -285,51 +284,3 @@ def avg_pool2d_backward(grad_out: torch.Tensor, g: PoolGeometry, grad_in: torch.
                 g.cover_h, g.cover_w, g.kh, g.kw, *_window_params(g), g.divisor)
         launch(AVG_BWD, grid, args, config, grad_in.dtype, ADAPTIVE=g.adaptive,
                COUNT_INCLUDE_PAD=g.count_include_pad)
-
-
-# --------------------------------------------------------------------------------------------------------
-# Plan builders: new outputs, then the launchers
-
-
-def max_pool2d_input_grad(grad_out: torch.Tensor, indices: torch.Tensor, g: PoolGeometry, channels_last: bool
-                          ) -> torch.Tensor:
-    """A new ``(N, C, H, W)`` tensor: the max-pooling input gradient of ``grad_out (N, C, P, Q)``."""
-    grad_in = empty_4d(g.input_shape, grad_out, channels_last)
-    max_pool2d_backward(grad_out, indices, g, grad_in)
-    return grad_in
-
-
-def avg_pool2d_input_grad(grad_out: torch.Tensor, g: PoolGeometry, channels_last: bool) -> torch.Tensor:
-    """A new ``(N, C, H, W)`` tensor: the average-pooling input gradient of ``grad_out (N, C, P, Q)``."""
-    grad_in = empty_4d(g.input_shape, grad_out, channels_last)
-    avg_pool2d_backward(grad_out, g, grad_in)
-    return grad_in
-
-
-def max_pool2d_output(x: torch.Tensor, g: PoolGeometry, index_dtype: torch.dtype | None, channels_last: bool
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """New ``(N, C, P, Q)`` max-pooling output and saved maxima: int64 flat indices or uint8 positions in
-    the window as ``index_dtype`` says (:meth:`PoolGeometry.saved_index_dtype`), or an empty int64
-    placeholder when it is None."""
-    out = empty_4d(g.output_shape, x, channels_last)
-    if index_dtype is not None:
-        indices = empty_4d(g.output_shape, x, channels_last, index_dtype)
-    else:
-        indices = torch.empty(0, dtype=torch.int64, device=x.device)
-    max_pool2d_forward(x, g, out, indices if index_dtype is not None else None)
-    return out, indices
-
-
-def avg_pool2d_output(x: torch.Tensor, g: PoolGeometry, channels_last: bool) -> torch.Tensor:
-    """A new ``(N, C, P, Q)`` average-pooling output."""
-    out = empty_4d(g.output_shape, x, channels_last)
-    avg_pool2d_forward(x, g, out)
-    return out
-
-
-def max_pool2d_gathered(src: torch.Tensor, indices: torch.Tensor, g: PoolGeometry, channels_last: bool
-                        ) -> torch.Tensor:
-    """A new ``(N, C, P, Q)`` tensor: the elements of ``src (N, C, H, W)`` at the saved maxima."""
-    out = empty_4d(g.output_shape, src, channels_last)
-    max_pool2d_gather(src, indices, g, out)
-    return out

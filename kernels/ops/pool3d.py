@@ -1,8 +1,8 @@
 """3-D pooling: the launchers of the pooling kernels of ``kernels.jit.pool3d``.
 
-Layers, as in 2-D: ``kernels.jit.pool3d`` holds the Triton kernels; this module picks block configurations,
-allocates outputs in the requested memory format (contiguous or channels_last_3d) and launches;
-``kernels.autograd.pool3d`` builds the autograd Functions and the registered ops from these launchers, and
+Layers, as in 2-D: ``kernels.jit.pool3d`` holds the Triton kernels; this module picks block configurations and
+launches; ``kernels.ops.pool`` allocates outputs (contiguous or channels_last_3d) for every rank,
+``kernels.autograd.pool`` builds the autograd Functions and the registered ops, and
 ``kernels.functional.pool3d`` checks the arguments (through ``kernels.pool_shapes3d``) and is the public entry
 point. Every kernel reads its input once and writes its output once
 (:func:`kernels.pool_shapes3d.pool3d_bytes`).
@@ -39,7 +39,6 @@ from ..launch import (
     register_space,
 )
 from ..pool_shapes3d import PoolGeometry3d
-from ..shapes3d import empty_5d
 from .pool2d import _WIDE_AVG, _channels_contiguous
 
 # Tiles are [BLOCK_PIX, BLOCK_C]: voxel-wide for NCDHW tensors (one channel, consecutive voxels), channel-wide
@@ -266,50 +265,3 @@ def avg_pool3d_backward(grad_out: torch.Tensor, g: PoolGeometry3d, grad_in: torc
         args = (gys, gxs, *_sizes(g, n1 - n0), *kernel_strides(gys), *kernel_strides(gxs), *g.cover, *g.kernel,
                 *g.stride, *g.padding, g.divisor)
         launch(AVG_BWD, grid, args, config, grad_in.dtype, **variant)
-
-
-# --------------------------------------------------------------------------------------------------------
-# Plan builders: new outputs, then the launchers
-
-
-def max_pool3d_input_grad(grad_out: torch.Tensor, indices: torch.Tensor, g: PoolGeometry3d, channels_last: bool
-                          ) -> torch.Tensor:
-    """A new ``(N, C, D, H, W)`` tensor: the max-pooling input gradient of ``grad_out (N, C, T, P, Q)``."""
-    grad_in = empty_5d(g.input_shape, grad_out, channels_last)
-    max_pool3d_backward(grad_out, indices, g, grad_in)
-    return grad_in
-
-
-def avg_pool3d_input_grad(grad_out: torch.Tensor, g: PoolGeometry3d, channels_last: bool) -> torch.Tensor:
-    """A new ``(N, C, D, H, W)`` tensor: the average-pooling input gradient of ``grad_out (N, C, T, P, Q)``."""
-    grad_in = empty_5d(g.input_shape, grad_out, channels_last)
-    avg_pool3d_backward(grad_out, g, grad_in)
-    return grad_in
-
-
-def max_pool3d_output(x: torch.Tensor, g: PoolGeometry3d, with_indices: bool, channels_last: bool
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """New ``(N, C, T, P, Q)`` max-pooling output and int64 flat indices of the maxima (an empty int64
-    placeholder without ``with_indices``)."""
-    out = empty_5d(g.output_shape, x, channels_last)
-    if with_indices:
-        indices = empty_5d(g.output_shape, x, channels_last, torch.int64)
-    else:
-        indices = torch.empty(0, dtype=torch.int64, device=x.device)
-    max_pool3d_forward(x, g, out, indices if with_indices else None)
-    return out, indices
-
-
-def avg_pool3d_output(x: torch.Tensor, g: PoolGeometry3d, channels_last: bool) -> torch.Tensor:
-    """A new ``(N, C, T, P, Q)`` average-pooling output."""
-    out = empty_5d(g.output_shape, x, channels_last)
-    avg_pool3d_forward(x, g, out)
-    return out
-
-
-def max_pool3d_gathered(src: torch.Tensor, indices: torch.Tensor, g: PoolGeometry3d, channels_last: bool
-                        ) -> torch.Tensor:
-    """A new ``(N, C, T, P, Q)`` tensor: the elements of ``src (N, C, D, H, W)`` at the saved maxima."""
-    out = empty_5d(g.output_shape, src, channels_last)
-    max_pool3d_gather(src, indices, g, out)
-    return out
