@@ -220,7 +220,8 @@ def steps(args: argparse.Namespace) -> dict[str, tuple[list[str], float]]:
                     "--budget-s", str(max(args.hopper_s - 20, 10))], args.hopper_s),
         "host": ([py, "-m", "bench.host"], args.host_s),
         "models": ([py, "-m", "bench.models", "--batch", "32", "--batch", "128",
-                    *(a for v in ("eager", "ours", "ours_graphs", "eager_graphs") for a in ("--variant", v)),
+                    *(a for v in ("eager", "ours", "ours_graphs", "eager_graphs", "optimized", "optimized_graphs")
+                      for a in ("--variant", v)),
                     "--rep-ms", "100", "--budget-s", str(max(args.models_s - 15, 10))], args.models_s),
         "models_compile": ([py, "-m", "bench.models", "--network", "resnet50", "--batch", "32", "--mode", "infer",
                             *(a for v in ("eager", "ours_compile", "compile") for a in ("--variant", v)),

@@ -12,7 +12,9 @@ momentum), bf16 channels_last, batch 32 and 128, in these variants:
 * ``ours_compile``: ``torch.compile`` (same mode) of the converted model;
 * ``ours_graphs``: the converted model's forward (``infer``) or whole training step (``train``) captured in
   one CUDA graph and replayed;
-* ``eager_graphs``: the same capture of the torch model (the fair partner of ``ours_graphs``).
+* ``eager_graphs``: the same capture of the torch model (the fair partner of ``ours_graphs``);
+* ``optimized`` (inference only): ``kernels.optimize(model, (x,))``, BatchNorm folded and the residual add and
+  activation fused into the convolutions; ``optimized_graphs``: it captured in one CUDA graph.
 
 Every variant starts from the same weights; the output (``infer``) or the first loss (``train``) of each is
 compared with eager's (``rel_err_vs_eager``). Data: ``bench/results/models/<gpu>[-<tag>].json`` (``meta`` as
@@ -47,8 +49,9 @@ from .run import RESULTS, environment, on_gpu
 
 MODELS_RESULTS = RESULTS / "models"
 MODES = ("infer", "train")
-VARIANTS = ("eager", "compile", "ours", "ours_compile", "ours_graphs", "eager_graphs")
-SMOKE_VARIANTS = ("eager", "ours")
+VARIANTS = ("eager", "compile", "ours", "ours_compile", "ours_graphs", "eager_graphs", "optimized", "optimized_graphs")
+SMOKE_VARIANTS = ("eager", "ours", "optimized")
+INFERENCE_ONLY = ("optimized", "optimized_graphs")  # (BatchNorm folded: no training step)
 BATCHES = (32, 128)
 COMPILE_MODE = "max-autotune"
 CLASSES = 10
@@ -211,6 +214,8 @@ def _prepare(base: torch.nn.Module, variant: str, mode: str, x: torch.Tensor,
     model = copy.deepcopy(base)
     if variant.startswith("ours"):
         kernels.convert(model, fuse_activations=True)
+    if variant in INFERENCE_ONLY:
+        model = kernels.optimize(model.eval(), (x,), inplace=True)
     model.train(mode == "train")
     fn: Callable[[torch.Tensor], torch.Tensor] = model
     if variant.endswith("compile"):
@@ -273,6 +278,8 @@ def measure(name: str, batch: int, modes: list[str], variants: list[str], *, smo
         reference: torch.Tensor | None = None
         eager_ips: float | None = None
         for variant in variants:
+            if mode == "train" and variant in INFERENCE_ONLY:
+                continue
             row: dict = {"network": name, "batch": batch, "mode": mode, "variant": variant,
                          "input": [batch, 3, side, side], "dtype": str(dtype).removeprefix("torch."),
                          "layout": "channels_last", **conversion}

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import models
+from . import models, traffic
 from .run import PLOTS, RESULTS, geomean
 
 
@@ -260,7 +260,8 @@ def main(argv: list[str] | None = None) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     host = "" if args.smoke else host_markdown(load_host(args.results_dir))
     whole = models_markdown(models.load(args.results_dir, args.smoke))
-    out.write_text(markdown(datasets) + "".join("\n" + part for part in (host, whole) if part))
+    moved = "" if args.smoke else traffic.markdown(traffic.load(args.results_dir / traffic.TRAFFIC.name))
+    out.write_text(markdown(datasets) + "".join("\n" + part for part in (host, whole, moved) if part))
     print(f"wrote {out}")
     return out
 

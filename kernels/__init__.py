@@ -18,6 +18,7 @@ from .functional.pool1d import adaptive_avg_pool1d, adaptive_max_pool1d, avg_poo
 from .functional.pool2d import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 from .functional.pool3d import adaptive_avg_pool3d, adaptive_max_pool3d, avg_pool3d, max_pool3d
 from .receptive_field import ReceptiveField, receptive_field
+from .optimize import optimize
 
 __all__ = [
     "INTERPRETING",
@@ -43,6 +44,7 @@ __all__ = [
     "max_pool3d",
     "convert",
     "nn",
+    "optimize",
     "receptive_field",
 ]
 __version__ = "0.1.0"

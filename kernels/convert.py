@@ -42,12 +42,14 @@ _CONVS = (knn.Conv1d, knn.Conv2d, knn.Conv3d, knn.ConvTranspose1d, knn.ConvTrans
 class ConversionReport:
     """What :func:`convert` did: ``converted`` qualified module names (``""`` is the root module),
     ``kept`` ``(name, reason)`` for the candidate layers left as they were, ``already`` for modules that were
-    already ours."""
+    already ours, ``fused`` ``(convolution, what)`` for epilogues fused; ``folded`` ``(convolution,
+    BatchNorm)`` for the BatchNorms :func:`kernels.optimize` folded."""
 
     converted: list[str] = field(default_factory=list)
     kept: list[tuple[str, str]] = field(default_factory=list)
     already: list[str] = field(default_factory=list)
     fused: list[tuple[str, str]] = field(default_factory=list)
+    folded: list[tuple[str, str]] = field(default_factory=list)  # (convolution, BatchNorm): kernels.optimize
 
     def __str__(self) -> str:
         lines = [f"converted {len(self.converted)} module(s), kept {len(self.kept)}, "
@@ -55,6 +57,7 @@ class ConversionReport:
         lines += [f"  converted  {name or '<root>'}" for name in self.converted]
         lines += [f"  kept       {name or '<root>'}: {reason}" for name, reason in self.kept]
         lines += [f"  already    {name or '<root>'}" for name in self.already]
+        lines += [f"  folded     {bn} into {conv}" for conv, bn in self.folded]
         lines += [f"  fused      {name}: {activation} into the convolution's epilogue"
                   for name, activation in self.fused]
         return "\n".join(lines)
@@ -79,7 +82,8 @@ def convert(model: torch.nn.Module, fuse_activations: bool = False) -> Conversio
 
     Subclasses of those torch classes (user layers that may override ``forward``) and unsupported options are
     left alone and reported with the reason. With ``fuse_activations``, a ReLU, LeakyReLU, GELU (erf form) or
-    SiLU that directly follows a converted convolution (1-D, 2-D or 3-D) in an ``nn.Sequential`` moves into the
+    SiLU that follows a converted convolution (1-D, 2-D or 3-D; ``nn.Identity`` layers between them aside) in an
+    ``nn.Sequential`` moves into the
     convolution's epilogue and its slot becomes ``nn.Identity`` (``state_dict`` keys are unchanged: activations have no
     state); modules with hooks, or used in more than one place, are not fused. Returns a
     :class:`ConversionReport`.
@@ -134,7 +138,11 @@ def _fuse_activations(model: torch.nn.Module, report: ConversionReport) -> None:
         if type(seq) is not torch.nn.Sequential:
             continue
         keys = list(seq._modules)
-        for key, next_key in zip(keys, keys[1:], strict=False):
+        for i, key in enumerate(keys):
+            following = [k for k in keys[i + 1:] if type(seq._modules[k]) is not torch.nn.Identity]
+            if not following:
+                continue
+            next_key = following[0]  # (the next layer that is not an nn.Identity, such as a folded BatchNorm)
             conv, act = seq._modules[key], seq._modules[next_key]
             found = _activation_of(act) if act is not None else None
             if (found is None or not isinstance(conv, _CONVS)

@@ -381,6 +381,16 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("3-D pooling: adaptive max pooling keeps the input's layout", "kernels/functional/pool.py",
            "return not g.adaptive if is_max else g.is_global", "return True if is_max else g.is_global",
            ("tests/test_pool3d.py", "-k", "channels_last")),
+    # --- whole-model inference (kernels.optimize) -------------------------------------------------------
+    Mutant("BatchNorm fold: a transposed convolution scaled along its input channels", "kernels/optimize.py",
+           "    if isinstance(conv, _CONV_TRANSPOSE):  # weight", "    if False:  # weight",
+           ("tests/test_optimize.py", "-k", "test_fold_batch_norm")),
+    Mutant("BatchNorm fold: the variance without eps", "kernels/optimize.py",
+           "scale = torch.rsqrt(var + bn.eps)", "scale = torch.rsqrt(var)",
+           ("tests/test_optimize.py", "-k", "test_fold_batch_norm")),
+    Mutant("residual fusion: the add after the activation", "kernels/optimize.py",
+           "conv._set_epilogue(name, slope, before and activation is not None)",
+           "conv._set_epilogue(name, slope, False)", ("tests/test_optimize.py", "-k", "resnet18")),
     Mutant("conv2d without autocast", "kernels/functional/conv2d.py",
            '@autocast_inputs("conv")\ndef conv2d(', "def conv2d(", ("tests/test_autocast.py",)),
     Mutant("call plan: every tensor slot gets the first tensor", "kernels/call_plans.py",
@@ -427,8 +437,9 @@ class Outcome:
 
 
 def _copy_tree(dest: Path) -> None:
-    """The package, the tests and the project file: what a test run reads."""
-    for name in ("kernels", "tests"):
+    """The package, the tests, the benchmarks (some tests build their networks) and the project file: what a
+    test run reads."""
+    for name in ("kernels", "tests", "bench"):
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy2(ROOT / "pyproject.toml", dest / "pyproject.toml")
 
