@@ -112,7 +112,7 @@ def convert(model: torch.nn.Module, fuse_activations: bool = False) -> Conversio
     return report
 
 
-def _activation_of(module: torch.nn.Module) -> tuple[str, float] | None:
+def epilogue_activation_of(module: torch.nn.Module) -> tuple[str, float] | None:
     """The fused-epilogue activation equal to ``module`` (exact torch classes only), or None."""
     cls = type(module)
     if cls is torch.nn.ReLU:
@@ -126,7 +126,7 @@ def _activation_of(module: torch.nn.Module) -> tuple[str, float] | None:
     return None
 
 
-def _has_hooks(module: torch.nn.Module) -> bool:
+def has_hooks(module: torch.nn.Module) -> bool:
     return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks)
 
 
@@ -144,9 +144,9 @@ def _fuse_activations(model: torch.nn.Module, report: ConversionReport) -> None:
                 continue
             next_key = following[0]  # (the next layer that is not an nn.Identity, such as a folded BatchNorm)
             conv, act = seq._modules[key], seq._modules[next_key]
-            found = _activation_of(act) if act is not None else None
+            found = epilogue_activation_of(act) if act is not None else None
             if (found is None or not isinstance(conv, _CONVS)
-                    or conv.activation is not None or uses[id(conv)] > 1 or _has_hooks(conv) or _has_hooks(act)):
+                    or conv.activation is not None or uses[id(conv)] > 1 or has_hooks(conv) or has_hooks(act)):
                 continue
             conv._set_epilogue(found[0], found[1], False)
             seq._modules[next_key] = torch.nn.Identity()

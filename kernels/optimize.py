@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import fx
 
 from . import nn as knn
-from .convert import ConversionReport, _activation_of, convert
+from .convert import ConversionReport, convert, epilogue_activation_of, has_hooks
 
 __all__ = ["optimize"]
 
@@ -94,7 +94,8 @@ def _activation(gm: fx.GraphModule, node: fx.Node, source: fx.Node) -> tuple[str
     if node.op == "call_module":
         if len(node.args) != 1 or node.kwargs:
             return None
-        return _activation_of(_module(gm, node))
+        module = _module(gm, node)
+        return None if has_hooks(module) else epilogue_activation_of(module)
     if node.args[:1] != (source,) or len(node.args) > 1:
         return None
     if node.op == "call_function" and node.target in _FUNCTIONS:
@@ -146,8 +147,9 @@ def _fold(gm: fx.GraphModule) -> list[tuple[str, str]]:
         if bn is None or type(bn) not in _BATCH_NORM or not isinstance(source, fx.Node):
             continue
         conv = _module(gm, source)
-        if conv is None or not _foldable(conv, bn) or _sole_user(source) is not node:
-            continue
+        if (conv is None or not _foldable(conv, bn) or _sole_user(source) is not node or has_hooks(conv)
+                or has_hooks(bn)):
+            continue  # (a hook would see what folding changes)
         if sum(1 for n in gm.graph.nodes if n.op == "call_module" and n.target == source.target) != 1:
             continue  # (a convolution module called twice keeps its BatchNorms apart)
         fold_batch_norm(conv, bn)
@@ -165,7 +167,7 @@ def _fuse(gm: fx.GraphModule, report: ConversionReport) -> None:
     for conv_node in list(gm.graph.nodes):
         conv = _module(gm, conv_node)
         if (not isinstance(conv, _FUSABLE) or calls[conv_node.target] != 1 or conv.activation is not None
-                or len(conv_node.args) != 1 or conv_node.kwargs):
+                or len(conv_node.args) != 1 or conv_node.kwargs or has_hooks(conv)):
             continue
         done: list[str] = []
         activation = residual = None

@@ -21,7 +21,7 @@ from typing import ClassVar
 import torch
 
 from ._runtime import TORCH_VERSION
-from .shapes import FLOAT_DTYPES, memoised_check
+from .shapes import FLOAT_DTYPES, Window2d, memoised_check
 
 _INT_MAX = 2**31 - 1
 
@@ -72,7 +72,7 @@ def window_max_cover(kernel: int, stride: int, dilation: int = 1) -> int:
 
 
 @dataclass(frozen=True)
-class PoolGeometry:
+class PoolGeometry(Window2d):
     """Everything a pooling kernel needs: input ``(N, C, H, W)``, output ``(N, C, P, Q)``.
 
     For max/avg pooling, window ``(p, q)`` reads rows ``p*stride_h - pad_h + r*dil_h`` (``r < kh``) and the
@@ -104,18 +104,6 @@ class PoolGeometry:
     @property
     def kernel(self) -> tuple[int, int]:
         return self.kh, self.kw
-
-    @property
-    def stride(self) -> tuple[int, int]:
-        return self.stride_h, self.stride_w
-
-    @property
-    def padding(self) -> tuple[int, int]:
-        return self.pad_h, self.pad_w
-
-    @property
-    def dilation(self) -> tuple[int, int]:
-        return self.dil_h, self.dil_w
 
     @property
     def cover_h(self) -> int:

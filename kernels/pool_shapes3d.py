@@ -25,12 +25,13 @@ from .pool_shapes import (
     window_max_cover,
 )
 from .shapes import memoised_check
+from .shapes3d import Window3d
 
 IntTriple = int | Sequence[int]
 
 
 @dataclass(frozen=True)
-class PoolGeometry3d:
+class PoolGeometry3d(Window3d):
     """Everything a 3-D pooling kernel needs: input ``(N, C, D, H, W)``, output ``(N, C, T, P, Q)``.
 
     For max/avg pooling, window ``(t, p, q)`` reads depth ``t*stride_d - pad_d + r*dil_d`` (``r < kd``) and
@@ -86,18 +87,6 @@ class PoolGeometry3d:
     @property
     def kernel(self) -> tuple[int, int, int]:
         return self.kd, self.kh, self.kw
-
-    @property
-    def stride(self) -> tuple[int, int, int]:
-        return self.stride_d, self.stride_h, self.stride_w
-
-    @property
-    def padding(self) -> tuple[int, int, int]:
-        return self.pad_d, self.pad_h, self.pad_w
-
-    @property
-    def dilation(self) -> tuple[int, int, int]:
-        return self.dil_d, self.dil_h, self.dil_w
 
     def saved_index_dtype(self, return_indices: bool) -> torch.dtype:
         """The dtype of max pooling's saved maxima: torch's int64 flat indices ``(d*H + h)*W + w`` (the 3-D

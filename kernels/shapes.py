@@ -161,8 +161,25 @@ class GroupedChannels:
         return self.C // self.groups == 1 and self.groups == self.C
 
 
+class Window2d:
+    """The per-axis window tuples of every 2-D geometry (convolution and pooling) from its ``_h``/``_w``
+    fields (which the dataclass declares)."""
+
+    @property
+    def stride(self) -> tuple[int, int]:
+        return self.stride_h, self.stride_w
+
+    @property
+    def padding(self) -> tuple[int, int]:
+        return self.pad_h, self.pad_w
+
+    @property
+    def dilation(self) -> tuple[int, int]:
+        return self.dil_h, self.dil_w
+
+
 @dataclass(frozen=True)
-class ConvGeometry(GroupedChannels):
+class ConvGeometry(GroupedChannels, Window2d):
     """Everything a conv2d kernel needs to know about the problem.
 
     Input ``(N, C, H, W)``, weight ``(K, C // groups, R, S)``, output ``(N, K, P, Q)``. ``pad_h``/``pad_w``
@@ -187,18 +204,6 @@ class ConvGeometry(GroupedChannels):
     dil_w: int
     groups: int
     rank: ClassVar[int] = 2  # (spatial axes)
-
-    @property
-    def stride(self) -> tuple[int, int]:
-        return self.stride_h, self.stride_w
-
-    @property
-    def padding(self) -> tuple[int, int]:
-        return self.pad_h, self.pad_w
-
-    @property
-    def dilation(self) -> tuple[int, int]:
-        return self.dil_h, self.dil_w
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:

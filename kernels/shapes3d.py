@@ -30,8 +30,25 @@ from .shapes import (
 )
 
 
+class Window3d:
+    """The per-axis window tuples of every 3-D geometry (convolution and pooling) from its ``_d``/``_h``/``_w``
+    fields (which the dataclass declares)."""
+
+    @property
+    def stride(self) -> tuple[int, int, int]:
+        return self.stride_d, self.stride_h, self.stride_w
+
+    @property
+    def padding(self) -> tuple[int, int, int]:
+        return self.pad_d, self.pad_h, self.pad_w
+
+    @property
+    def dilation(self) -> tuple[int, int, int]:
+        return self.dil_d, self.dil_h, self.dil_w
+
+
 @dataclass(frozen=True)
-class ConvGeometry3d(GroupedChannels):
+class ConvGeometry3d(GroupedChannels, Window3d):
     """Everything a 3-D convolution kernel needs to know about the problem.
 
     Input ``(N, C, D, H, W)``, weight ``(K, C // groups, T, R, S)``, output ``(N, K, Z, P, Q)``.
@@ -75,18 +92,6 @@ class ConvGeometry3d(GroupedChannels):
     def output_size(self) -> tuple[int, int, int]:
         """The output's spatial size ``(Z, P, Q)``."""
         return self.Z, self.P, self.Q
-
-    @property
-    def stride(self) -> tuple[int, int, int]:
-        return self.stride_d, self.stride_h, self.stride_w
-
-    @property
-    def padding(self) -> tuple[int, int, int]:
-        return self.pad_d, self.pad_h, self.pad_w
-
-    @property
-    def dilation(self) -> tuple[int, int, int]:
-        return self.dil_d, self.dil_h, self.dil_w
 
     @property
     def flops(self) -> int:

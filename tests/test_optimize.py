@@ -112,6 +112,21 @@ def test_batch_norm_with_other_users_or_a_shared_convolution_is_not_folded() -> 
     _close(optimized(x), model(x))
 
 
+def test_modules_with_hooks_are_neither_folded_nor_fused() -> None:
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 4, 1),
+                                torch.nn.ReLU()).to(F64).eval()
+    _randomise_norms(model)
+    seen = []
+    model[1].register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    model[3].register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    x = torch.randn(2, 3, 6, 5, dtype=F64)
+    optimized = kernels.optimize(model, (x,))
+    assert optimized.optimize_report.folded == [] and optimized.optimize_report.fused == []
+    seen.clear()
+    _close(optimized(x), model(x))
+    assert len(seen) == 4  # each hook ran in both models
+
+
 # --------------------------------------------------------------------------------------------------------
 # Whole networks
 

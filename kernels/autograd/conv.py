@@ -162,44 +162,29 @@ def conv_transpose_grads(passes: ConvPasses, saved: Sequence[Tensor | None], nee
 
 
 class ConvFunction(torch.autograd.Function):
-    """A convolution with every pass in Triton, and an optional fused epilogue. Inputs are batched ``(N, C,
-    *in)``; ``g`` is their geometry; ``residual`` (or None) has the output's shape; ``channels_last`` (None:
-    torch's rule) fixes the output's layout."""
+    """A convolution, or with ``transposed`` a transposed convolution, with every pass in Triton and an
+    optional fused epilogue. Inputs are batched ``(N, C, *in)``; ``g`` is their geometry (transposed: that of
+    the convolution it transposes); ``residual`` (or None) has the output's shape; ``channels_last`` (None:
+    torch's rule) fixes the output's layout. The recorded backward is made of the convolution's differentiable
+    Functions, so gradients of gradients work for both."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, residual: Tensor | None, g: Geometry,
-                epilogue: Epilogue = PLAIN, channels_last: bool | None = None) -> Tensor:
-        out, preact = RANKS[g.rank].output(x, weight, bias, residual, g, epilogue, channels_last,
-                                           epilogue.needs_preact(any(ctx.needs_input_grad[:4])))
+                epilogue: Epilogue = PLAIN, channels_last: bool | None = None, transposed: bool = False) -> Tensor:
+        rank = RANKS[g.rank]
+        build = rank.transposed_output if transposed else rank.output
+        out, preact = build(x, weight, bias, residual, g, epilogue, channels_last,
+                            epilogue.needs_preact(any(ctx.needs_input_grad[:4])))
         save_conv(ctx, x, weight, bias, residual, out, preact, g, epilogue)
+        ctx.transposed = transposed
         return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        grads = conv_grads(eager_passes(LAUNCHERS, RECORDED), ctx.saved_tensors, ctx.needs_input_grad,
-                           ctx.geometry, ctx.epilogue, grad_out)
-        return *grads, None, None, None
-
-
-class ConvTransposeFunction(torch.autograd.Function):
-    """A transposed convolution with every pass in Triton, and an optional fused epilogue. ``x`` is batched
-    ``(N, Cin, *in)``; ``g`` is the geometry of the convolution it transposes; ``residual`` (or None) has the
-    output's shape; ``channels_last`` (None: torch's rule) fixes the output's layout. The recorded backward is
-    made of the convolution's differentiable Functions, so gradients of gradients work too."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, residual: Tensor | None, g: Geometry,
-                epilogue: Epilogue = PLAIN, channels_last: bool | None = None) -> Tensor:
-        out, preact = RANKS[g.rank].transposed_output(x, weight, bias, residual, g, epilogue, channels_last,
-                                                      epilogue.needs_preact(any(ctx.needs_input_grad[:4])))
-        save_conv(ctx, x, weight, bias, residual, out, preact, g, epilogue)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        grads = conv_transpose_grads(eager_passes(LAUNCHERS, RECORDED), ctx.saved_tensors, ctx.needs_input_grad,
-                                     ctx.geometry, ctx.epilogue, grad_out)
-        return *grads, None, None, None
+        grads = (conv_transpose_grads if ctx.transposed else conv_grads)(
+            eager_passes(LAUNCHERS, RECORDED), ctx.saved_tensors, ctx.needs_input_grad, ctx.geometry, ctx.epilogue,
+            grad_out)
+        return *grads, None, None, None, None
 
 
 class ConvInputGrad(torch.autograd.Function):

@@ -9,7 +9,6 @@ import torch
 from ..autograd.conv import (
     RANKS,
     ConvFunction,
-    ConvTransposeFunction,
     Geometry,
     registered_conv,
     registered_conv_transpose,
@@ -27,8 +26,7 @@ def run_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, r
         return registered(x, weight, bias, residual, g, epilogue, RANKS[g.rank].output_channels_last(x, weight),
                           wants_grad(x, weight, bias, residual))
     if wants_grad(x, weight, bias, residual):
-        return apply_function(ConvTransposeFunction if transposed else ConvFunction, x, weight, bias, residual, g,
-                              epilogue)
+        return apply_function(ConvFunction, x, weight, bias, residual, g, epilogue, None, transposed)
     # nothing to differentiate: the kernels without autograd's bookkeeping
     rank = RANKS[g.rank]
     return (rank.transposed_output if transposed else rank.output)(x, weight, bias, residual, g, epilogue)[0]
