@@ -139,10 +139,10 @@ def _fuse_activations(model: torch.nn.Module, report: ConversionReport) -> None:
             continue
         keys = list(seq._modules)
         for i, key in enumerate(keys):
-            following = [k for k in keys[i + 1:] if type(seq._modules[k]) is not torch.nn.Identity]
-            if not following:
+            # the next layer that is not an nn.Identity (such as a folded BatchNorm)
+            next_key = next((k for k in keys[i + 1:] if type(seq._modules[k]) is not torch.nn.Identity), None)
+            if next_key is None:
                 continue
-            next_key = following[0]  # (the next layer that is not an nn.Identity, such as a folded BatchNorm)
             conv, act = seq._modules[key], seq._modules[next_key]
             found = epilogue_activation_of(act) if act is not None else None
             if (found is None or not isinstance(conv, _CONVS)

@@ -76,9 +76,8 @@ def fold_batch_norm(conv: torch.nn.Module, bn: torch.nn.Module) -> None:
 
 
 def _foldable(conv: torch.nn.Module, bn: torch.nn.Module) -> bool:
-    out_channels = conv.out_channels if isinstance(conv, _CONV + _CONV_TRANSPOSE) else None
     return (isinstance(conv, _CONV + _CONV_TRANSPOSE) and type(bn) in _BATCH_NORM
-            and bn.running_mean is not None and bn.num_features == out_channels)
+            and bn.running_mean is not None and bn.num_features == conv.out_channels)
 
 
 def _module(gm: fx.GraphModule, node: fx.Node) -> torch.nn.Module | None:
@@ -139,8 +138,18 @@ def _drop_eval_identities(gm: fx.GraphModule) -> None:
             gm.graph.erase_node(node)
 
 
+def _module_calls(gm: fx.GraphModule) -> dict[str, int]:
+    """How many nodes call each submodule (a module called more than once is neither folded nor fused)."""
+    calls: dict[str, int] = {}
+    for node in gm.graph.nodes:
+        if node.op == "call_module":
+            calls[node.target] = calls.get(node.target, 0) + 1
+    return calls
+
+
 def _fold(gm: fx.GraphModule) -> list[tuple[str, str]]:
     folded = []
+    calls = _module_calls(gm)
     for node in list(gm.graph.nodes):
         bn = _module(gm, node)
         source = node.args[0] if node.args else None
@@ -150,7 +159,7 @@ def _fold(gm: fx.GraphModule) -> list[tuple[str, str]]:
         if (conv is None or not _foldable(conv, bn) or _sole_user(source) is not node or has_hooks(conv)
                 or has_hooks(bn)):
             continue  # (a hook would see what folding changes)
-        if sum(1 for n in gm.graph.nodes if n.op == "call_module" and n.target == source.target) != 1:
+        if calls[source.target] != 1:
             continue  # (a convolution module called twice keeps its BatchNorms apart)
         fold_batch_norm(conv, bn)
         node.replace_all_uses_with(source)
@@ -160,10 +169,7 @@ def _fold(gm: fx.GraphModule) -> list[tuple[str, str]]:
 
 
 def _fuse(gm: fx.GraphModule, report: ConversionReport) -> None:
-    calls: dict[str, int] = {}
-    for node in gm.graph.nodes:
-        if node.op == "call_module":
-            calls[node.target] = calls.get(node.target, 0) + 1
+    calls = _module_calls(gm)
     for conv_node in list(gm.graph.nodes):
         conv = _module(gm, conv_node)
         if (not isinstance(conv, _FUSABLE) or calls[conv_node.target] != 1 or conv.activation is not None

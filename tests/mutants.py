@@ -375,8 +375,8 @@ MUTANTS: tuple[Mutant, ...] = (
            ("tests/test_index_chunks.py",)),
     # --- every rank's autograd and call route ----------------------------------------------------------
     Mutant("transposed convolution: weight gradient with its operands exchanged", "kernels/autograd/conv.py",
-           "    grad_w = passes.weight_grad(x, grad_pre, g) if need_w else None",
-           "    grad_w = passes.weight_grad(grad_pre, x, g) if need_w else None",
+           "grad_w = passes.weight_grad(x, grad_pre, g) if transposed else",
+           "grad_w = passes.weight_grad(grad_pre, x, g) if transposed else",
            ("tests/test_conv_transpose2d.py", "tests/test_conv3d.py", "-k", "transpose")),
     Mutant("3-D pooling: adaptive max pooling keeps the input's layout", "kernels/functional/pool.py",
            "return not g.adaptive if is_max else g.is_global", "return True if is_max else g.is_global",

@@ -108,14 +108,15 @@ def _planar(activation_backward: Callable[[Tensor, Tensor, Epilogue, tuple[Tenso
 
 
 def save_conv(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, residual: Tensor | None, out: Tensor,
-              preact: Tensor | None, g: Geometry, epilogue: Epilogue) -> None:
+              preact: Tensor | None, g: Geometry, epilogue: Epilogue, transposed: bool) -> None:
     """What a convolution's forward (direct or transposed) saves: ``x``, ``weight``, the tensor ``act'`` is read
     from (or None), and, for a curved activation, ``bias`` and ``residual`` (its pre-activation depends on them
-    too: see :class:`ActivationBackward`); the geometry and the epilogue."""
+    too: see :class:`ActivationBackward`); the geometry, the epilogue and whether it is transposed."""
     anchors = (bias, residual) if epilogue.curved else ()
     ctx.save_for_backward(x, weight, saved_for_backward(epilogue, out, preact), *anchors)
     ctx.geometry = g
     ctx.epilogue = epilogue
+    ctx.transposed = transposed
 
 
 def epilogue_grads(passes: ConvPasses, grad_out: Tensor, saved: Tensor | None, epilogue: Epilogue,
@@ -130,30 +131,23 @@ def epilogue_grads(passes: ConvPasses, grad_out: Tensor, saved: Tensor | None, e
 
 
 def conv_grads(passes: ConvPasses, saved: Sequence[Tensor | None], needs_input_grad: Sequence[bool], g: Geometry,
-               epilogue: Epilogue, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+               epilogue: Epilogue, transposed: bool, grad_out: Tensor) -> tuple[Tensor | None, ...]:
     """The gradients of a convolution's ``x``, ``weight``, ``bias`` and ``residual`` (None where not needed)
-    from ``grad_out (N, K, *out)``; ``saved`` is what :func:`save_conv` saved."""
+    from ``grad_out (N, K, *out)``; ``saved`` is what :func:`save_conv` saved. A transposed convolution
+    (``transposed``; ``g`` the geometry of the convolution it transposes) exchanges the roles: its input
+    gradient is a convolution, and its weight gradient takes ``x`` as the output gradient."""
     x, weight, activation_saved, *anchors = saved
     need_x, need_w, need_b, need_res = needs_input_grad[:4]
     grad_pre, grad_res = epilogue_grads(passes, grad_out, activation_saved, epilogue, (x, weight, *anchors),
                                         need_res)
-    grad_x = passes.input_grad(grad_pre, weight, g, RANKS[g.rank].grad_channels_last(x, weight)) if need_x else None
-    grad_w = passes.weight_grad(grad_pre, x, g) if need_w else None
-    grad_b = passes.channel_sum(grad_pre) if need_b else None
-    return grad_x, grad_w, grad_b, grad_res
-
-
-def conv_transpose_grads(passes: ConvPasses, saved: Sequence[Tensor | None], needs_input_grad: Sequence[bool],
-                         g: Geometry, epilogue: Epilogue, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-    """The gradients of a transposed convolution's ``x``, ``weight``, ``bias`` and ``residual`` from
-    ``grad_out (N, Cout, *out)``; ``g`` is the geometry of the convolution it transposes."""
-    x, weight, activation_saved, *anchors = saved
-    need_x, need_w, need_b, need_res = needs_input_grad[:4]
-    grad_pre, grad_res = epilogue_grads(passes, grad_out, activation_saved, epilogue, (x, weight, *anchors),
-                                        need_res)
-    grad_x = passes.conv(grad_pre, weight, g, RANKS[g.rank].grad_channels_last(x, weight)) if need_x else None
-    grad_w = passes.weight_grad(x, grad_pre, g) if need_w else None
-    grad_b = passes.channel_sum(grad_pre) if need_b else None
+    grad_x = grad_w = grad_b = None
+    if need_x:
+        layout = RANKS[g.rank].grad_channels_last(x, weight)
+        grad_x = (passes.conv if transposed else passes.input_grad)(grad_pre, weight, g, layout)
+    if need_w:
+        grad_w = passes.weight_grad(x, grad_pre, g) if transposed else passes.weight_grad(grad_pre, x, g)
+    if need_b:
+        grad_b = passes.channel_sum(grad_pre)
     return grad_x, grad_w, grad_b, grad_res
 
 
@@ -175,15 +169,13 @@ class ConvFunction(torch.autograd.Function):
         build = rank.transposed_output if transposed else rank.output
         out, preact = build(x, weight, bias, residual, g, epilogue, channels_last,
                             epilogue.needs_preact(any(ctx.needs_input_grad[:4])))
-        save_conv(ctx, x, weight, bias, residual, out, preact, g, epilogue)
-        ctx.transposed = transposed
+        save_conv(ctx, x, weight, bias, residual, out, preact, g, epilogue, transposed)
         return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        grads = (conv_transpose_grads if ctx.transposed else conv_grads)(
-            eager_passes(LAUNCHERS, RECORDED), ctx.saved_tensors, ctx.needs_input_grad, ctx.geometry, ctx.epilogue,
-            grad_out)
+        grads = conv_grads(eager_passes(LAUNCHERS, RECORDED), ctx.saved_tensors, ctx.needs_input_grad,
+                           ctx.geometry, ctx.epilogue, ctx.transposed, grad_out)
         return *grads, None, None, None, None
 
 
@@ -300,14 +292,14 @@ def preact_like(out: Tensor, stored: bool) -> Tensor:
     return torch.empty_like(out) if stored else out.new_empty((0,))
 
 
-def save_registered_conv(ctx, inputs: tuple, output: tuple[Tensor, Tensor], g: Geometry) -> None:
+def save_registered_conv(ctx, inputs: tuple, output: tuple[Tensor, Tensor], g: Geometry, transposed: bool) -> None:
     """:func:`save_conv` from a registered convolution's arguments (``inputs``, as ``kernels::conv2d`` and
     ``kernels::conv_transpose2d`` take them), its outputs and its geometry."""
     x, weight, bias, residual, *_, activation, negative_slope, residual_before_activation, store_preact = inputs
     epilogue = epilogue_of(activation, negative_slope, residual, residual_before_activation)
     out, preact = output
     save_conv(ctx, x, weight, bias, residual, out, preact if epilogue.needs_preact(store_preact) else None, g,
-              epilogue)
+              epilogue, transposed)
 
 
 @dataclass(frozen=True)
@@ -396,15 +388,17 @@ def _register(rank: int) -> RegisteredConvOps:
     def setup_conv(ctx, inputs: tuple, output: tuple[Tensor, Tensor]) -> None:
         x, weight, _, _, stride, padding, dilation, groups, output_size = inputs[:9]
         save_registered_conv(ctx, inputs, output,
-                             geometry_of(x.shape, weight.shape, stride, padding, dilation, groups, output_size))
+                             geometry_of(x.shape, weight.shape, stride, padding, dilation, groups, output_size),
+                             False)
 
     def setup_conv_transpose(ctx, inputs: tuple, output: tuple[Tensor, Tensor]) -> None:
         x, weight, _, _, stride, padding, dilation, groups, output_size = inputs[:9]
         save_registered_conv(ctx, inputs, output,
-                             transposed_geometry_of(x, weight, stride, padding, dilation, groups, output_size))
+                             transposed_geometry_of(x, weight, stride, padding, dilation, groups, output_size),
+                             True)
 
     conv_op.register_autograd(_backward_conv, setup_context=setup_conv)
-    conv_transpose_op.register_autograd(_backward_conv_transpose, setup_context=setup_conv_transpose)
+    conv_transpose_op.register_autograd(_backward_conv, setup_context=setup_conv_transpose)
     return RegisteredConvOps(conv_op, input_grad_op, weight_grad_op, conv_transpose_op)
 
 
@@ -445,13 +439,8 @@ REGISTERED = ConvPasses(
 
 
 def _backward_conv(ctx, grad_out: Tensor, _grad_preact: Tensor | None) -> tuple:
-    grads = conv_grads(REGISTERED, ctx.saved_tensors, ctx.needs_input_grad, ctx.geometry, ctx.epilogue, grad_out)
-    return *grads, *(None,) * (len(ctx.needs_input_grad) - len(grads))
-
-
-def _backward_conv_transpose(ctx, grad_out: Tensor, _grad_preact: Tensor | None) -> tuple:
-    grads = conv_transpose_grads(REGISTERED, ctx.saved_tensors, ctx.needs_input_grad, ctx.geometry, ctx.epilogue,
-                                 grad_out)
+    grads = conv_grads(REGISTERED, ctx.saved_tensors, ctx.needs_input_grad, ctx.geometry, ctx.epilogue,
+                       ctx.transposed, grad_out)
     return *grads, *(None,) * (len(ctx.needs_input_grad) - len(grads))
 
 
